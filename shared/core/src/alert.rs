@@ -1,0 +1,241 @@
+//! The normalised alert every source parses into.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::names::{ClusterName, InstanceId, InstanceName, K8sName, Location, Namespace, ProjectId, Zone};
+use crate::severity::Severity;
+
+/// Which product produced an alert.
+///
+/// A Falco alert is `falco` whether it arrived from Falcosidekick or through a log sink and
+/// Pub/Sub, so one policy covers both delivery paths; `delivery` tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Falco runtime security (syscalls, k8s audit and other Falco sources).
+    Falco,
+    /// A Cloud Monitoring alerting incident.
+    Monitoring,
+    /// Any other Cloud Logging entry (GKE audit logs, VM logs, …).
+    Logging,
+}
+
+impl Source {
+    /// The lowercase name used in policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Falco => "falco",
+            Source::Monitoring => "monitoring",
+            Source::Logging => "logging",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an alert reached riposte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Posted directly (Falcosidekick, Monitoring webhook channel).
+    Webhook,
+    /// A Pub/Sub push delivery (log sink or Monitoring Pub/Sub channel).
+    PubSub,
+    /// Read from a file by `riposte replay`.
+    Replay,
+}
+
+/// Whether the condition behind the alert is still present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// The condition is active: policies may start actions.
+    Firing,
+    /// The condition ended (a closed Monitoring incident): never starts actions.
+    Resolved,
+}
+
+/// What the alert says about where it happened. Every hint is validated; a value that is not a
+/// valid name is dropped and explained in [`Alert::notes`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceHints {
+    /// Google Cloud project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<ProjectId>,
+    /// Cluster location (region or zone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// Compute Engine zone of the instance, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<Zone>,
+    /// GKE cluster name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterName>,
+    /// Kubernetes namespace of the pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<Namespace>,
+    /// Pod name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<K8sName>,
+    /// Kubernetes node name (on GKE, also the VM's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<K8sName>,
+    /// Compute Engine instance name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceName>,
+    /// Compute Engine instance id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<InstanceId>,
+}
+
+impl ResourceHints {
+    /// The hint called `name` as a string (`project`, `location`, `zone`, `cluster`, `namespace`,
+    /// `pod`, `node`, `instance`, `instance_id`), for grouping and matching.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "project" => self.project.as_ref().map(ProjectId::as_str),
+            "location" => self.location.as_ref().map(Location::as_str),
+            "zone" => self.zone.as_ref().map(Zone::as_str),
+            "cluster" => self.cluster.as_ref().map(ClusterName::as_str),
+            "namespace" => self.namespace.as_ref().map(Namespace::as_str),
+            "pod" => self.pod.as_ref().map(K8sName::as_str),
+            "node" => self.node.as_ref().map(K8sName::as_str),
+            "instance" => self.instance.as_ref().map(InstanceName::as_str),
+            "instance_id" => self.instance_id.as_ref().map(InstanceId::as_str),
+            _ => None,
+        }
+    }
+
+    /// The names [`ResourceHints::get`] knows.
+    pub const NAMES: [&'static str; 9] =
+        ["project", "location", "zone", "cluster", "namespace", "pod", "node", "instance", "instance_id"];
+
+    /// Fills every hint that is still empty from `other`.
+    pub fn fill_from(&mut self, other: ResourceHints) {
+        fn fill<T>(slot: &mut Option<T>, value: Option<T>) {
+            if slot.is_none() {
+                *slot = value;
+            }
+        }
+        fill(&mut self.project, other.project);
+        fill(&mut self.location, other.location);
+        fill(&mut self.zone, other.zone);
+        fill(&mut self.cluster, other.cluster);
+        fill(&mut self.namespace, other.namespace);
+        fill(&mut self.pod, other.pod);
+        fill(&mut self.node, other.node);
+        fill(&mut self.instance, other.instance);
+        fill(&mut self.instance_id, other.instance_id);
+    }
+}
+
+/// A security alert from any source, in one shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Which product raised it.
+    pub source: Source,
+    /// How it reached riposte.
+    pub delivery: Delivery,
+    /// Severity on riposte's scale.
+    pub severity: Severity,
+    /// The rule (Falco), alert policy (Monitoring) or method / log (Logging) that fired.
+    pub rule: String,
+    /// A one-line human description.
+    pub summary: String,
+    /// When the event happened (the sender's time, or the receive time when it sent none).
+    pub time: Timestamp,
+    /// Firing, or resolved (never starts actions).
+    pub status: AlertStatus,
+    /// Flat map of the event's fields (`proc.name`, `resource.labels.zone`, …). Values keep their JSON
+    /// type: strings, integers (Falco's nanosecond times exceed 2^53 and stay exact), or null.
+    pub fields: BTreeMap<String, Value>,
+    /// Tags (Falco rule tags; Monitoring policy user labels as `key=value`; `test` on test events).
+    pub tags: Vec<String>,
+    /// Where it happened, validated.
+    pub resource: ResourceHints,
+    /// What the parser had to ignore or assume, for the audit trail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// The payload exactly as received (decoded from Pub/Sub), kept for audit.
+    pub raw: Value,
+}
+
+impl Alert {
+    /// The field `name` rendered as a string for grouping and glob matching (`null` → none).
+    pub fn field_str(&self, name: &str) -> Option<String> {
+        match self.fields.get(name)? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// Parses `raw` as a hint of type `T`; an invalid value becomes a note instead of a hint.
+    pub fn hint<T: std::str::FromStr<Err = crate::names::InvalidName>>(
+        notes: &mut Vec<String>,
+        what: &str,
+        raw: Option<&str>,
+    ) -> Option<T> {
+        let raw = raw?.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        match raw.parse() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                notes.push(format!("ignored {what} hint: {e}"));
+                None
+            }
+        }
+    }
+}
+
+/// Flattens nested JSON objects into `prefix.key` entries; arrays and scalars are kept as values.
+pub fn flatten_into(prefix: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten_into(&key, v, out);
+            }
+        }
+        other if !prefix.is_empty() => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn flatten_keeps_types_and_dots_nested_keys() {
+        let mut out = BTreeMap::new();
+        flatten_into("", &json!({"a": {"b": 1, "c": [1, 2]}, "d": null, "t": 1763799151118022917u64}), &mut out);
+        assert_eq!(out["a.b"], json!(1));
+        assert_eq!(out["a.c"], json!([1, 2]));
+        assert_eq!(out["d"], Value::Null);
+        assert_eq!(out["t"].as_u64(), Some(1763799151118022917));
+    }
+
+    #[test]
+    fn invalid_hints_become_notes() {
+        let mut notes = vec![];
+        let v: Option<InstanceName> = Alert::hint(&mut notes, "instance", Some("the name of the VM instance"));
+        assert!(v.is_none());
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("instance hint"));
+    }
+}

@@ -1,0 +1,62 @@
+//! Executors carry out steps. The dry-run executor records the exact requests a step would send
+//! and sends none; the Compute and GKE executors live in `riposte-cloud`.
+
+use async_trait::async_trait;
+
+use crate::incident::{Incident, Step, StepReport};
+
+/// Why a step did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// Worth retrying with the same idempotency key (429, 5xx, timeouts).
+    #[error("{0}")]
+    Retryable(String),
+    /// Retrying cannot help (403, invalid target, conflicting firewall rule).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl ExecError {
+    /// A bounded label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ExecError::Retryable(_) => "retryable",
+            ExecError::Permanent(_) => "permanent",
+        }
+    }
+}
+
+/// Carries out one step of an incident's plan.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// A short name for logs (`dry-run`, `google-cloud`).
+    fn name(&self) -> &'static str;
+
+    /// Executes `step` of `incident`. Must be idempotent under the step's idempotency key: a retry
+    /// after a crash must not repeat an effect.
+    async fn execute(&self, incident: &Incident, step: &Step) -> Result<StepReport, ExecError>;
+}
+
+/// Records the requests each step would send, and sends nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DryRunExecutor;
+
+#[async_trait]
+impl Executor for DryRunExecutor {
+    fn name(&self) -> &'static str {
+        "dry-run"
+    }
+
+    async fn execute(&self, _incident: &Incident, step: &Step) -> Result<StepReport, ExecError> {
+        let target = step.target.as_ref().map(|t| t.describe()).unwrap_or_default();
+        Ok(StepReport {
+            message: format!(
+                "dry run: {} on {target}: {} request(s) recorded, none sent",
+                step.action.name(),
+                step.requests.len()
+            ),
+            requests: step.requests.clone(),
+            dry_run: true,
+        })
+    }
+}

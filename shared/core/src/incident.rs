@@ -1,0 +1,345 @@
+//! Incidents, their steps, and every state transition on them.
+//!
+//! The transitions are pure methods here; a [`crate::store::Store`] applies them atomically
+//! (one redb write transaction, one Firestore transaction), so every store shares the same rules.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::action::{Action, ActionClass};
+use crate::alert::Alert;
+use crate::requests::PlannedRequest;
+use crate::target::Target;
+
+/// Where a step is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Ready to run.
+    Pending,
+    /// Claimed by a runner until the lease expires.
+    Running,
+    /// Finished successfully.
+    Done,
+    /// Not run, with the reason (target not resolvable, approval rejected, …).
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// Failed permanently, or retries were exhausted.
+    Failed {
+        /// The last error.
+        error: String,
+    },
+    /// Destructive: waits for the approval.
+    AwaitingApproval,
+}
+
+/// A runner's claim on a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The runner holding it.
+    pub owner: String,
+    /// When it lapses and another runner may take the step over.
+    pub until: Timestamp,
+}
+
+/// What running a step did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// One line for humans.
+    pub message: String,
+    /// The requests sent (or, in dry-run, that would have been sent).
+    pub requests: Vec<PlannedRequest>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+/// One action of the plan, on one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Position in the plan.
+    pub index: usize,
+    /// The action and its parameters.
+    pub action: Action,
+    /// Safe or destructive.
+    pub class: ActionClass,
+    /// Runs only after approval (every destructive step, and safe steps listed under `on_approval`).
+    pub gated: bool,
+    /// The target, when it could be resolved.
+    pub target: Option<Target>,
+    /// Where the step is.
+    pub status: StepStatus,
+    /// How many times a runner claimed it.
+    pub attempts: u32,
+    /// Stable per step; retries reuse it (Compute `requestId` derives from it).
+    pub idempotency_key: String,
+    /// The current claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// The requests this step will send, with `${…}` for values read from an earlier response.
+    pub requests: Vec<PlannedRequest>,
+    /// What the last run did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<StepReport>,
+}
+
+/// An approver's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Who decided (email, or the approver slot).
+    pub by: String,
+    /// Approve or reject.
+    pub approve: bool,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// Where an approval request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    /// Waiting for decisions.
+    Pending,
+    /// Enough approvals: the destructive steps run.
+    Approved,
+    /// Someone rejected: the destructive steps are skipped.
+    Rejected,
+    /// Nobody decided in time.
+    Expired,
+}
+
+/// The approval request for an incident's destructive steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Hash of the destructive steps and their targets; a decision for another plan is refused.
+    pub plan_hash: String,
+    /// Distinct approvals needed.
+    pub required: u32,
+    /// Who may approve (anyone with a link when empty).
+    pub approvers: Vec<String>,
+    /// After this, decisions are refused.
+    pub expires_at: Timestamp,
+    /// Where the request is.
+    pub state: ApprovalState,
+    /// Decisions so far.
+    pub decisions: Vec<Decision>,
+}
+
+/// The result of a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DecisionOutcome {
+    /// Counted; more approvals are needed.
+    Recorded {
+        /// Approvals so far.
+        approvals: u32,
+        /// Approvals needed.
+        required: u32,
+    },
+    /// This decision completed the approval: the destructive steps are now pending.
+    Approved,
+    /// This decision rejected the plan.
+    Rejected,
+    /// The request was already decided (or expired) before this decision.
+    AlreadyDecided {
+        /// Its state.
+        state: ApprovalState,
+    },
+    /// This approver already approved.
+    Duplicate,
+    /// The plan changed since the link was made.
+    PlanChanged,
+    /// The approver is not on the policy's list.
+    NotAnApprover,
+    /// The incident has nothing to approve.
+    NothingToApprove,
+}
+
+/// A line in the incident's journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// When.
+    pub at: Timestamp,
+    /// What happened.
+    pub message: String,
+}
+
+/// An incident: the alerts of one key inside the dedup window, and the plan they started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Id, safe in URLs (`20261122-081231-3f9a1c2e`).
+    pub id: String,
+    /// Incident key (hash of the policy and the group_by values).
+    pub key: String,
+    /// The group_by values the key is made of, for humans.
+    pub key_parts: Vec<(String, String)>,
+    /// The policy that matched.
+    pub policy: String,
+    /// When the first alert arrived.
+    pub created_at: Timestamp,
+    /// When the last alert arrived.
+    pub last_seen: Timestamp,
+    /// How many alerts joined it.
+    pub alert_count: u64,
+    /// Alerts within this many seconds of `last_seen` join this incident.
+    pub dedup_window_secs: u64,
+    /// When the source said the condition ended (a closed Monitoring incident).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+    /// Never calls a real API.
+    pub dry_run: bool,
+    /// Notifier names.
+    pub notify: Vec<String>,
+    /// The first alert, with its raw payload, for audit.
+    pub alert: Alert,
+    /// The plan.
+    pub steps: Vec<Step>,
+    /// The approval request for destructive steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// What happened, in order.
+    pub journal: Vec<JournalEntry>,
+}
+
+/// Hex SHA-256 of `parts` joined by NUL.
+pub fn digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Incident {
+    /// Whether an alert arriving at `now` joins this incident rather than opening a new one.
+    pub fn absorbs(&self, now: Timestamp) -> bool {
+        let window = SignedDuration::from_secs(self.dedup_window_secs.min(i64::MAX as u64) as i64);
+        self.resolved_at.is_none() && now.duration_since(self.last_seen) <= window
+    }
+
+    /// Counts one more alert.
+    pub fn count_alert(&mut self, now: Timestamp) {
+        self.alert_count += 1;
+        self.last_seen = self.last_seen.max(now);
+    }
+
+    /// Records that the source closed the condition; nothing new starts.
+    pub fn resolve(&mut self, now: Timestamp, by: &str) {
+        self.count_alert(now);
+        if self.resolved_at.is_none() {
+            self.resolved_at = Some(now);
+            self.note(now, format!("{by} reported the condition closed"));
+        }
+    }
+
+    /// Adds a journal line.
+    pub fn note(&mut self, at: Timestamp, message: impl Into<String>) {
+        self.journal.push(JournalEntry { at, message: message.into() });
+    }
+
+    /// Whether step `i` may be claimed at `now`: pending, or running under a lapsed lease.
+    pub fn claimable(&self, i: usize, now: Timestamp) -> bool {
+        self.steps.get(i).is_some_and(|s| match s.status {
+            StepStatus::Pending => true,
+            StepStatus::Running => s.lease.as_ref().is_none_or(|l| l.until <= now),
+            _ => false,
+        })
+    }
+
+    /// Claims step `i` for `owner` until `until`. Returns whether it was claimed.
+    pub fn claim(&mut self, i: usize, owner: &str, now: Timestamp, until: Timestamp) -> bool {
+        if !self.claimable(i, now) {
+            return false;
+        }
+        let step = &mut self.steps[i];
+        step.status = StepStatus::Running;
+        step.attempts += 1;
+        step.lease = Some(Lease { owner: owner.to_string(), until });
+        true
+    }
+
+    /// Records the end of step `i` if `owner` still holds it. Returns whether it was recorded.
+    pub fn finish(&mut self, i: usize, owner: &str, status: StepStatus, report: Option<StepReport>, now: Timestamp) -> bool {
+        let Some(step) = self.steps.get_mut(i) else { return false };
+        if step.status != StepStatus::Running || step.lease.as_ref().is_none_or(|l| l.owner != owner) {
+            return false;
+        }
+        let line = match &status {
+            StepStatus::Done => format!("{} done", step.action.name()),
+            StepStatus::Failed { error } => format!("{} failed: {error}", step.action.name()),
+            StepStatus::Pending => format!("{} will be retried", step.action.name()),
+            other => format!("{} {other:?}", step.action.name()),
+        };
+        step.status = status;
+        step.lease = None;
+        if report.is_some() {
+            step.report = report;
+        }
+        self.note(now, line);
+        true
+    }
+
+    /// The hash binding an approval to the gated steps and their targets.
+    pub fn plan_hash(steps: &[Step]) -> String {
+        let destructive: Vec<_> = steps
+            .iter()
+            .filter(|s| s.gated)
+            .map(|s| (s.index, &s.action, &s.target))
+            .collect();
+        let canonical = serde_json::to_string(&destructive).unwrap_or_default();
+        digest(&[&canonical])
+    }
+
+    /// Applies an approver's decision; exactly one decision completes or rejects the request.
+    pub fn decide(&mut self, plan_hash: &str, decision: Decision) -> DecisionOutcome {
+        let current_hash = Incident::plan_hash(&self.steps);
+        let Some(approval) = self.approval.as_mut() else { return DecisionOutcome::NothingToApprove };
+        if approval.state == ApprovalState::Pending && decision.at >= approval.expires_at {
+            approval.state = ApprovalState::Expired;
+        }
+        if approval.state != ApprovalState::Pending {
+            return DecisionOutcome::AlreadyDecided { state: approval.state };
+        }
+        if plan_hash != approval.plan_hash || plan_hash != current_hash {
+            return DecisionOutcome::PlanChanged;
+        }
+        if !approval.approvers.is_empty() && !approval.approvers.iter().any(|a| a.eq_ignore_ascii_case(&decision.by)) {
+            return DecisionOutcome::NotAnApprover;
+        }
+        if decision.approve && approval.decisions.iter().any(|d| d.approve && d.by == decision.by) {
+            return DecisionOutcome::Duplicate;
+        }
+        let (at, by, approve) = (decision.at, decision.by.clone(), decision.approve);
+        approval.decisions.push(decision);
+        let approvals = approval.decisions.iter().filter(|d| d.approve).count() as u32;
+        let outcome = if !approve {
+            approval.state = ApprovalState::Rejected;
+            DecisionOutcome::Rejected
+        } else if approvals >= approval.required {
+            approval.state = ApprovalState::Approved;
+            DecisionOutcome::Approved
+        } else {
+            DecisionOutcome::Recorded { approvals, required: approval.required }
+        };
+        for step in self.steps.iter_mut().filter(|s| s.status == StepStatus::AwaitingApproval) {
+            match outcome {
+                DecisionOutcome::Approved => step.status = StepStatus::Pending,
+                DecisionOutcome::Rejected => {
+                    step.status = StepStatus::Skipped { reason: format!("approval rejected by {by}") }
+                }
+                _ => {}
+            }
+        }
+        let line = match &outcome {
+            DecisionOutcome::Approved => format!("approved by {by}: destructive steps released"),
+            DecisionOutcome::Rejected => format!("rejected by {by}: destructive steps skipped"),
+            DecisionOutcome::Recorded { approvals, required } => format!("approval {approvals}/{required} by {by}"),
+            _ => String::new(),
+        };
+        self.note(at, line);
+        outcome
+    }
+}

@@ -1,0 +1,148 @@
+//! From parsed alerts to durable incidents: match, plan, record. Shared by the HTTP endpoints and
+//! the tests; `riposte replay` uses the same matching and planning without the store.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::action::ActionClass;
+use crate::alert::{Alert, AlertStatus};
+use crate::incident::{Incident, StepStatus};
+use crate::plan::{incident_key, plan_incident};
+use crate::policy::PolicySet;
+use crate::store::{AlertRecord, Store, StoreError, status_name};
+
+/// One step as reported to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepView {
+    /// Position in the plan.
+    pub index: usize,
+    /// Action name.
+    pub action: &'static str,
+    /// Safe or destructive.
+    pub class: ActionClass,
+    /// Target, described.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Status name (`pending`, `awaiting_approval`, `skipped`, …).
+    pub status: &'static str,
+    /// Why it was skipped, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl StepView {
+    /// The views of an incident's steps.
+    pub fn of(incident: &Incident) -> Vec<StepView> {
+        incident
+            .steps
+            .iter()
+            .map(|s| StepView {
+                index: s.index,
+                action: s.action.name(),
+                class: s.class,
+                target: s.target.as_ref().map(|t| t.describe()),
+                status: status_name(&s.status),
+                reason: match &s.status {
+                    StepStatus::Skipped { reason } => Some(reason.clone()),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+}
+
+/// What became of one alert under one policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncidentOutcome {
+    /// The policy.
+    pub policy: String,
+    /// The incident (none for a resolved alert with no open incident).
+    pub incident_id: Option<String>,
+    /// Joined an open incident: no new steps.
+    pub duplicate: bool,
+    /// The alert was a resolution (closed Monitoring incident): never starts actions.
+    pub resolved: bool,
+    /// Steps this alert started (empty for duplicates and resolutions).
+    pub steps: Vec<StepView>,
+}
+
+/// What became of one alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertOutcome {
+    /// The alert's rule.
+    pub rule: String,
+    /// Policies that matched, in order.
+    pub matched_policies: Vec<String>,
+    /// One per matched policy.
+    pub incidents: Vec<IncidentOutcome>,
+}
+
+/// Matches, plans and records `alerts`. Returns the outcomes and the incidents that were opened
+/// (for the runner and the notifiers). Everything is durable when this returns.
+pub async fn ingest(
+    policies: &PolicySet,
+    store: &dyn Store,
+    alerts: &[Alert],
+    now: Timestamp,
+) -> Result<(Vec<AlertOutcome>, Vec<Incident>), StoreError> {
+    let mut outcomes = Vec::new();
+    let mut opened = Vec::new();
+    for alert in alerts {
+        let matches = policies.matches(alert);
+        let mut incidents = Vec::new();
+        for m in &matches {
+            if alert.status == AlertStatus::Resolved {
+                let (key, _) = incident_key(m.policy, alert);
+                let id = store.record_resolution(&key, now, &format!("{} (resolved alert)", alert.source)).await?;
+                incidents.push(IncidentOutcome {
+                    policy: m.policy.name.clone(),
+                    incident_id: id,
+                    duplicate: false,
+                    resolved: true,
+                    steps: Vec::new(),
+                });
+                continue;
+            }
+            let candidate = plan_incident(m.policy, &policies.defaults, alert, now);
+            let recorded = store.record_alert(candidate.clone(), now).await?;
+            let steps = if recorded.duplicate { Vec::new() } else { StepView::of(&candidate) };
+            incidents.push(IncidentOutcome {
+                policy: m.policy.name.clone(),
+                incident_id: Some(recorded.incident_id),
+                duplicate: recorded.duplicate,
+                resolved: false,
+                steps,
+            });
+            if !recorded.duplicate {
+                opened.push(candidate);
+            }
+        }
+        let outcome_text = if incidents.is_empty() {
+            "no policy matched".to_string()
+        } else {
+            incidents
+                .iter()
+                .map(|i| {
+                    let what = if i.resolved { "resolved" } else if i.duplicate { "duplicate of" } else { "opened" };
+                    format!("{what} {}", i.incident_id.as_deref().unwrap_or("(no open incident)"))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        store
+            .log_alert(AlertRecord {
+                received_at: now,
+                source: alert.source,
+                rule: alert.rule.clone(),
+                severity: alert.severity,
+                outcome: outcome_text,
+            })
+            .await?;
+        outcomes.push(AlertOutcome {
+            rule: alert.rule.clone(),
+            matched_policies: matches.iter().map(|m| m.policy.name.clone()).collect(),
+            incidents,
+        });
+    }
+    Ok((outcomes, opened))
+}

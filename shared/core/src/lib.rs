@@ -1,0 +1,18 @@
+//! riposte's domain, with no network: alerts and their parsers, policies, plans, the store and the
+//! runner that executes plans through an [`executor::Executor`].
+
+pub mod action;
+pub mod alert;
+pub mod names;
+pub mod policy;
+pub mod severity;
+pub mod sources;
+pub mod executor;
+pub mod incident;
+pub mod intake;
+pub mod notify;
+pub mod plan;
+pub mod requests;
+pub mod runner;
+pub mod store;
+pub mod target;

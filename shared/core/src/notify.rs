@@ -1,0 +1,126 @@
+//! Notifications about incidents. The console notifier is the local default; chat notifiers live
+//! in `riposte-cloud`. A failing notifier is logged and never blocks containment.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::incident::{Incident, StepStatus};
+use crate::policy::NotifierConfig;
+use crate::store::status_name;
+
+/// What happened to an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A new incident with its plan (and approval request, if any).
+    Opened,
+    /// A run of steps finished.
+    StepsFinished,
+}
+
+/// Why a notification was not delivered.
+#[derive(Debug, thiserror::Error)]
+#[error("notifier {name} failed: {reason}")]
+pub struct NotifyError {
+    /// Notifier name.
+    pub name: String,
+    /// What went wrong (never contains the webhook URL).
+    pub reason: String,
+}
+
+/// A notification target.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Sends `event` about `incident`.
+    async fn notify(&self, event: Event, incident: &Incident) -> Result<(), NotifyError>;
+}
+
+/// Prints a readable summary to standard output.
+#[derive(Debug, Default)]
+pub struct ConsoleNotifier;
+
+/// The text the console notifier prints.
+pub fn render_text(event: Event, i: &Incident) -> String {
+    let mut out = String::new();
+    let a = &i.alert;
+    let head = match event {
+        Event::Opened => "opened",
+        Event::StepsFinished => "progress",
+    };
+    let _ = writeln!(out, "== riposte incident {} {head} (policy {:?}){}", i.id, i.policy, if i.dry_run { " [dry run]" } else { "" });
+    if event == Event::Opened {
+        let _ = writeln!(out, "   {} {} alert {:?}: {}", a.source, a.severity, a.rule, a.summary.chars().take(160).collect::<String>());
+    }
+    for s in &i.steps {
+        let target = s.target.as_ref().map(|t| t.describe()).unwrap_or_else(|| "-".into());
+        let status = match &s.status {
+            StepStatus::Skipped { reason } => format!("skipped: {reason}"),
+            StepStatus::Failed { error } => format!("failed: {error}"),
+            other => status_name(other).replace('_', " "),
+        };
+        let _ = writeln!(out, "   [{}] {} -> {target}: {status}", s.index, s.action.name());
+    }
+    if let Some(ap) = &i.approval {
+        let approvals = ap.decisions.iter().filter(|d| d.approve).count();
+        let _ = writeln!(
+            out,
+            "   approval {:?}: {approvals}/{} approvals, expires {}",
+            ap.state, ap.required, ap.expires_at
+        );
+    }
+    let _ = writeln!(out, "   details: riposte incident show {}", i.id);
+    out
+}
+
+#[async_trait]
+impl Notifier for ConsoleNotifier {
+    async fn notify(&self, event: Event, incident: &Incident) -> Result<(), NotifyError> {
+        let text = render_text(event, incident);
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|_| stdout.flush())
+            .map_err(|e| NotifyError { name: "console".into(), reason: e.to_string() })
+    }
+}
+
+/// The configured notifiers, by name.
+#[derive(Clone, Default)]
+pub struct Notifiers {
+    by_name: BTreeMap<String, Arc<dyn Notifier>>,
+}
+
+impl Notifiers {
+    /// Builds the notifiers a policy file configures.
+    pub fn from_config(config: &BTreeMap<String, NotifierConfig>) -> Notifiers {
+        let by_name = config
+            .iter()
+            .map(|(name, c)| {
+                let n: Arc<dyn Notifier> = match c {
+                    NotifierConfig::Console {} => Arc::new(ConsoleNotifier),
+                };
+                (name.clone(), n)
+            })
+            .collect();
+        Notifiers { by_name }
+    }
+
+    /// No notifiers at all (replay, tests).
+    pub fn none() -> Notifiers {
+        Notifiers::default()
+    }
+
+    /// Sends `event` to every notifier the incident names; failures are logged, never returned.
+    pub async fn send(&self, event: Event, incident: &Incident) {
+        for name in &incident.notify {
+            if let Some(n) = self.by_name.get(name)
+                && let Err(e) = n.notify(event, incident).await
+            {
+                tracing::warn!(incident = %incident.id, error = %e, "notification failed");
+            }
+        }
+    }
+}

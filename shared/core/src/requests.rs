@@ -1,0 +1,281 @@
+//! The exact Google Cloud and Kubernetes requests each action sends, rendered from its resolved
+//! target. The dry-run executor records these; `riposte replay` and `incident show` print them.
+//!
+//! Values that only an earlier response can provide (a label fingerprint, the cluster endpoint,
+//! the zone of a VM known by name only) are written `${…}`, naming the response field they come
+//! from. Everything else is literal: validated names, and a `requestId` derived from the step's
+//! idempotency key so a retried request is recognised by Compute Engine as the same one.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::action::Action;
+use crate::target::{ClusterRef, Target};
+
+/// One HTTP request a step sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Full URL.
+    pub url: String,
+    /// JSON body, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Content type of the body when it is not `application/json` (Kubernetes patches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// When the request is repeated or conditional, or how a body is completed at run time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+const COMPUTE: &str = "https://compute.googleapis.com/compute/v1";
+const CONTAINER: &str = "https://container.googleapis.com/v1";
+const STRATEGIC: &str = "application/strategic-merge-patch+json";
+const MERGE: &str = "application/merge-patch+json";
+
+fn req(method: &str, url: String, body: Option<Value>) -> PlannedRequest {
+    PlannedRequest { method: method.into(), url, body, content_type: None, note: None }
+}
+
+impl PlannedRequest {
+    fn typed(mut self, content_type: &str) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+    fn note(mut self, note: &str) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+/// Formats 32 hex characters of `key` as a UUID (Compute Engine's `requestId` must be one).
+pub fn request_id(key: &str, salt: &str) -> String {
+    let h = crate::incident::digest(&[key, salt]);
+    format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+}
+
+/// Lowercase, label-safe form of an incident id.
+fn label_value(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(63).collect()
+}
+
+/// The requests for `action` on `target` in incident `incident_id`, with idempotency key `key`.
+pub fn render(action: &Action, target: &Target, incident_id: &str, key: &str) -> Vec<PlannedRequest> {
+    match target {
+        Target::Instance { .. } => instance_requests(action, target, incident_id, key),
+        Target::Node { cluster, node } => node_requests(action, cluster, node.as_str()),
+        Target::Pod { cluster, pod } => pod_requests(action, cluster, pod.namespace.as_str(), pod.name.as_str(), incident_id),
+    }
+}
+
+fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &str) -> Vec<PlannedRequest> {
+    let Target::Instance { project, zone, name, id } = target else { return Vec::new() };
+    let mut out = Vec::new();
+    let ident = name.as_ref().map(|n| n.to_string()).or(id.as_ref().map(|i| i.to_string())).unwrap_or_default();
+    let zone = match zone {
+        Some(z) => z.to_string(),
+        None => {
+            let filter = match name {
+                Some(n) => format!("name%20%3D%20%22{n}%22"),
+                None => format!("id%20%3D%20{ident}"),
+            };
+            out.push(req("GET", format!("{COMPUTE}/projects/{project}/aggregated/instances?filter={filter}"), None));
+            "${instance.zone}".into()
+        }
+    };
+    let base = format!("{COMPUTE}/projects/{project}");
+    let instance = format!("{base}/zones/{zone}/instances/{ident}");
+    let rid = |salt: &str| request_id(key, salt);
+    let incident_label = label_value(incident_id);
+    out.push(req("GET", instance.clone(), None));
+    match action {
+        Action::SnapshotDisks(p) => {
+            let mut body = json!({
+                "name": format!("riposte-{}-${{disk.name}}", &crate::incident::digest(&[incident_id])[..12]),
+                "description": format!("riposte incident {incident_id}: evidence before containment"),
+                "labels": {"riposte-incident": incident_label},
+            });
+            if let Some(loc) = &p.storage_location {
+                body["storageLocations"] = json!([loc]);
+            }
+            out.push(
+                req(
+                    "POST",
+                    format!("{base}/zones/{zone}/disks/${{disk.name}}/createSnapshot?guestFlush={}&requestId={}", p.guest_flush, rid("${disk.name}")),
+                    Some(body),
+                )
+                .note("for each attached persistent disk, concurrently"),
+            );
+        }
+        Action::LabelInstance(p) => {
+            let mut labels = json!({"riposte-incident": incident_label});
+            for (k, v) in &p.labels {
+                labels[k] = json!(v);
+            }
+            out.push(
+                req(
+                    "POST",
+                    format!("{instance}/setLabels?requestId={}", rid("setLabels")),
+                    Some(json!({"labels": labels, "labelFingerprint": "${instance.labelFingerprint}"})),
+                )
+                .note("merged into ${instance.labels}: no existing label is dropped"),
+            );
+        }
+        Action::QuarantineInstance(q) => {
+            out.push(firewall(&base, &rid("egress"), json!({
+                "name": q.deny_egress_rule, "network": "${instance.networkInterfaces[0].network}",
+                "direction": "EGRESS", "priority": 0, "destinationRanges": ["0.0.0.0/0"],
+                "denied": [{"IPProtocol": "all"}], "targetTags": [q.tag],
+                "description": "riposte quarantine: deny all egress",
+            })));
+            out.push(firewall(&base, &rid("ingress"), json!({
+                "name": q.deny_ingress_rule, "network": "${instance.networkInterfaces[0].network}",
+                "direction": "INGRESS", "priority": 1, "sourceRanges": ["0.0.0.0/0"],
+                "denied": [{"IPProtocol": "all"}], "targetTags": [q.tag],
+                "description": "riposte quarantine: deny all ingress",
+            })));
+            out.push(req(
+                "POST",
+                format!("{instance}/setTags?requestId={}", rid("setTags")),
+                Some(json!({"items": ["${instance.tags.items}", q.tag], "fingerprint": "${instance.tags.fingerprint}"})),
+            ));
+        }
+        Action::AllowForensicSsh(f) => {
+            out.push(firewall(&base, &rid("ssh"), json!({
+                "name": f.rule_name, "network": "${instance.networkInterfaces[0].network}",
+                "direction": "INGRESS", "priority": 0, "sourceTags": [f.source_tag],
+                "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "targetTags": [f.quarantine_tag],
+                "description": "riposte: forensic SSH into quarantined VMs",
+            })));
+        }
+        Action::RemoveExternalIp(_) => out.push(
+            req(
+                "POST",
+                format!(
+                    "{instance}/deleteAccessConfig?accessConfig=${{accessConfig.name}}&networkInterface=${{networkInterface.name}}&requestId={}",
+                    rid("${accessConfig.name}")
+                ),
+                None,
+            )
+            .note("for each ONE_TO_ONE_NAT access config"),
+        ),
+        Action::AbandonInstance(_) => out.push(req(
+            "POST",
+            format!("{base}/zones/{zone}/instanceGroupManagers/${{created-by MIG}}/abandonInstances?requestId={}", rid("abandon")),
+            Some(json!({"instances": [format!("zones/{zone}/instances/{ident}")]})),
+        )),
+        Action::DeleteInstance(_) => {
+            out.push(req(
+                "POST",
+                format!("{base}/zones/{zone}/instanceGroupManagers/${{created-by MIG}}/deleteInstances?requestId={}", rid("delete")),
+                Some(json!({"instances": [format!("zones/{zone}/instances/{ident}")]})),
+            ).note("when the VM belongs to a managed instance group"));
+            out.push(req("DELETE", format!("{instance}?requestId={}", rid("delete")), None).note("when it does not"));
+        }
+        _ => {}
+    }
+    out
+}
+
+fn firewall(base: &str, request_id: &str, body: Value) -> PlannedRequest {
+    req("POST", format!("{base}/global/firewalls?requestId={request_id}"), Some(body))
+}
+
+fn cluster_get(cluster: &ClusterRef) -> PlannedRequest {
+    req("GET", format!("{CONTAINER}/{}", cluster.resource_name()), None)
+}
+
+const API: &str = "https://${cluster.endpoint}";
+
+fn node_requests(action: &Action, cluster: &ClusterRef, node: &str) -> Vec<PlannedRequest> {
+    let mut out = vec![cluster_get(cluster)];
+    let cordon = req("PATCH", format!("{API}/api/v1/nodes/{node}"), Some(json!({"spec": {"unschedulable": true}}))).typed(STRATEGIC);
+    match action {
+        Action::CordonNode(_) => out.push(cordon),
+        Action::DrainNode(g) => {
+            out.push(cordon);
+            out.push(req("GET", format!("{API}/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"), None));
+            let mut eviction = json!({
+                "apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": "${pod.name}", "namespace": "${pod.namespace}"},
+            });
+            if let Some(g) = g.grace_period_seconds {
+                eviction["deleteOptions"] = json!({"gracePeriodSeconds": g});
+            }
+            out.push(
+                req("POST", format!("{API}/api/v1/namespaces/${{pod.namespace}}/pods/${{pod.name}}/eviction"), Some(eviction))
+                    .note("for each pod on the node except DaemonSet, mirror and quarantined pods"),
+            );
+        }
+        _ => {}
+    }
+    out
+}
+
+fn pod_requests(action: &Action, cluster: &ClusterRef, ns: &str, pod: &str, incident_id: &str) -> Vec<PlannedRequest> {
+    let mut out = vec![cluster_get(cluster)];
+    let pod_url = format!("{API}/api/v1/namespaces/{ns}/pods/{pod}");
+    let incident_label = label_value(incident_id);
+    match action {
+        Action::LabelPod(p) => {
+            let mut labels = json!({"riposte.io/incident": incident_label});
+            let defaults = [("quarantine".to_string(), "true".to_string())];
+            let chosen: Vec<(String, String)> =
+                if p.labels.is_empty() { defaults.to_vec() } else { p.labels.clone().into_iter().collect() };
+            for (k, v) in chosen {
+                labels[k] = json!(v);
+            }
+            out.push(req("PATCH", pod_url, Some(json!({"metadata": {"labels": labels}}))).typed(MERGE));
+        }
+        Action::IsolatePod(_) => {
+            let name = format!("riposte-isolate-{incident_label}");
+            out.push(
+                req("PATCH", pod_url, Some(json!({"metadata": {"labels": {"riposte.io/isolate": incident_label}}}))).typed(MERGE),
+            );
+            out.push(req(
+                "POST",
+                format!("{API}/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"),
+                Some(json!({
+                    "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                    "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "riposte"}},
+                    "spec": {"podSelector": {"matchLabels": {"riposte.io/isolate": incident_label}}, "policyTypes": ["Ingress", "Egress"]},
+                })),
+            ));
+        }
+        Action::DeletePod(g) => {
+            let mut opts = json!({"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": "${pod.metadata.uid at plan time}"}});
+            if let Some(g) = g.grace_period_seconds {
+                opts["gracePeriodSeconds"] = json!(g);
+            }
+            out.push(req("DELETE", pod_url, Some(opts)));
+        }
+        Action::DeleteWorkload(_) => {
+            out.push(req("GET", pod_url, None));
+            out.push(req("GET", format!("{API}/apis/apps/v1/namespaces/{ns}/replicasets/${{pod.ownerReferences[0].name}}"), None));
+            out.push(req(
+                "DELETE",
+                format!("{API}/apis/apps/v1/namespaces/{ns}/${{owner.kind}}s/${{owner.name}}"),
+                Some(json!({"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Foreground", "preconditions": {"uid": "${owner.metadata.uid}"}})),
+            ));
+        }
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_is_a_stable_uuid() {
+        let a = request_id("k", "setLabels");
+        assert_eq!(a, request_id("k", "setLabels"));
+        assert_ne!(a, request_id("k", "setTags"));
+        let parts: Vec<&str> = a.split('-').collect();
+        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+    }
+}

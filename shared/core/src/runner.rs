@@ -1,0 +1,125 @@
+//! The runner executes claimable steps. The store is the source of truth; triggers (right after
+//! ingest, the periodic sweep, startup) only nudge the runner, so a crash at any point loses
+//! nothing: a claimed step whose lease lapses is claimed again with the same idempotency key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::task::JoinSet;
+
+use crate::executor::{DryRunExecutor, ExecError, Executor};
+use crate::incident::{Incident, StepStatus};
+use crate::notify::{Event, Notifiers};
+use crate::store::{Ops, Store, StoreError};
+
+/// Runs incidents' steps through an executor.
+#[derive(Clone)]
+pub struct Runner {
+    store: Arc<dyn Store>,
+    executor: Arc<dyn Executor>,
+    notifiers: Notifiers,
+    owner: String,
+    lease: Duration,
+    max_attempts: u32,
+}
+
+impl Runner {
+    /// A runner; `owner` identifies this process in leases.
+    pub fn new(store: Arc<dyn Store>, executor: Arc<dyn Executor>, notifiers: Notifiers, owner: String) -> Runner {
+        Runner { store, executor, notifiers, owner, lease: Duration::from_secs(120), max_attempts: 5 }
+    }
+
+    /// Sets how long a claim lasts before another runner may take the step over.
+    pub fn with_lease(mut self, lease: Duration) -> Runner {
+        self.lease = lease;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn executor_for(&self, incident: &Incident) -> Arc<dyn Executor> {
+        if incident.dry_run { Arc::new(DryRunExecutor) } else { self.executor.clone() }
+    }
+
+    /// Runs every claimable step of incident `id`: automatic steps concurrently, then approved
+    /// steps one at a time in plan order. Returns how many steps this call finished.
+    pub async fn run(&self, id: &str) -> Result<usize, StoreError> {
+        let Some(incident) = self.store.get(id).await? else { return Ok(0) };
+        let incident = Arc::new(incident);
+        let executor = self.executor_for(&incident);
+        let now = Timestamp::now();
+        let mut finished = 0;
+
+        let mut set = JoinSet::new();
+        for step in incident.steps.iter().filter(|s| !s.gated && incident.claimable(s.index, now)) {
+            let (runner, incident, executor, index) = (self.clone(), incident.clone(), executor.clone(), step.index);
+            set.spawn(async move { runner.run_step(&incident, index, executor.as_ref()).await });
+        }
+        while let Some(result) = set.join_next().await {
+            match result {
+                Ok(Ok(true)) => finished += 1,
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(join) => tracing::error!(incident = %incident.id, error = %join, "step task panicked"),
+            }
+        }
+
+        for step in incident.steps.iter().filter(|s| s.gated) {
+            if !incident.claimable(step.index, now) {
+                continue;
+            }
+            if self.run_step(&incident, step.index, executor.as_ref()).await? {
+                finished += 1;
+            }
+            // Destructive steps run in order; stop at the first that did not complete.
+            let after = self.store.get(id).await?;
+            if after.as_ref().and_then(|i| i.steps.get(step.index)).is_none_or(|s| s.status != StepStatus::Done) {
+                break;
+            }
+        }
+
+        if finished > 0
+            && let Some(latest) = self.store.get(id).await?
+        {
+            self.notifiers.send(Event::StepsFinished, &latest).await;
+        }
+        Ok(finished)
+    }
+
+    /// Claims, executes and records one step. Returns whether this call recorded an end state.
+    async fn run_step(&self, incident: &Incident, index: usize, executor: &dyn Executor) -> Result<bool, StoreError> {
+        let ops = Ops(self.store.as_ref());
+        let now = Timestamp::now();
+        let until = now.checked_add(SignedDuration::try_from(self.lease).unwrap_or(SignedDuration::MAX)).unwrap_or(now);
+        let Some(step) = ops.claim_step(&incident.id, index, &self.owner, now, until).await? else {
+            return Ok(false);
+        };
+        let result = executor.execute(incident, &step).await;
+        let (status, report) = match result {
+            Ok(report) => (StepStatus::Done, Some(report)),
+            Err(ExecError::Retryable(e)) if step.attempts < self.max_attempts => {
+                tracing::warn!(incident = %incident.id, step = index, attempt = step.attempts, error = %e, "step will be retried");
+                (StepStatus::Pending, None)
+            }
+            Err(e) => (StepStatus::Failed { error: e.to_string() }, None),
+        };
+        let recorded = ops.finish_step(&incident.id, index, &self.owner, status, report, Timestamp::now()).await?;
+        if !recorded {
+            tracing::warn!(incident = %incident.id, step = index, "lease lost before the step was recorded; another runner owns it");
+        }
+        Ok(recorded)
+    }
+
+    /// Runs every incident that has claimable work (startup, periodic sweep). Returns steps finished.
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        let mut finished = 0;
+        for id in self.store.with_work(Timestamp::now()).await? {
+            finished += self.run(&id).await?;
+        }
+        Ok(finished)
+    }
+}

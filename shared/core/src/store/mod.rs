@@ -1,0 +1,251 @@
+//! Durable state. The [`Store`] trait is what every guarantee is written against; the embedded
+//! redb store is the local default, Firestore (in `riposte-cloud`) the Cloud Run one.
+
+mod embedded;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Source;
+use crate::incident::{Decision, DecisionOutcome, Incident, Step, StepReport, StepStatus};
+use crate::severity::Severity;
+
+pub use embedded::EmbeddedStore;
+
+/// Why the store failed. Never the client's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened, read or written.
+    #[error("store backend error: {0}")]
+    Backend(String),
+    /// A stored record could not be decoded (written by an incompatible version?).
+    #[error("stored record {key} is unreadable: {error}")]
+    Corrupt {
+        /// Record key.
+        key: String,
+        /// Decoder error.
+        error: String,
+    },
+    /// The database is held by another process (a running `riposte serve`).
+    #[error("the store at {0} is in use by another riposte process")]
+    Locked(String),
+}
+
+impl StoreError {
+    /// A bounded label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            StoreError::Backend(_) => "backend",
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::Locked(_) => "locked",
+        }
+    }
+}
+
+/// What [`Store::record_alert`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordOutcome {
+    /// The incident the alert belongs to.
+    pub incident_id: String,
+    /// Whether it joined an open incident (no new steps).
+    pub duplicate: bool,
+    /// Alerts on the incident now.
+    pub alert_count: u64,
+}
+
+/// One line of the intake log: every alert received, whatever became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// When it was received.
+    pub received_at: Timestamp,
+    /// Source.
+    pub source: Source,
+    /// Rule.
+    pub rule: String,
+    /// Severity.
+    pub severity: Severity,
+    /// What happened: incident ids, or why nothing did.
+    pub outcome: String,
+}
+
+/// A delivery that could never be processed, kept so nothing is silently lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// When it was received.
+    pub received_at: Timestamp,
+    /// Endpoint (`pubsub`).
+    pub endpoint: String,
+    /// Pub/Sub message id.
+    pub message_id: String,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The body, truncated to 64 KiB.
+    pub body: String,
+}
+
+/// A short view of an incident for listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentSummary {
+    /// Id.
+    pub id: String,
+    /// Policy.
+    pub policy: String,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Alerts.
+    pub alert_count: u64,
+    /// Rule of the first alert.
+    pub rule: String,
+    /// Steps per status, e.g. `3 done, 2 awaiting_approval`.
+    pub steps: String,
+}
+
+impl From<&Incident> for IncidentSummary {
+    fn from(i: &Incident) -> Self {
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for s in &i.steps {
+            *counts.entry(status_name(&s.status)).or_default() += 1;
+        }
+        IncidentSummary {
+            id: i.id.clone(),
+            policy: i.policy.clone(),
+            created_at: i.created_at,
+            alert_count: i.alert_count,
+            rule: i.alert.rule.clone(),
+            steps: counts.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "),
+        }
+    }
+}
+
+/// The snake_case name of a status.
+pub fn status_name(s: &StepStatus) -> &'static str {
+    match s {
+        StepStatus::Pending => "pending",
+        StepStatus::Running => "running",
+        StepStatus::Done => "done",
+        StepStatus::Skipped { .. } => "skipped",
+        StepStatus::Failed { .. } => "failed",
+        StepStatus::AwaitingApproval => "awaiting_approval",
+    }
+}
+
+/// A change to one incident: returns whether it changed anything. It may run more than once.
+pub type Change = Box<dyn FnMut(&mut Incident) -> bool + Send>;
+
+/// Durable incident state. Each method is atomic.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Opens `candidate` unless an open incident with the same key absorbs the alert, in which case
+    /// that incident's count goes up by one and no steps are added.
+    async fn record_alert(&self, candidate: Incident, now: Timestamp) -> Result<RecordOutcome, StoreError>;
+
+    /// Records a resolved alert on the open incident with `key`, if there is one.
+    async fn record_resolution(&self, key: &str, now: Timestamp, by: &str) -> Result<Option<String>, StoreError>;
+
+    /// Applies `change` to incident `id` atomically; it returns whether it changed anything. A
+    /// store may call it more than once (transaction retries). Returns `false` if there is no
+    /// such incident.
+    async fn update(&self, id: &str, change: Change) -> Result<bool, StoreError>;
+
+    /// Incident `id`.
+    async fn get(&self, id: &str) -> Result<Option<Incident>, StoreError>;
+
+    /// The newest incidents first, at most `limit`.
+    async fn list(&self, limit: usize) -> Result<Vec<IncidentSummary>, StoreError>;
+
+    /// Ids of incidents with a step that a runner could claim at `now`.
+    async fn with_work(&self, now: Timestamp) -> Result<Vec<String>, StoreError>;
+
+    /// Appends to the intake log.
+    async fn log_alert(&self, record: AlertRecord) -> Result<(), StoreError>;
+
+    /// Keeps an unprocessable delivery.
+    async fn record_rejection(&self, rejection: Rejection) -> Result<(), StoreError>;
+
+    /// The intake log, newest first.
+    async fn alert_log(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError>;
+
+    /// Rejected deliveries, newest first.
+    async fn rejections(&self, limit: usize) -> Result<Vec<Rejection>, StoreError>;
+}
+
+/// Typed operations built on [`Store::update`], so every store shares one implementation of the
+/// rules in [`Incident`].
+pub struct Ops<'a>(pub &'a dyn Store);
+
+impl Ops<'_> {
+    async fn apply<R: Send + 'static>(
+        &self,
+        id: &str,
+        mut f: impl FnMut(&mut Incident) -> (bool, R) + Send + 'static,
+    ) -> Result<Option<R>, StoreError> {
+        let out = Arc::new(Mutex::new(None));
+        let slot = out.clone();
+        self.0
+            .update(
+                id,
+                Box::new(move |inc| {
+                    let (changed, r) = f(inc);
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                    changed
+                }),
+            )
+            .await?;
+        let r = out.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Ok(r)
+    }
+
+    /// Claims step `index` for `owner` until `until`; returns the step when claimed.
+    pub async fn claim_step(
+        &self,
+        id: &str,
+        index: usize,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<Step>, StoreError> {
+        let owner = owner.to_string();
+        let claimed = self
+            .apply(id, move |inc| {
+                let ok = inc.claim(index, &owner, now, until);
+                (ok, ok.then(|| inc.steps[index].clone()))
+            })
+            .await?;
+        Ok(claimed.flatten())
+    }
+
+    /// Records the end of a step; returns whether `owner` still held it.
+    pub async fn finish_step(
+        &self,
+        id: &str,
+        index: usize,
+        owner: &str,
+        status: StepStatus,
+        report: Option<StepReport>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let owner = owner.to_string();
+        let done = self
+            .apply(id, move |inc| {
+                let ok = inc.finish(index, &owner, status.clone(), report.clone(), now);
+                (ok, ok)
+            })
+            .await?;
+        Ok(done.unwrap_or(false))
+    }
+
+    /// Applies an approval decision; `None` when there is no such incident.
+    pub async fn decide(&self, id: &str, plan_hash: &str, decision: Decision) -> Result<Option<DecisionOutcome>, StoreError> {
+        let plan_hash = plan_hash.to_string();
+        self.apply(id, move |inc| {
+            let before = inc.approval.clone();
+            let outcome = inc.decide(&plan_hash, decision.clone());
+            (inc.approval != before, outcome)
+        })
+        .await
+    }
+}
+
