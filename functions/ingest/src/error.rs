@@ -1,0 +1,115 @@
+//! The one error type of the HTTP layer. Client mistakes get a 4xx with a message saying what is
+//! wrong; internal failures get a bare 500 and are logged by [`log_internal_errors`], never leaked.
+
+use axum::Json;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use riposte_core::sources::IngestError;
+use riposte_core::store::StoreError;
+use serde_json::json;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No credentials (401).
+    #[error("credentials are required")]
+    Unauthenticated {
+        /// Scheme for `WWW-Authenticate`.
+        scheme: &'static str,
+    },
+    /// Wrong credentials (403).
+    #[error("the credentials are not valid for this endpoint")]
+    Forbidden,
+    /// Body over the endpoint's limit (413).
+    #[error("the body exceeds this endpoint's limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read (client went away, bad chunking) (400).
+    #[error("the body could not be read: {0}")]
+    BodyUnreadable(String),
+    /// The body is not what the endpoint accepts (400 or 422).
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// Unknown incident or route (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A path parameter is not valid (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Durable state could not be written or read (500).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// A bounded label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated { .. } => "unauthenticated",
+            ApiError::Forbidden => "forbidden",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::BodyUnreadable(_) => "body_unreadable",
+            ApiError::Ingest(e) => e.metric_label(),
+            ApiError::NotFound(_) => "not_found",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Store(e) => e.metric_label(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyUnreadable(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Ingest(IngestError::Malformed(_)) => StatusCode::BAD_REQUEST,
+            ApiError::Ingest(IngestError::UnknownFormat(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            // Handled (acknowledged and recorded) before it can become an error; if it ever does,
+            // it is still the sender's payload, not our failure.
+            ApiError::Ingest(IngestError::UnprocessableMessage { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Detail of an internal error, carried to the logging middleware in the response extensions.
+#[derive(Clone, Debug)]
+struct InternalError(String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let label = self.metric_label();
+        if status.is_server_error() {
+            let mut response =
+                (status, Json(json!({"error": "internal", "message": "internal error; it has been logged"}))).into_response();
+            response.extensions_mut().insert(InternalError(self.to_string()));
+            return response;
+        }
+        let mut response = (status, Json(json!({"error": label, "message": self.to_string()}))).into_response();
+        if let ApiError::Unauthenticated { scheme } = self {
+            let value = format!("{scheme} realm=\"riposte\"");
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        response
+    }
+}
+
+/// Logs the detail of every 5xx this service produced, and the label of every 4xx at debug level.
+pub async fn log_internal_errors(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let response = next.run(request).await;
+    if let Some(InternalError(detail)) = response.extensions().get::<InternalError>() {
+        tracing::error!(%method, %path, status = response.status().as_u16(), error = %detail, "request failed");
+    } else if response.status().is_client_error() {
+        tracing::debug!(%method, %path, status = response.status().as_u16(), "request refused");
+    }
+    response
+}

@@ -1,0 +1,263 @@
+//! Alert intake over HTTP: `POST /v1/falco`, `/v1/monitoring`, `/v1/pubsub`, `GET /healthz`, and
+//! read-only `GET /v1/incidents[/{id}]` for `riposte incident` while the server holds the store.
+//!
+//! Every intake request is authenticated, size-limited, parsed, matched and durably recorded
+//! *before* the answer; steps run after it, so Falcosidekick (one request at a time, no timeout,
+//! no retry) is never held up by containment work.
+
+mod auth;
+mod error;
+mod secret;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use jiff::Timestamp;
+use riposte_core::incident::Incident;
+use riposte_core::intake::{AlertOutcome, StepView, ingest};
+use riposte_core::notify::{Event, Notifiers};
+use riposte_core::policy::PolicySet;
+use riposte_core::runner::Runner;
+use riposte_core::sources::{IngestError, SourceKind};
+use riposte_core::store::{IncidentSummary, Rejection, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use auth::Credentials;
+pub use error::ApiError;
+pub use secret::Secret;
+
+/// Body size limits per endpoint, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Falco events are small (Falcosidekick truncates long fields).
+    pub falco: usize,
+    /// Monitoring notifications.
+    pub monitoring: usize,
+    /// Pub/Sub allows 10 MB messages; base64 in the envelope adds a third.
+    pub pubsub: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        BodyLimits { falco: 1 << 20, monitoring: 1 << 20, pubsub: 14 << 20 }
+    }
+}
+
+impl BodyLimits {
+    fn of(&self, kind: SourceKind) -> usize {
+        match kind {
+            SourceKind::Falco => self.falco,
+            SourceKind::Monitoring => self.monitoring,
+            SourceKind::PubSub => self.pubsub,
+        }
+    }
+}
+
+/// Who may read incidents over HTTP.
+#[derive(Debug, Clone)]
+pub enum AdminAccess {
+    /// Callers presenting this bearer token.
+    Token(Secret),
+    /// Anyone who can connect: only for a server bound to the loopback interface.
+    Loopback,
+    /// Nobody: the routes answer 404.
+    Disabled,
+}
+
+/// Everything the intake handlers share.
+#[derive(Clone)]
+pub struct IngestState {
+    /// Compiled policies.
+    pub policies: Arc<PolicySet>,
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// Executes steps after the answer.
+    pub runner: Runner,
+    /// Told about new incidents.
+    pub notifiers: Notifiers,
+    /// Per-endpoint credentials.
+    pub credentials: Arc<Credentials>,
+    /// Per-endpoint body limits.
+    pub limits: BodyLimits,
+    /// Access to the read-only incident routes.
+    pub admin: AdminAccess,
+}
+
+/// The intake router.
+pub fn app(state: IngestState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/v1/falco", post(|s: State<IngestState>, r: Request| intake(s, SourceKind::Falco, r)))
+        .route("/v1/monitoring", post(|s: State<IngestState>, r: Request| intake(s, SourceKind::Monitoring, r)))
+        .route("/v1/pubsub", post(|s: State<IngestState>, r: Request| intake(s, SourceKind::PubSub, r)))
+        .route("/v1/incidents", get(list_incidents))
+        .route("/v1/incidents/{id}", get(show_incident))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn(error::log_internal_errors))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Store(riposte_core::store::StoreError::Backend("handler panicked".into())).into_response_ext()
+        }))
+        .with_state(state)
+}
+
+trait IntoResponseExt {
+    fn into_response_ext(self) -> axum::response::Response;
+}
+
+impl IntoResponseExt for ApiError {
+    fn into_response_ext(self) -> axum::response::Response {
+        axum::response::IntoResponse::into_response(self)
+    }
+}
+
+/// The answer to an intake request.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IntakeResponse {
+    /// The incident of the first alert's first matching policy (null when nothing matched).
+    pub incident_id: Option<String>,
+    /// Whether that alert joined an open incident (no new steps).
+    pub duplicate: bool,
+    /// Policies that matched, over all alerts in the body.
+    pub matched_policies: Vec<String>,
+    /// Steps the first incident started (empty for duplicates).
+    pub steps: Value,
+    /// Per alert: matched policies and incidents.
+    pub alerts: Value,
+    /// Set when a Pub/Sub message was acknowledged without processing (it never can be).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
+}
+
+impl IntakeResponse {
+    fn from_outcomes(outcomes: &[AlertOutcome]) -> IntakeResponse {
+        let first = outcomes.iter().flat_map(|o| &o.incidents).next();
+        IntakeResponse {
+            incident_id: first.and_then(|i| i.incident_id.clone()),
+            duplicate: first.is_some_and(|i| i.duplicate),
+            matched_policies: outcomes.iter().flat_map(|o| o.matched_policies.clone()).collect(),
+            steps: serde_json::to_value(first.map(|i| &i.steps)).unwrap_or(Value::Null),
+            alerts: serde_json::to_value(outcomes).unwrap_or(Value::Null),
+            rejected: None,
+        }
+    }
+}
+
+async fn intake(State(state): State<IngestState>, kind: SourceKind, request: Request) -> Result<Json<IntakeResponse>, ApiError> {
+    let (parts, body) = request.into_parts();
+    state.credentials.check(kind, &parts.headers, parts.uri.query())?;
+    let limit = state.limits.of(kind);
+    let bytes = read_body(body, limit).await?;
+    let now = Timestamp::now();
+
+    let alerts = match kind.parse(&bytes, &parts.headers) {
+        Ok(alerts) => alerts,
+        Err(IngestError::UnprocessableMessage { message_id, reason }) => {
+            return acknowledge_rejected(&state, kind, &bytes, message_id, reason, now).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let (outcomes, opened) = ingest(&state.policies, state.store.as_ref(), &alerts, now).await?;
+    // Durable: acknowledge now, contain after.
+    for incident in opened {
+        log_opened(&incident);
+        let (runner, notifiers) = (state.runner.clone(), state.notifiers.clone());
+        tokio::spawn(async move {
+            notifiers.send(Event::Opened, &incident).await;
+            if let Err(e) = runner.run(&incident.id).await {
+                tracing::error!(incident = %incident.id, error = %e, "runner failed; the sweep will resume it");
+            }
+        });
+    }
+    Ok(Json(IntakeResponse::from_outcomes(&outcomes)))
+}
+
+fn log_opened(incident: &Incident) {
+    let awaiting: Vec<&str> = StepView::of(incident)
+        .iter()
+        .filter(|s| s.status == "awaiting_approval")
+        .map(|s| s.action)
+        .collect();
+    tracing::info!(
+        incident = %incident.id,
+        policy = %incident.policy,
+        rule = %incident.alert.rule,
+        steps = incident.steps.len(),
+        awaiting_approval = ?awaiting,
+        "incident opened"
+    );
+}
+
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
+        if too_large { ApiError::PayloadTooLarge { limit } } else { ApiError::BodyUnreadable(e.to_string()) }
+    })
+}
+
+/// A Pub/Sub message that can never be processed: keep it, and acknowledge it so Pub/Sub stops
+/// redelivering it.
+async fn acknowledge_rejected(
+    state: &IngestState,
+    kind: SourceKind,
+    body: &[u8],
+    message_id: String,
+    reason: String,
+    now: Timestamp,
+) -> Result<Json<IntakeResponse>, ApiError> {
+    const KEEP: usize = 64 << 10;
+    let text = String::from_utf8_lossy(&body[..body.len().min(KEEP)]).into_owned();
+    tracing::warn!(%message_id, %reason, "Pub/Sub message rejected and acknowledged");
+    state
+        .store
+        .record_rejection(Rejection { received_at: now, endpoint: kind.as_str().into(), message_id, reason: reason.clone(), body: text })
+        .await?;
+    Ok(Json(IntakeResponse {
+        incident_id: None,
+        duplicate: false,
+        matched_policies: Vec::new(),
+        steps: json!([]),
+        alerts: json!([]),
+        rejected: Some(reason),
+    }))
+}
+
+fn check_admin(state: &IngestState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match &state.admin {
+        AdminAccess::Disabled => Err(ApiError::NotFound("no such route".into())),
+        AdminAccess::Loopback => Ok(()),
+        AdminAccess::Token(t) => auth::check_bearer(Some(t), headers),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+}
+
+async fn list_incidents(
+    State(state): State<IngestState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<IncidentSummary>>, ApiError> {
+    check_admin(&state, &headers)?;
+    Ok(Json(state.store.list(q.limit.unwrap_or(50).min(1000)).await?))
+}
+
+async fn show_incident(
+    State(state): State<IngestState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Incident>, ApiError> {
+    check_admin(&state, &headers)?;
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(ApiError::BadRequest(format!("{id:?} is not an incident id")));
+    }
+    state.store.get(&id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))
+}

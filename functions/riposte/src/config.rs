@@ -1,0 +1,145 @@
+//! Server configuration from the environment (Cloud Run style), validated all at once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use riposte_core::policy::parse_duration;
+use riposte_ingest::{Credentials, Secret};
+
+use crate::CliError;
+
+/// Environment variables riposte reads.
+pub mod vars {
+    /// Bearer token Falcosidekick must send on `/v1/falco`.
+    pub const FALCO_TOKEN: &str = "RIPOSTE_FALCO_TOKEN";
+    /// Basic-auth user for `/v1/monitoring`.
+    pub const MONITORING_USER: &str = "RIPOSTE_MONITORING_USER";
+    /// Basic-auth password for `/v1/monitoring`.
+    pub const MONITORING_PASSWORD: &str = "RIPOSTE_MONITORING_PASSWORD";
+    /// `?auth_token=` for `/v1/monitoring`.
+    pub const MONITORING_TOKEN: &str = "RIPOSTE_MONITORING_TOKEN";
+    /// `?auth_token=` for `/v1/pubsub`.
+    pub const PUBSUB_TOKEN: &str = "RIPOSTE_PUBSUB_TOKEN";
+    /// Bearer token for `GET /v1/incidents`.
+    pub const ADMIN_TOKEN: &str = "RIPOSTE_ADMIN_TOKEN";
+    /// Policy file (default: the embedded example).
+    pub const POLICY: &str = "RIPOSTE_POLICY";
+    /// State directory for the embedded store.
+    pub const STATE_DIR: &str = "RIPOSTE_STATE_DIR";
+    /// `dry-run` (the only executor in this build).
+    pub const EXECUTOR: &str = "RIPOSTE_EXECUTOR";
+    /// `text` or `json` (default: json on Cloud Run).
+    pub const LOG_FORMAT: &str = "RIPOSTE_LOG_FORMAT";
+    /// How often to resume unfinished steps (default 30s).
+    pub const SWEEP_INTERVAL: &str = "RIPOSTE_SWEEP_INTERVAL";
+    /// Set by Cloud Run.
+    pub const K_SERVICE: &str = "K_SERVICE";
+    /// Port to listen on (Cloud Run sets it).
+    pub const PORT: &str = "PORT";
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The default state directory.
+pub fn default_state_dir() -> PathBuf {
+    env(vars::STATE_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".riposte"))
+}
+
+/// Everything `serve` reads from the environment.
+#[derive(Debug)]
+pub struct EnvConfig {
+    /// Per-endpoint credentials.
+    pub credentials: Credentials,
+    /// Admin token.
+    pub admin_token: Option<Secret>,
+    /// Running on Cloud Run.
+    pub on_cloud_run: bool,
+    /// Port.
+    pub port: u16,
+    /// JSON logs.
+    pub json_logs: bool,
+    /// Sweep interval.
+    pub sweep_interval: Duration,
+}
+
+impl EnvConfig {
+    /// Reads and validates the environment; every problem is reported at once.
+    pub fn from_env() -> Result<EnvConfig, CliError> {
+        let mut errors = Vec::new();
+        let on_cloud_run = env(vars::K_SERVICE).is_some();
+        let monitoring_basic = match (env(vars::MONITORING_USER), env(vars::MONITORING_PASSWORD).and_then(Secret::new)) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            _ => {
+                errors.push(format!("set both {} and {}, or neither", vars::MONITORING_USER, vars::MONITORING_PASSWORD));
+                None
+            }
+        };
+        let credentials = Credentials {
+            falco: env(vars::FALCO_TOKEN).and_then(Secret::new),
+            monitoring_basic,
+            monitoring_token: env(vars::MONITORING_TOKEN).and_then(Secret::new),
+            pubsub: env(vars::PUBSUB_TOKEN).and_then(Secret::new),
+        };
+        if on_cloud_run {
+            let missing: Vec<&str> = credentials
+                .unauthenticated()
+                .iter()
+                .map(|k| match k {
+                    riposte_core::sources::SourceKind::Falco => vars::FALCO_TOKEN,
+                    riposte_core::sources::SourceKind::Monitoring => "RIPOSTE_MONITORING_TOKEN (or _USER and _PASSWORD)",
+                    riposte_core::sources::SourceKind::PubSub => vars::PUBSUB_TOKEN,
+                })
+                .collect();
+            if !missing.is_empty() {
+                errors.push(format!(
+                    "on Cloud Run every intake endpoint needs a credential; missing: {}",
+                    missing.join(", ")
+                ));
+            }
+        }
+        let port = match env(vars::PORT) {
+            None => 8080,
+            Some(p) => p.parse().unwrap_or_else(|_| {
+                errors.push(format!("{}={p:?} is not a port number", vars::PORT));
+                8080
+            }),
+        };
+        let json_logs = match env(vars::LOG_FORMAT).as_deref() {
+            None => on_cloud_run,
+            Some("json") => true,
+            Some("text") => false,
+            Some(other) => {
+                errors.push(format!("{}={other:?}: expected text or json", vars::LOG_FORMAT));
+                false
+            }
+        };
+        match env(vars::EXECUTOR).as_deref() {
+            None | Some("dry-run") => {}
+            Some(other) => errors.push(format!(
+                "{}={other:?}: this build has only the dry-run executor (records requests, sends none)",
+                vars::EXECUTOR
+            )),
+        }
+        let sweep_interval = match env(vars::SWEEP_INTERVAL) {
+            None => Duration::from_secs(30),
+            Some(s) => parse_duration(&s).unwrap_or_else(|e| {
+                errors.push(format!("{}: {e}", vars::SWEEP_INTERVAL));
+                Duration::from_secs(30)
+            }),
+        };
+        if !errors.is_empty() {
+            return Err(CliError::Usage(format!("invalid configuration:\n  - {}", errors.join("\n  - "))));
+        }
+        Ok(EnvConfig {
+            credentials,
+            admin_token: env(vars::ADMIN_TOKEN).and_then(Secret::new),
+            on_cloud_run,
+            port,
+            json_logs,
+            sweep_interval: sweep_interval.max(Duration::from_secs(1)),
+        })
+    }
+}

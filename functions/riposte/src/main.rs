@@ -1,0 +1,5 @@
+//! The `riposte` command.
+
+fn main() -> std::process::ExitCode {
+    riposte::main()
+}

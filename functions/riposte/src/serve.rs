@@ -1,0 +1,165 @@
+//! `riposte serve`: the intake endpoints on the embedded store with the dry-run executor.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use riposte_core::executor::DryRunExecutor;
+use riposte_core::notify::Notifiers;
+use riposte_core::runner::Runner;
+use riposte_core::store::{EmbeddedStore, Store, StoreError};
+use riposte_ingest::{AdminAccess, BodyLimits, IngestState, app};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{EnvConfig, default_state_dir, vars};
+use crate::{CliError, load_policies};
+
+/// Options of `riposte serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Policy file [default: $RIPOSTE_POLICY, else the embedded example policy].
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Directory of the embedded store [default: $RIPOSTE_STATE_DIR, else ./.riposte].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Port [default: $PORT, else 8080; 0 picks a free one].
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+/// What a running server writes into its state directory so `riposte incident` can reach it
+/// while the store file is locked.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ServeInfo {
+    /// Base URL of the server.
+    pub url: String,
+    /// Its process id.
+    pub pid: u32,
+}
+
+/// Path of the [`ServeInfo`] file in `state_dir`.
+pub fn info_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("serve.json")
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub fn run(args: ServeArgs) -> Result<(), CliError> {
+    let env = EnvConfig::from_env()?;
+    crate::logging::init(env.json_logs);
+    let policy_path = args.policy.or_else(|| std::env::var_os(vars::POLICY).map(PathBuf::from));
+    let (policies, origin) = load_policies(policy_path.as_deref())?;
+    let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(serve(env, policies, origin, state_dir, args.port))
+}
+
+async fn serve(
+    env: EnvConfig,
+    policies: riposte_core::policy::PolicySet,
+    origin: String,
+    state_dir: PathBuf,
+    port: Option<u16>,
+) -> Result<(), CliError> {
+    let store = EmbeddedStore::open(&state_dir).map_err(|e| match e {
+        StoreError::Locked(path) => CliError::Usage(format!(
+            "the store {path} is in use by another `riposte serve`; stop it or pass another --state-dir"
+        )),
+        other => CliError::Runtime(other.to_string()),
+    })?;
+    if env.on_cloud_run {
+        tracing::warn!("the embedded store lives on this instance's disk: state is lost when Cloud Run replaces it");
+    }
+    let store: Arc<dyn Store> = Arc::new(store);
+    let notifiers = Notifiers::from_config(&policies.notifiers);
+    let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
+    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), notifiers.clone(), owner);
+
+    let unauthenticated = env.credentials.unauthenticated();
+    let host = if unauthenticated.is_empty() || env.on_cloud_run {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        let names: Vec<String> = unauthenticated.iter().map(|k| format!("/v1/{}", k.as_str())).collect();
+        tracing::warn!(
+            endpoints = %names.join(", "),
+            "intake is unauthenticated on these endpoints: listening on 127.0.0.1 only (set RIPOSTE_FALCO_TOKEN, RIPOSTE_MONITORING_TOKEN and RIPOSTE_PUBSUB_TOKEN to listen on all interfaces)"
+        );
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    };
+    let admin = match (&env.admin_token, host.is_loopback()) {
+        (Some(t), _) => AdminAccess::Token(t.clone()),
+        (None, true) => AdminAccess::Loopback,
+        (None, false) => AdminAccess::Disabled,
+    };
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, port.unwrap_or(env.port)))
+        .await
+        .map_err(|e| CliError::Runtime(format!("cannot listen on {host}:{}: {e}", port.unwrap_or(env.port))))?;
+    let addr = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
+    let url = format!("http://{}:{}", if host.is_loopback() { "127.0.0.1".to_string() } else { "0.0.0.0".into() }, addr.port());
+
+    let info = ServeInfo { url: format!("http://127.0.0.1:{}", addr.port()), pid: std::process::id() };
+    let info_file = info_path(&state_dir);
+    if let Err(e) = std::fs::write(&info_file, serde_json::to_vec(&info).unwrap_or_default()) {
+        tracing::warn!(error = %e, "cannot write {}; `riposte incident` will not reach this server", info_file.display());
+    }
+
+    let state = IngestState {
+        policies: Arc::new(policies),
+        store: store.clone(),
+        runner: runner.clone(),
+        notifiers,
+        credentials: Arc::new(env.credentials),
+        limits: BodyLimits::default(),
+        admin,
+    };
+    let policy_count = state.policies.policies.len();
+    tracing::info!(%url, policy = %origin, policies = policy_count, state_dir = %state_dir.display(), executor = "dry-run", "riposte is serving");
+    println!(
+        "riposte listening on {url}  (policy: {origin}, {policy_count} policies; store: {}; executor: dry-run — records requests, sends none)",
+        state_dir.join("riposte.redb").display()
+    );
+
+    // Resume whatever a previous run left unfinished, then keep sweeping.
+    let sweeper = runner.clone();
+    let interval = env.sweep_interval;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            match sweeper.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(steps = n, "sweep resumed unfinished steps"),
+                Err(e) => tracing::error!(error = %e, "sweep failed"),
+            }
+        }
+    });
+
+    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await;
+    let _ = std::fs::remove_file(&info_file);
+    result.map_err(|e| CliError::Runtime(format!("server error: {e}")))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
