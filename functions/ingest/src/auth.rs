@@ -7,9 +7,9 @@
 //! - Admin reads (`/v1/incidents`): `Authorization: Bearer <token>`.
 
 use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use axum::http::header::AUTHORIZATION;
 use riposte_core::sources::SourceKind;
 
 use crate::error::ApiError;
@@ -166,12 +166,18 @@ mod tests {
         assert!(c.check(SourceKind::Monitoring, &headers("Basic bW9uaXRvcmluZzpwYTpzcw=="), None).is_ok());
         assert!(c.check(SourceKind::Monitoring, &HeaderMap::new(), Some("auth_token=mon-token")).is_ok());
         assert!(c.check(SourceKind::Monitoring, &HeaderMap::new(), Some("x=1&auth_token=mon%2Dtoken")).is_ok());
-        assert!(matches!(c.check(SourceKind::Monitoring, &HeaderMap::new(), Some("auth_token=bad")), Err(ApiError::Forbidden)));
+        assert!(matches!(
+            c.check(SourceKind::Monitoring, &HeaderMap::new(), Some("auth_token=bad")),
+            Err(ApiError::Forbidden)
+        ));
         assert!(matches!(
             c.check(SourceKind::Monitoring, &headers("Basic bW9uaXRvcmluZzp3cm9uZw=="), None),
             Err(ApiError::Forbidden)
         ));
-        assert!(matches!(c.check(SourceKind::Monitoring, &HeaderMap::new(), None), Err(ApiError::Unauthenticated { .. })));
+        assert!(matches!(
+            c.check(SourceKind::Monitoring, &HeaderMap::new(), None),
+            Err(ApiError::Unauthenticated { .. })
+        ));
     }
 
     #[test]

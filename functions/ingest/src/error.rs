@@ -87,7 +87,8 @@ impl IntoResponse for ApiError {
         let label = self.metric_label();
         if status.is_server_error() {
             let mut response =
-                (status, Json(json!({"error": "internal", "message": "internal error; it has been logged"}))).into_response();
+                (status, Json(json!({"error": "internal", "message": "internal error; it has been logged"})))
+                    .into_response();
             response.extensions_mut().insert(InternalError(self.to_string()));
             return response;
         }

@@ -147,7 +147,11 @@ impl IntakeResponse {
     }
 }
 
-async fn intake(State(state): State<IngestState>, kind: SourceKind, request: Request) -> Result<Json<IntakeResponse>, ApiError> {
+async fn intake(
+    State(state): State<IngestState>,
+    kind: SourceKind,
+    request: Request,
+) -> Result<Json<IntakeResponse>, ApiError> {
     let (parts, body) = request.into_parts();
     state.credentials.check(kind, &parts.headers, parts.uri.query())?;
     let limit = state.limits.of(kind);
@@ -178,11 +182,8 @@ async fn intake(State(state): State<IngestState>, kind: SourceKind, request: Req
 }
 
 fn log_opened(incident: &Incident) {
-    let awaiting: Vec<&str> = StepView::of(incident)
-        .iter()
-        .filter(|s| s.status == "awaiting_approval")
-        .map(|s| s.action)
-        .collect();
+    let awaiting: Vec<&str> =
+        StepView::of(incident).iter().filter(|s| s.status == "awaiting_approval").map(|s| s.action).collect();
     tracing::info!(
         incident = %incident.id,
         policy = %incident.policy,
@@ -216,7 +217,13 @@ async fn acknowledge_rejected(
     tracing::warn!(%message_id, %reason, "Pub/Sub message rejected and acknowledged");
     state
         .store
-        .record_rejection(Rejection { received_at: now, endpoint: kind.as_str().into(), message_id, reason: reason.clone(), body: text })
+        .record_rejection(Rejection {
+            received_at: now,
+            endpoint: kind.as_str().into(),
+            message_id,
+            reason: reason.clone(),
+            body: text,
+        })
         .await?;
     Ok(Json(IntakeResponse {
         incident_id: None,

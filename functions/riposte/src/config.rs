@@ -69,11 +69,16 @@ impl EnvConfig {
     pub fn from_env() -> Result<EnvConfig, CliError> {
         let mut errors = Vec::new();
         let on_cloud_run = env(vars::K_SERVICE).is_some();
-        let monitoring_basic = match (env(vars::MONITORING_USER), env(vars::MONITORING_PASSWORD).and_then(Secret::new)) {
+        let monitoring_basic = match (env(vars::MONITORING_USER), env(vars::MONITORING_PASSWORD).and_then(Secret::new))
+        {
             (Some(u), Some(p)) => Some((u, p)),
             (None, None) => None,
             _ => {
-                errors.push(format!("set both {} and {}, or neither", vars::MONITORING_USER, vars::MONITORING_PASSWORD));
+                errors.push(format!(
+                    "set both {} and {}, or neither",
+                    vars::MONITORING_USER,
+                    vars::MONITORING_PASSWORD
+                ));
                 None
             }
         };
@@ -89,7 +94,9 @@ impl EnvConfig {
                 .iter()
                 .map(|k| match k {
                     riposte_core::sources::SourceKind::Falco => vars::FALCO_TOKEN,
-                    riposte_core::sources::SourceKind::Monitoring => "RIPOSTE_MONITORING_TOKEN (or _USER and _PASSWORD)",
+                    riposte_core::sources::SourceKind::Monitoring => {
+                        "RIPOSTE_MONITORING_TOKEN (or _USER and _PASSWORD)"
+                    }
                     riposte_core::sources::SourceKind::PubSub => vars::PUBSUB_TOKEN,
                 })
                 .collect();

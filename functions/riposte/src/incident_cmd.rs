@@ -68,12 +68,13 @@ async fn fetch<T: serde::de::DeserializeOwned>(info: &ServeInfo, path: &str) -> 
     if let Ok(token) = std::env::var(vars::ADMIN_TOKEN) {
         request = request.bearer_auth(token);
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| CliError::Runtime(format!("cannot reach the running server (pid {}) at {}: {e}", info.pid, info.url)))?;
+    let response = request.send().await.map_err(|e| {
+        CliError::Runtime(format!("cannot reach the running server (pid {}) at {}: {e}", info.pid, info.url))
+    })?;
     match response.status().as_u16() {
-        200 => response.json().await.map(Some).map_err(|e| CliError::Runtime(format!("bad answer from the server: {e}"))),
+        200 => {
+            response.json().await.map(Some).map_err(|e| CliError::Runtime(format!("bad answer from the server: {e}")))
+        }
         404 => Ok(None),
         401 | 403 => Err(CliError::Usage(format!("the server refused the request: set {}", vars::ADMIN_TOKEN))),
         s => Err(CliError::Runtime(format!("the server answered {s}"))),
@@ -92,7 +93,9 @@ pub fn run(command: IncidentCommand) -> Result<(), CliError> {
             IncidentCommand::List { state_dir, limit } => {
                 let list: Vec<IncidentSummary> = match open(&state_dir.unwrap_or_else(default_state_dir))? {
                     Source::Store(s) => s.list(limit).await.map_err(|e| CliError::Runtime(e.to_string()))?,
-                    Source::Server(info) => fetch(&info, &format!("/v1/incidents?limit={limit}")).await?.unwrap_or_default(),
+                    Source::Server(info) => {
+                        fetch(&info, &format!("/v1/incidents?limit={limit}")).await?.unwrap_or_default()
+                    }
                 };
                 if list.is_empty() {
                     println!("no incidents");
@@ -131,7 +134,8 @@ fn url_segment(id: &str) -> Result<&str, CliError> {
 /// A readable report of an incident; `requests` adds every step's requests.
 pub fn describe_incident(i: &Incident, requests: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "incident {}  policy {:?}{}", i.id, i.policy, if i.dry_run { "  [dry-run policy]" } else { "" });
+    let _ =
+        writeln!(out, "incident {}  policy {:?}{}", i.id, i.policy, if i.dry_run { "  [dry-run policy]" } else { "" });
     let _ = writeln!(
         out,
         "  alerts: {} (first {}, last {}){}",

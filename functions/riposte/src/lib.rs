@@ -73,14 +73,13 @@ impl CliError {
 pub fn load_policies(path: Option<&Path>) -> Result<(PolicySet, String), CliError> {
     let (text, origin) = match path {
         Some(p) => (
-            std::fs::read_to_string(p).map_err(|e| CliError::Usage(format!("cannot read policy file {}: {e}", p.display())))?,
+            std::fs::read_to_string(p)
+                .map_err(|e| CliError::Usage(format!("cannot read policy file {}: {e}", p.display())))?,
             p.display().to_string(),
         ),
         None => (EXAMPLE_POLICY.to_string(), "embedded example (infra/examples/policy.yaml)".to_string()),
     };
-    PolicySet::from_yaml(&text)
-        .map(|set| (set, origin.clone()))
-        .map_err(|e| CliError::Usage(format!("{origin}: {e}")))
+    PolicySet::from_yaml(&text).map(|set| (set, origin.clone())).map_err(|e| CliError::Usage(format!("{origin}: {e}")))
 }
 
 /// Runs the command line.
@@ -88,17 +87,19 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Policy { command: PolicyCommand::Check { file } } => load_policies(Some(&file)).map(|(set, origin)| {
-            println!("{origin}: OK, {} policies", set.policies.len());
-            for p in &set.policies {
-                println!(
-                    "  - {}: {} automatic action(s), {} on approval",
-                    p.name,
-                    p.actions.len(),
-                    p.on_approval.len()
-                );
-            }
-        }),
+        Command::Policy { command: PolicyCommand::Check { file } } => {
+            load_policies(Some(&file)).map(|(set, origin)| {
+                println!("{origin}: OK, {} policies", set.policies.len());
+                for p in &set.policies {
+                    println!(
+                        "  - {}: {} automatic action(s), {} on approval",
+                        p.name,
+                        p.actions.len(),
+                        p.on_approval.len()
+                    );
+                }
+            })
+        }
         Command::Replay(args) => replay::run(args),
         Command::Incident { command } => incident_cmd::run(command),
     };

@@ -35,7 +35,8 @@ pub struct ReplayArgs {
 pub fn run(args: ReplayArgs) -> Result<(), CliError> {
     let policy_path = args.policy.or_else(|| std::env::var_os(vars::POLICY).map(PathBuf::from));
     let (policies, origin) = load_policies(policy_path.as_deref())?;
-    let body = std::fs::read(&args.file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file.display())))?;
+    let body =
+        std::fs::read(&args.file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file.display())))?;
     let kind = match args.source {
         Some(k) => k,
         None => SourceKind::detect(&body).map_err(|e| CliError::Usage(format!("{}: {e}", args.file.display())))?,
@@ -77,7 +78,11 @@ fn report_text(policies: &PolicySet, origin: &str, kind: SourceKind, alerts: &[A
     let now = jiff::Timestamp::now();
     let _ = writeln!(out, "payload: {} ({} alert(s)); policy: {origin}", kind.as_str(), alerts.len());
     for alert in alerts {
-        let _ = writeln!(out, "\nalert: {} {} {:?} at {} ({:?})", alert.source, alert.severity, alert.rule, alert.time, alert.status);
+        let _ = writeln!(
+            out,
+            "\nalert: {} {} {:?} at {} ({:?})",
+            alert.source, alert.severity, alert.rule, alert.time, alert.status
+        );
         let hints = riposte_core::alert::ResourceHints::NAMES
             .iter()
             .filter_map(|n| alert.resource.get(n).map(|v| format!("{n}={v}")))
@@ -98,7 +103,8 @@ fn report_text(policies: &PolicySet, origin: &str, kind: SourceKind, alerts: &[A
                     let _ = writeln!(out, "  MATCH    {}: {}", policy.name, reasons.join("; "));
                 }
                 Ok(_) => {
-                    let _ = writeln!(out, "  shadowed {}: would match, but an earlier policy took the alert", policy.name);
+                    let _ =
+                        writeln!(out, "  shadowed {}: would match, but an earlier policy took the alert", policy.name);
                 }
                 Err(reason) => {
                     let _ = writeln!(out, "  no       {}: {reason}", policy.name);

@@ -98,7 +98,11 @@ async fn serve(
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {host}:{}: {e}", port.unwrap_or(env.port))))?;
     let addr = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
-    let url = format!("http://{}:{}", if host.is_loopback() { "127.0.0.1".to_string() } else { "0.0.0.0".into() }, addr.port());
+    let url = format!(
+        "http://{}:{}",
+        if host.is_loopback() { "127.0.0.1".to_string() } else { "0.0.0.0".into() },
+        addr.port()
+    );
 
     let info = ServeInfo { url: format!("http://127.0.0.1:{}", addr.port()), pid: std::process::id() };
     let info_file = info_path(&state_dir);

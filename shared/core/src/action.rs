@@ -231,7 +231,9 @@ impl Action {
                 "compute.snapshots.setLabels",
                 "compute.zoneOperations.get",
             ],
-            Action::LabelInstance(_) => &["compute.instances.get", "compute.instances.setLabels", "compute.zoneOperations.get"],
+            Action::LabelInstance(_) => {
+                &["compute.instances.get", "compute.instances.setLabels", "compute.zoneOperations.get"]
+            }
             Action::QuarantineInstance(_) => &[
                 "compute.instances.get",
                 "compute.instances.setTags",
@@ -335,7 +337,8 @@ impl Action {
                         errors.push((format!("labels.{k}"), format!("{k:?} is not a valid Compute Engine label key")));
                     }
                     if !is_gce_label_value(v) {
-                        errors.push((format!("labels.{k}"), format!("{v:?} is not a valid Compute Engine label value")));
+                        errors
+                            .push((format!("labels.{k}"), format!("{v:?} is not a valid Compute Engine label value")));
                     }
                 }
             }
@@ -358,7 +361,8 @@ impl Action {
             }
             Action::SnapshotDisks(s) => {
                 if let Some(loc) = &s.storage_location
-                    && (loc.is_empty() || !loc.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+                    && (loc.is_empty()
+                        || !loc.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
                 {
                     errors.push(("storage_location".into(), format!("{loc:?} is not a Cloud Storage location")));
                 }
@@ -394,7 +398,14 @@ mod tests {
             .collect();
         assert_eq!(
             destructive,
-            ["drain_node", "remove_external_ip", "abandon_instance", "delete_pod", "delete_workload", "delete_instance"]
+            [
+                "drain_node",
+                "remove_external_ip",
+                "abandon_instance",
+                "delete_pod",
+                "delete_workload",
+                "delete_instance"
+            ]
         );
     }
 

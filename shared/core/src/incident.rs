@@ -262,7 +262,14 @@ impl Incident {
     }
 
     /// Records the end of step `i` if `owner` still holds it. Returns whether it was recorded.
-    pub fn finish(&mut self, i: usize, owner: &str, status: StepStatus, report: Option<StepReport>, now: Timestamp) -> bool {
+    pub fn finish(
+        &mut self,
+        i: usize,
+        owner: &str,
+        status: StepStatus,
+        report: Option<StepReport>,
+        now: Timestamp,
+    ) -> bool {
         let Some(step) = self.steps.get_mut(i) else { return false };
         if step.status != StepStatus::Running || step.lease.as_ref().is_none_or(|l| l.owner != owner) {
             return false;
@@ -284,11 +291,7 @@ impl Incident {
 
     /// The hash binding an approval to the gated steps and their targets.
     pub fn plan_hash(steps: &[Step]) -> String {
-        let destructive: Vec<_> = steps
-            .iter()
-            .filter(|s| s.gated)
-            .map(|s| (s.index, &s.action, &s.target))
-            .collect();
+        let destructive: Vec<_> = steps.iter().filter(|s| s.gated).map(|s| (s.index, &s.action, &s.target)).collect();
         let canonical = serde_json::to_string(&destructive).unwrap_or_default();
         digest(&[&canonical])
     }

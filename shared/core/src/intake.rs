@@ -123,7 +123,13 @@ pub async fn ingest(
             incidents
                 .iter()
                 .map(|i| {
-                    let what = if i.resolved { "resolved" } else if i.duplicate { "duplicate of" } else { "opened" };
+                    let what = if i.resolved {
+                        "resolved"
+                    } else if i.duplicate {
+                        "duplicate of"
+                    } else {
+                        "opened"
+                    };
                     format!("{what} {}", i.incident_id.as_deref().unwrap_or("(no open incident)"))
                 })
                 .collect::<Vec<_>>()

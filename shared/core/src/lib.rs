@@ -3,16 +3,16 @@
 
 pub mod action;
 pub mod alert;
-pub mod names;
-pub mod policy;
-pub mod severity;
-pub mod sources;
 pub mod executor;
 pub mod incident;
 pub mod intake;
+pub mod names;
 pub mod notify;
 pub mod plan;
+pub mod policy;
 pub mod requests;
 pub mod runner;
+pub mod severity;
+pub mod sources;
 pub mod store;
 pub mod target;

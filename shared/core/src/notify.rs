@@ -50,9 +50,22 @@ pub fn render_text(event: Event, i: &Incident) -> String {
         Event::Opened => "opened",
         Event::StepsFinished => "progress",
     };
-    let _ = writeln!(out, "== riposte incident {} {head} (policy {:?}){}", i.id, i.policy, if i.dry_run { " [dry run]" } else { "" });
+    let _ = writeln!(
+        out,
+        "== riposte incident {} {head} (policy {:?}){}",
+        i.id,
+        i.policy,
+        if i.dry_run { " [dry run]" } else { "" }
+    );
     if event == Event::Opened {
-        let _ = writeln!(out, "   {} {} alert {:?}: {}", a.source, a.severity, a.rule, a.summary.chars().take(160).collect::<String>());
+        let _ = writeln!(
+            out,
+            "   {} {} alert {:?}: {}",
+            a.source,
+            a.severity,
+            a.rule,
+            a.summary.chars().take(160).collect::<String>()
+        );
     }
     for s in &i.steps {
         let target = s.target.as_ref().map(|t| t.describe()).unwrap_or_else(|| "-".into());

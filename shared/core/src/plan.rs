@@ -24,11 +24,7 @@ pub fn incident_key(policy: &Policy, alert: &Alert) -> (String, Vec<(String, Str
 /// resolved are `skipped` with the reason; destructive steps wait for approval.
 pub fn plan_incident(policy: &Policy, defaults: &Defaults, alert: &Alert, now: Timestamp) -> Incident {
     let (key, key_parts) = incident_key(policy, alert);
-    let id = format!(
-        "{}-{}",
-        now.strftime("%Y%m%d-%H%M%S"),
-        &digest(&[&key, &now.as_nanosecond().to_string()])[..8]
-    );
+    let id = format!("{}-{}", now.strftime("%Y%m%d-%H%M%S"), &digest(&[&key, &now.as_nanosecond().to_string()])[..8]);
     let mut hints = alert.resource.clone();
     hints.fill_from(defaults.hints());
 
@@ -66,7 +62,8 @@ pub fn plan_incident(policy: &Policy, defaults: &Defaults, alert: &Alert, now: T
         })
         .collect();
 
-    let gated: Vec<_> = steps.iter().filter(|s| s.status == StepStatus::AwaitingApproval).map(|s| s.action.clone()).collect();
+    let gated: Vec<_> =
+        steps.iter().filter(|s| s.status == StepStatus::AwaitingApproval).map(|s| s.action.clone()).collect();
     let approval = (!gated.is_empty()).then(|| Approval {
         plan_hash: Incident::plan_hash(&steps),
         required: policy.approval.required_for_actions(&gated),
@@ -102,4 +99,3 @@ pub fn plan_incident(policy: &Policy, defaults: &Defaults, alert: &Alert, now: T
     incident.note(now, line);
     incident
 }
-

@@ -66,7 +66,9 @@ pub fn render(action: &Action, target: &Target, incident_id: &str, key: &str) ->
     match target {
         Target::Instance { .. } => instance_requests(action, target, incident_id, key),
         Target::Node { cluster, node } => node_requests(action, cluster, node.as_str()),
-        Target::Pod { cluster, pod } => pod_requests(action, cluster, pod.namespace.as_str(), pod.name.as_str(), incident_id),
+        Target::Pod { cluster, pod } => {
+            pod_requests(action, cluster, pod.namespace.as_str(), pod.name.as_str(), incident_id)
+        }
     }
 }
 
@@ -191,7 +193,8 @@ const API: &str = "https://${cluster.endpoint}";
 
 fn node_requests(action: &Action, cluster: &ClusterRef, node: &str) -> Vec<PlannedRequest> {
     let mut out = vec![cluster_get(cluster)];
-    let cordon = req("PATCH", format!("{API}/api/v1/nodes/{node}"), Some(json!({"spec": {"unschedulable": true}}))).typed(STRATEGIC);
+    let cordon = req("PATCH", format!("{API}/api/v1/nodes/{node}"), Some(json!({"spec": {"unschedulable": true}})))
+        .typed(STRATEGIC);
     match action {
         Action::CordonNode(_) => out.push(cordon),
         Action::DrainNode(g) => {
@@ -205,8 +208,12 @@ fn node_requests(action: &Action, cluster: &ClusterRef, node: &str) -> Vec<Plann
                 eviction["deleteOptions"] = json!({"gracePeriodSeconds": g});
             }
             out.push(
-                req("POST", format!("{API}/api/v1/namespaces/${{pod.namespace}}/pods/${{pod.name}}/eviction"), Some(eviction))
-                    .note("for each pod on the node except DaemonSet, mirror and quarantined pods"),
+                req(
+                    "POST",
+                    format!("{API}/api/v1/namespaces/${{pod.namespace}}/pods/${{pod.name}}/eviction"),
+                    Some(eviction),
+                )
+                .note("for each pod on the node except DaemonSet, mirror and quarantined pods"),
             );
         }
         _ => {}
@@ -232,7 +239,8 @@ fn pod_requests(action: &Action, cluster: &ClusterRef, ns: &str, pod: &str, inci
         Action::IsolatePod(_) => {
             let name = format!("riposte-isolate-{incident_label}");
             out.push(
-                req("PATCH", pod_url, Some(json!({"metadata": {"labels": {"riposte.io/isolate": incident_label}}}))).typed(MERGE),
+                req("PATCH", pod_url, Some(json!({"metadata": {"labels": {"riposte.io/isolate": incident_label}}})))
+                    .typed(MERGE),
             );
             out.push(req(
                 "POST",
@@ -253,7 +261,11 @@ fn pod_requests(action: &Action, cluster: &ClusterRef, ns: &str, pod: &str, inci
         }
         Action::DeleteWorkload(_) => {
             out.push(req("GET", pod_url, None));
-            out.push(req("GET", format!("{API}/apis/apps/v1/namespaces/{ns}/replicasets/${{pod.ownerReferences[0].name}}"), None));
+            out.push(req(
+                "GET",
+                format!("{API}/apis/apps/v1/namespaces/{ns}/replicasets/${{pod.ownerReferences[0].name}}"),
+                None,
+            ));
             out.push(req(
                 "DELETE",
                 format!("{API}/apis/apps/v1/namespaces/{ns}/${{owner.kind}}s/${{owner.name}}"),

@@ -70,9 +70,8 @@ pub enum Target {
 impl Target {
     /// Resolves the target an action of `kind` needs from `hints`, or says what is missing.
     pub fn resolve(kind: TargetKind, hints: &ResourceHints) -> Result<Target, String> {
-        let project = || {
-            hints.project.clone().ok_or("the alert names no project and the policy file sets no defaults.project")
-        };
+        let project =
+            || hints.project.clone().ok_or("the alert names no project and the policy file sets no defaults.project");
         let cluster = || -> Result<ClusterRef, String> {
             Ok(ClusterRef {
                 project: project()?,
@@ -93,7 +92,12 @@ impl Target {
                 if name.is_none() && hints.instance_id.is_none() {
                     return Err("the alert names no VM (no instance, instance id or GKE node)".into());
                 }
-                Ok(Target::Instance { project: project()?, zone: hints.zone.clone(), name, id: hints.instance_id.clone() })
+                Ok(Target::Instance {
+                    project: project()?,
+                    zone: hints.zone.clone(),
+                    name,
+                    id: hints.instance_id.clone(),
+                })
             }
             TargetKind::Node => {
                 let node = hints.node.clone().ok_or("the alert names no node")?;

@@ -24,7 +24,8 @@ impl std::fmt::Debug for Condition {
 impl Condition {
     /// Compiles `source`; the error is the CEL parser's message.
     pub fn compile(source: &str) -> Result<Condition, String> {
-        let program = cel::Program::compile(source).map_err(|e| format!("invalid CEL expression: {e}"))?;
+        let program = cel::Program::compile(source)
+            .map_err(|e| format!("invalid CEL expression: {}", e.to_string().replace('\n', "; ")))?;
         let references = program.references();
         let unknown: Vec<&str> = references
             .variables()
@@ -80,4 +81,3 @@ fn is_macro_variable(source: &str, name: &str) -> bool {
         .iter()
         .any(|m| source.contains(&format!("{m}({name},")) || source.contains(&format!("{m}({name} ,")))
 }
-

@@ -31,7 +31,12 @@ impl Decoder {
 
     /// `value` as an object whose keys are all in `known`; every unknown key is an error (with a
     /// suggestion when it looks like a typo).
-    pub(super) fn object<'a>(&mut self, value: &'a Value, path: &str, known: &[&str]) -> Option<&'a Map<String, Value>> {
+    pub(super) fn object<'a>(
+        &mut self,
+        value: &'a Value,
+        path: &str,
+        known: &[&str],
+    ) -> Option<&'a Map<String, Value>> {
         let Some(obj) = value.as_object() else {
             self.error(path, format!("expected a mapping, got {}", json_type_name(value)));
             return None;
@@ -76,7 +81,12 @@ impl Decoder {
     }
 
     /// Decodes the field `key` of `obj`, which must be present.
-    pub(super) fn required<T: DeserializeOwned>(&mut self, obj: &Map<String, Value>, key: &str, path: &str) -> Option<T> {
+    pub(super) fn required<T: DeserializeOwned>(
+        &mut self,
+        obj: &Map<String, Value>,
+        key: &str,
+        path: &str,
+    ) -> Option<T> {
         if obj.get(key).is_none_or(Value::is_null) {
             self.error(join(path, key), format!("`{key}` is required"));
             return None;
@@ -87,12 +97,7 @@ impl Decoder {
 
 /// The known key nearest to `key` by edit distance, if it is close enough to be a typo.
 fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (edit_distance(key, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| k)
+    known.iter().map(|k| (edit_distance(key, k), *k)).filter(|(d, k)| *d <= 2.max(k.len() / 4)).min().map(|(_, k)| k)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -273,12 +273,14 @@ impl Matcher {
             let fpath = join(path, "fields");
             match fields.as_object() {
                 None => d.error(&fpath, "expected a mapping of field name to predicate"),
-                Some(f) => for (name, pred) in f {
-                    let ppath = format!("{fpath}.{name:?}");
-                    if let Some(p) = FieldPredicate::decode(d, pred, &ppath) {
-                        m.fields.push((name.clone(), p));
+                Some(f) => {
+                    for (name, pred) in f {
+                        let ppath = format!("{fpath}.{name:?}");
+                        if let Some(p) = FieldPredicate::decode(d, pred, &ppath) {
+                            m.fields.push((name.clone(), p));
+                        }
                     }
-                },
+                }
             }
         }
         if let Some(r) = obj.get("resource") {
@@ -360,4 +362,3 @@ impl Matcher {
         self.sources.iter().map(|s| s.as_str()).collect()
     }
 }
-

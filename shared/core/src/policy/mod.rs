@@ -14,11 +14,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::action::{Action, ActionClass, ACTION_NAMES};
+use crate::action::{ACTION_NAMES, Action, ActionClass};
 use crate::alert::{Alert, ResourceHints};
 use crate::names::{ClusterName, Location, Namespace, ProjectId};
-use decode::{Decoder, index, join};
 pub use condition::{CEL_VARIABLES, Condition};
+use decode::{Decoder, index, join};
 pub use duration::{format_duration, parse_duration};
 pub use matcher::{Comparator, Matcher, SeverityFilter, TagFilter};
 
@@ -155,11 +155,9 @@ impl GroupKey {
             "severity" => Ok(GroupKey::Severity),
             _ => {
                 if let Some(hint) = s.strip_prefix("resource.") {
-                    ResourceHints::NAMES
-                        .iter()
-                        .find(|n| **n == hint)
-                        .map(|n| GroupKey::Resource(n))
-                        .ok_or_else(|| format!("unknown resource hint {hint:?}; expected one of {}", ResourceHints::NAMES.join(", ")))
+                    ResourceHints::NAMES.iter().find(|n| **n == hint).map(|n| GroupKey::Resource(n)).ok_or_else(|| {
+                        format!("unknown resource hint {hint:?}; expected one of {}", ResourceHints::NAMES.join(", "))
+                    })
                 } else if let Some(field) = s.strip_prefix("fields.").filter(|f| !f.is_empty()) {
                     Ok(GroupKey::Field(field.to_string()))
                 } else {
@@ -394,10 +392,7 @@ fn decode_policy(
     for (i, n) in notify.iter().enumerate() {
         if !notifiers.contains_key(n) {
             let known: Vec<&str> = notifiers.keys().map(String::as_str).collect();
-            d.error(
-                index(&join(path, "notify"), i),
-                format!("unknown notifier {n:?}; defined: {}", known.join(", ")),
-            );
+            d.error(index(&join(path, "notify"), i), format!("unknown notifier {n:?}; defined: {}", known.join(", ")));
         }
     }
     Some(Policy {
@@ -451,10 +446,7 @@ fn decode_actions(d: &mut Decoder, value: Option<&Value>, path: &str, automatic:
             d.error(join(&join(&ipath, &name), &field), message);
         }
         if automatic && action.class() == ActionClass::Destructive {
-            d.error(
-                &ipath,
-                format!("{name} is destructive and cannot run automatically; move it to on_approval"),
-            );
+            d.error(&ipath, format!("{name} is destructive and cannot run automatically; move it to on_approval"));
         }
         if !seen.insert(name.clone()) {
             d.error(&ipath, format!("{name} is listed twice"));

@@ -45,16 +45,16 @@ fn get_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>
 
 /// Whether `value` has the shape of a Falco alert (a rule and a priority or output).
 pub(super) fn looks_like_falco(value: &Value) -> bool {
-    value.as_object().is_some_and(|o| {
-        get(o, "rule").is_some() && (get(o, "priority").is_some() || get(o, "output").is_some())
-    })
+    value
+        .as_object()
+        .is_some_and(|o| get(o, "rule").is_some() && (get(o, "priority").is_some() || get(o, "output").is_some()))
 }
 
 /// Parses one Falco alert from a JSON value (also used for Falco alerts inside LogEntries).
 pub fn parse_falco_value(value: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| IngestError::UnknownFormat(format!("a Falco alert is an object, got {}", json_type_name(value))))?;
+    let obj = value.as_object().ok_or_else(|| {
+        IngestError::UnknownFormat(format!("a Falco alert is an object, got {}", json_type_name(value)))
+    })?;
     let mut notes = Vec::new();
 
     let rule = get_str(obj, "rule")?
@@ -100,7 +100,9 @@ pub fn parse_falco_value(value: &Value, delivery: Delivery) -> Result<Alert, Ing
             .collect::<Result<_, _>>()?,
         // Some forwarders flatten tags into one comma-separated string.
         Some(Value::String(s)) => s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect(),
-        Some(other) => return Err(IngestError::Malformed(format!("tags must be an array, got {}", json_type_name(other)))),
+        Some(other) => {
+            return Err(IngestError::Malformed(format!("tags must be an array, got {}", json_type_name(other))));
+        }
     };
 
     // Falcosidekick sets `syscalls` when Falco sent no source; old Falco sends none at all.
@@ -140,8 +142,13 @@ fn first_str<'a>(fields: &'a BTreeMap<String, Value>, keys: &[&str]) -> Option<&
 /// hostname. The hostname names the node only when it has a GKE node's shape (`gke-…`): without
 /// `FALCO_HOSTNAME` it is the Falco pod's own name, which would quarantine the wrong thing.
 fn hints(fields: &BTreeMap<String, Value>, hostname: Option<&str>, notes: &mut Vec<String>) -> ResourceHints {
-    let node = first_str(fields, &["k8s.node.name", "k8smeta.node.name", "node"])
-        .or(hostname.filter(|h| h.starts_with("gke-")));
+    let named = first_str(fields, &["k8s.node.name", "k8smeta.node.name", "node"]);
+    let node = named.or(hostname.filter(|h| h.starts_with("gke-")));
+    if let Some(h) = hostname.filter(|_| node.is_none()) {
+        notes.push(format!(
+            "hostname {h:?} is not taken as the node: it is not a GKE node name (set FALCO_HOSTNAME to the node name, or a `node` customfield)"
+        ));
+    }
     ResourceHints {
         project: Alert::hint(notes, "project", first_str(fields, &["project", "project_id", "gcp.project"])),
         location: Alert::hint(notes, "location", first_str(fields, &["location", "region"])),

@@ -28,9 +28,7 @@ pub(super) fn looks_like_log_entry(value: &Value) -> bool {
 /// Parses one LogEntry.
 pub fn parse_log_entry(entry: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
     if !entry.is_object() || !looks_like_log_entry(entry) {
-        return Err(IngestError::UnknownFormat(
-            "not a LogEntry: expected logName, resource and a payload".into(),
-        ));
+        return Err(IngestError::UnknownFormat("not a LogEntry: expected logName, resource and a payload".into()));
     }
     let mut notes = Vec::new();
     let resource_hints = hints(entry, &mut notes)?;

@@ -116,15 +116,12 @@ pub(crate) fn json_object(body: &[u8]) -> Result<Value, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::Malformed("empty body; expected a JSON object".into()));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| IngestError::Malformed(format!("body is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| IngestError::Malformed(format!("body is not valid JSON: {e}")))?;
     if value.is_object() {
         Ok(value)
     } else {
-        Err(IngestError::UnknownFormat(format!(
-            "expected a JSON object, got {}",
-            json_type_name(&value)
-        )))
+        Err(IngestError::UnknownFormat(format!("expected a JSON object, got {}", json_type_name(&value))))
     }
 }
 
@@ -145,15 +142,13 @@ pub(crate) fn opt_str<'a>(v: &'a Value, key: &str, path: &str) -> Result<Option<
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(other) => Err(IngestError::Malformed(format!(
-            "{path}{key} must be a string, got {}",
-            json_type_name(other)
-        ))),
+        Some(other) => {
+            Err(IngestError::Malformed(format!("{path}{key} must be a string, got {}", json_type_name(other))))
+        }
     }
 }
 
 /// Parses an RFC 3339 time, naming the field on error.
 pub(crate) fn parse_time(s: &str, field: &str) -> Result<jiff::Timestamp, IngestError> {
-    s.parse()
-        .map_err(|e| IngestError::Malformed(format!("{field} {s:?} is not an RFC 3339 time: {e}")))
+    s.parse().map_err(|e| IngestError::Malformed(format!("{field} {s:?} is not an RFC 3339 time: {e}")))
 }

@@ -26,9 +26,7 @@ pub fn parse_monitoring_value(value: &Value, delivery: Delivery) -> Result<Alert
             return Err(IngestError::Malformed(format!("incident must be an object, got {}", json_type_name(other))));
         }
         None => {
-            return Err(IngestError::UnknownFormat(
-                "not a Monitoring notification: no \"incident\" object".into(),
-            ));
+            return Err(IngestError::UnknownFormat("not a Monitoring notification: no \"incident\" object".into()));
         }
     };
     let version = match value.get("version") {
@@ -55,9 +53,7 @@ pub fn parse_monitoring_value(value: &Value, delivery: Delivery) -> Result<Alert
         Some("open") | Some("acknowledged") => AlertStatus::Firing,
         Some("closed") => AlertStatus::Resolved,
         Some(other) => {
-            return Err(IngestError::Malformed(format!(
-                "unknown incident.state {other:?}; expected open or closed"
-            )));
+            return Err(IngestError::Malformed(format!("unknown incident.state {other:?}; expected open or closed")));
         }
         None => return Err(IngestError::Malformed("incident.state is missing".into())),
     };
@@ -140,10 +136,11 @@ fn hints(incident: &Value, notes: &mut Vec<String>) -> Result<ResourceHints, Ing
     if rtype == "gce_instance" {
         hints.zone = Alert::hint(notes, "zone", label("zone"));
         hints.instance_id = Alert::hint(notes, "instance_id", label("instance_id"));
-        let name = incident
-            .pointer("/metric/labels/instance_name")
-            .and_then(Value::as_str)
-            .or(opt_str(incident, "resource_display_name", "incident.")?);
+        let name = incident.pointer("/metric/labels/instance_name").and_then(Value::as_str).or(opt_str(
+            incident,
+            "resource_display_name",
+            "incident.",
+        )?);
         hints.instance = Alert::hint(notes, "instance", name);
         let is_gke_node = incident.pointer("/metadata/user_labels/goog-gke-node").is_some()
             || incident.pointer("/metadata/system_labels/goog-gke-node").is_some();

@@ -23,8 +23,8 @@ struct Message {
 
 /// Parses a push body.
 pub(super) fn parse(body: &[u8], headers: &HeaderMap) -> Result<Vec<Alert>, IngestError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| IngestError::Malformed(format!("body is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| IngestError::Malformed(format!("body is not valid JSON: {e}")))?;
     let (message, data) = if value.get("message").is_some() {
         envelope(&value)?
     } else if let Some(id) = header(headers, "x-goog-pubsub-message-id") {
@@ -37,7 +37,8 @@ pub(super) fn parse(body: &[u8], headers: &HeaderMap) -> Result<Vec<Alert>, Inge
         (message, value)
     } else if value.is_object() && (value.get("incident").is_some() || logentry::looks_like_log_entry(&value)) {
         // Unwrapped without metadata headers (write_metadata off).
-        let message = Message { id: "unknown".into(), subscription: None, publish_time: None, attributes: Default::default() };
+        let message =
+            Message { id: "unknown".into(), subscription: None, publish_time: None, attributes: Default::default() };
         (message, value)
     } else {
         return Err(IngestError::UnknownFormat(
@@ -75,7 +76,9 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 fn envelope(value: &Value) -> Result<(Message, Value), IngestError> {
     let msg = match value.get("message") {
         Some(m @ Value::Object(_)) => m,
-        Some(other) => return Err(IngestError::Malformed(format!("message must be an object, got {}", json_type_name(other)))),
+        Some(other) => {
+            return Err(IngestError::Malformed(format!("message must be an object, got {}", json_type_name(other))));
+        }
         None => return Err(IngestError::Malformed("message is missing".into())),
     };
     let str_field = |k: &str| msg.get(k).and_then(Value::as_str).map(str::to_string);
@@ -102,14 +105,19 @@ fn envelope(value: &Value) -> Result<(Message, Value), IngestError> {
     let data = match msg.get("data") {
         Some(Value::String(d)) => d,
         None | Some(Value::Null) => return Err(unprocessable("the message has no data".into())),
-        Some(other) => return Err(IngestError::Malformed(format!("message.data must be a base64 string, got {}", json_type_name(other)))),
+        Some(other) => {
+            return Err(IngestError::Malformed(format!(
+                "message.data must be a base64 string, got {}",
+                json_type_name(other)
+            )));
+        }
     };
     let bytes = STANDARD
         .decode(data.trim())
         .or_else(|_| URL_SAFE.decode(data.trim()))
         .map_err(|e| unprocessable(format!("message.data is not base64: {e}")))?;
-    let decoded: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| unprocessable(format!("message.data is not JSON: {e}")))?;
+    let decoded: Value =
+        serde_json::from_slice(&bytes).map_err(|e| unprocessable(format!("message.data is not JSON: {e}")))?;
     if !decoded.is_object() {
         return Err(unprocessable(format!("message.data is {}, not a JSON object", json_type_name(&decoded))));
     }

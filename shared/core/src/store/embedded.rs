@@ -42,7 +42,8 @@ impl EmbeddedStore {
     /// Opens (or creates) `dir/riposte.redb`. Fails with [`StoreError::Locked`] while another
     /// process has it open.
     pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("riposte.redb");
         let db = Database::create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.display().to_string()),
@@ -71,7 +72,11 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || f(&db)).await.map_err(backend)?
     }
 
-    async fn append(&self, table: TableDefinition<'static, u64, &'static [u8]>, bytes: Vec<u8>) -> Result<(), StoreError> {
+    async fn append(
+        &self,
+        table: TableDefinition<'static, u64, &'static [u8]>,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(backend)?;
             {
@@ -113,7 +118,11 @@ impl Store for EmbeddedStore {
                 let mut incidents = tx.open_table(INCIDENTS).map_err(backend)?;
                 let open_id = keys.get(candidate.key.as_str()).map_err(backend)?.map(|v| v.value().to_string());
                 let open = match &open_id {
-                    Some(id) => incidents.get(id.as_str()).map_err(backend)?.map(|v| decode::<Incident>(id, v.value())).transpose()?,
+                    Some(id) => incidents
+                        .get(id.as_str())
+                        .map_err(backend)?
+                        .map(|v| decode::<Incident>(id, v.value()))
+                        .transpose()?,
                     None => None,
                 };
                 match open {
@@ -144,7 +153,11 @@ impl Store for EmbeddedStore {
                 let mut incidents = tx.open_table(INCIDENTS).map_err(backend)?;
                 let id = keys.get(key.as_str()).map_err(backend)?.map(|v| v.value().to_string());
                 let incident = match &id {
-                    Some(id) => incidents.get(id.as_str()).map_err(backend)?.map(|v| decode::<Incident>(id, v.value())).transpose()?,
+                    Some(id) => incidents
+                        .get(id.as_str())
+                        .map_err(backend)?
+                        .map(|v| decode::<Incident>(id, v.value()))
+                        .transpose()?,
                     None => None,
                 };
                 match incident {
@@ -168,8 +181,11 @@ impl Store for EmbeddedStore {
             let tx = db.begin_write().map_err(backend)?;
             let found = {
                 let mut incidents = tx.open_table(INCIDENTS).map_err(backend)?;
-                let current =
-                    incidents.get(id.as_str()).map_err(backend)?.map(|v| decode::<Incident>(&id, v.value())).transpose()?;
+                let current = incidents
+                    .get(id.as_str())
+                    .map_err(backend)?
+                    .map(|v| decode::<Incident>(&id, v.value()))
+                    .transpose()?;
                 match current {
                     Some(mut incident) => {
                         if change(&mut incident) {

@@ -238,7 +238,12 @@ impl Ops<'_> {
     }
 
     /// Applies an approval decision; `None` when there is no such incident.
-    pub async fn decide(&self, id: &str, plan_hash: &str, decision: Decision) -> Result<Option<DecisionOutcome>, StoreError> {
+    pub async fn decide(
+        &self,
+        id: &str,
+        plan_hash: &str,
+        decision: Decision,
+    ) -> Result<Option<DecisionOutcome>, StoreError> {
         let plan_hash = plan_hash.to_string();
         self.apply(id, move |inc| {
             let before = inc.approval.clone();
@@ -248,4 +253,3 @@ impl Ops<'_> {
         .await
     }
 }
-

@@ -1,0 +1,233 @@
+//! The real `riposte` binary: `serve` on a free port with a temp state dir, `replay`,
+//! `policy check`, `incident list|show`.
+
+use std::process::Command;
+
+use riposte_core::incident::StepStatus;
+use riposte_core::store::{EmbeddedStore, Store};
+use serde_json::{Value, json};
+
+use crate::helpers::{ALL_FIXTURES, binary, eventually, fixture, fixtures_dir, spawn_binary};
+
+fn riposte(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(binary());
+    cmd.args(args).env_remove("K_SERVICE").env_remove("RIPOSTE_POLICY").env("RIPOSTE_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run riposte");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Value {
+    let r = client.post(url).header("content-type", "application/json").body(body).send().await.expect("send");
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_every_fixture_and_records_the_dry_run_requests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = spawn_binary(dir.path(), &[]);
+    assert!(server.url.starts_with("http://127.0.0.1:"), "no credentials: loopback only ({})", server.url);
+    let client = reqwest::Client::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for (endpoint, rel) in ALL_FIXTURES {
+        let j = post(&client, &format!("{}/v1/{endpoint}", server.url), fixture(rel)).await;
+        if let Some(id) = j["incident_id"].as_str() {
+            ids.insert(id.to_string());
+        }
+    }
+    // crypto (Falcosidekick + log sink), two terminal shells, the CPU incident (webhook + Pub/Sub), the exec.
+    assert_eq!(ids.len(), 5, "{ids:?}");
+
+    // While the server holds the store, `riposte incident` reads through it.
+    let state = dir.path().to_str().expect("utf8");
+    let listed = eventually(|| async {
+        let (code, out, _) = riposte(&["incident", "list", "--state-dir", state], &[]);
+        (code == 0 && out.lines().count() == 5 && !out.contains("pending")).then_some(out)
+    })
+    .await;
+    assert!(listed.contains("crypto-mining-containment") && listed.contains("alerts=2"), "{listed}");
+    let crypto_id = listed
+        .lines()
+        .find(|l| l.contains("crypto-mining"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("id")
+        .to_string();
+    let (code, shown, _) = riposte(&["incident", "show", &crypto_id, "--state-dir", state], &[]);
+    assert_eq!(code, 0);
+    assert!(shown.contains("[6] drain_node (on approval)") && shown.contains("awaiting approval"), "{shown}");
+    assert!(
+        shown.contains("PATCH https://${cluster.endpoint}/api/v1/nodes/gke-prod-eu-default-pool-5c1d2e3f-k9zt"),
+        "{shown}"
+    );
+
+    let printed = server.stdout.lock().expect("lock").join("\n");
+    assert!(printed.contains(&format!("riposte incident {crypto_id} opened")), "console notifier: {printed}");
+    server.stop();
+
+    // After shutdown the store opens directly and holds every incident with its recorded requests.
+    let store = EmbeddedStore::open(dir.path()).expect("store released on shutdown");
+    let crypto = store.get(&crypto_id).await.expect("get").expect("incident");
+    assert_eq!(crypto.alert_count, 2);
+    for step in crypto.steps.iter().filter(|s| !s.gated) {
+        assert_eq!(step.status, StepStatus::Done, "{}", step.action.name());
+        let report = step.report.as_ref().expect("report");
+        assert!(report.dry_run && !report.requests.is_empty());
+        assert_eq!(report.requests, step.requests, "dry run records exactly the planned requests");
+    }
+    let exec = store
+        .list(10)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|i| i.policy == "human-exec-into-pod")
+        .expect("exec incident");
+    let exec = store.get(&exec.id).await.expect("get").expect("incident");
+    let patch = &exec.steps[0].report.as_ref().expect("report").requests[1];
+    assert_eq!(patch.method, "PATCH");
+    assert_eq!(patch.url, "https://${cluster.endpoint}/api/v1/namespaces/shop/pods/api-7d9f8b6c5-x2lqp");
+    assert_eq!(patch.body.as_ref().expect("body")["metadata"]["labels"]["riposte.io/exec-by-human"], json!("true"));
+    let log = store.alert_log(100).await.expect("log");
+    assert_eq!(log.len(), ALL_FIXTURES.len());
+    assert!(log.iter().any(|r| r.rule == "Test rule" && r.outcome == "no policy matched"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_concurrent_posts_make_one_incident_with_one_set_of_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = spawn_binary(dir.path(), &[("RIPOSTE_FALCO_TOKEN", "t0ken")]);
+    let url = format!("{}/v1/falco", server.url.replace("0.0.0.0", "127.0.0.1"));
+    let client = reqwest::Client::new();
+    let body = fixture("falco/drop-exec-sidekick-customfields.json");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        tasks.spawn(async move {
+            let r = client.post(url).bearer_auth("t0ken").body(body).send().await.expect("send");
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.expect("json")
+        });
+    }
+    let mut opened = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(j) = tasks.join_next().await {
+        let j = j.expect("task");
+        ids.insert(j["incident_id"].as_str().expect("id").to_string());
+        opened += usize::from(j["duplicate"] == json!(false));
+    }
+    assert_eq!((opened, ids.len()), (1, 1));
+    let id = ids.into_iter().next().expect("id");
+    let printed = || server.stdout.lock().expect("lock").join("\n");
+    eventually(|| async { printed().contains("progress").then_some(()) }).await;
+    server.stop();
+
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let incident = store.get(&id).await.expect("get").expect("incident");
+    assert_eq!(incident.alert_count, 1000);
+    assert_eq!(incident.steps.len(), 10);
+    for step in incident.steps.iter().filter(|s| !s.gated) {
+        assert_eq!(
+            (step.status.clone(), step.attempts),
+            (StepStatus::Done, 1),
+            "{} ran exactly once",
+            step.action.name()
+        );
+    }
+    assert_eq!(store.list(10).await.expect("list").len(), 1);
+}
+
+#[test]
+fn replay_shows_the_matched_policy_its_reasons_and_the_plan() {
+    let expectations = [
+        (
+            "falco/drop-exec-sidekick-customfields.json",
+            Some("crypto-mining-containment"),
+            "POST https://compute.googleapis.com/compute/v1/projects/shop-prod/global/firewalls?requestId=",
+        ),
+        ("falco/sidekick-test-event.json", None, "no policy matched"),
+        ("falco/terminal-shell-k8s.json", Some("terminal-shell-in-container"), "skipped: the alert names no node"),
+        ("falco/terminal-shell-legacy.json", Some("terminal-shell-in-container"), "severity notice >= notice"),
+        ("monitoring/incident-gce-cpu-closed.json", None, "no policy matched"),
+        (
+            "monitoring/incident-gce-cpu-open-critical.json",
+            Some("node-cpu-pegged"),
+            "zones/europe-west1-b/instances/gke-prod-eu-default-pool-5c1d2e3f-k9zt/setTags?requestId=",
+        ),
+        ("pubsub/push-falco-container-log.json", Some("crypto-mining-containment"), "[6] drain_node (on approval)"),
+        (
+            "pubsub/push-gke-audit-exec.json",
+            Some("human-exec-into-pod"),
+            "when `!fields[\"protoPayload.authenticationInfo.principalEmail\"].endsWith(\".gserviceaccount.com\")` is true",
+        ),
+        ("pubsub/push-monitoring-incident.json", Some("node-cpu-pegged"), "matches \"Node CPU pegged*\""),
+    ];
+    for (rel, policy, line) in expectations {
+        let path = fixtures_dir().join(rel);
+        let (code, out, err) = riposte(&["replay", path.to_str().expect("utf8")], &[]);
+        assert_eq!(code, 0, "{rel}: {err}");
+        match policy {
+            Some(p) => {
+                assert!(out.contains(&format!("MATCH    {p}:")), "{rel}:\n{out}");
+                assert!(out.contains(&format!("plan under {p:?}")), "{rel}:\n{out}");
+            }
+            None => assert!(!out.contains("MATCH"), "{rel}:\n{out}"),
+        }
+        assert!(out.contains(line), "{rel}: expected {line:?} in\n{out}");
+    }
+    let path = fixtures_dir().join("pubsub/push-gke-audit-exec.json");
+    let (code, out, _) = riposte(&["replay", path.to_str().expect("utf8"), "--json"], &[]);
+    assert_eq!(code, 0);
+    let j: Value = serde_json::from_str(&out).expect("json report");
+    assert_eq!(j[0]["matched"], json!(["human-exec-into-pod"]));
+    assert_eq!(
+        j[0]["plans"][0]["steps"][0]["action"],
+        json!({"label_pod": {"labels": {"riposte.io/exec-by-human": "true"}}})
+    );
+    let (code, _, err) = riposte(&["replay", path.to_str().expect("utf8"), "--source", "falco"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a Falco alert"), "{err}");
+}
+
+#[test]
+fn policy_check_lists_every_error_and_serve_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "policies:\n  - name: a\n    match: {severity: loud}\n    actions: [delete_instance]\n  - name: b\n    matc: {}\n").expect("write");
+    let bad = bad.to_str().expect("utf8");
+    let (code, _, err) = riposte(&["policy", "check", bad], &[]);
+    assert_eq!(code, 2);
+    for expected in ["policies[0].match.severity", "policies[0].actions[0]", "policies[1].matc", "policies[1].match"] {
+        assert!(err.contains(expected), "missing {expected} in\n{err}");
+    }
+    let (code, _, err) =
+        riposte(&["serve", "--policy", bad, "--state-dir", dir.path().to_str().expect("utf8")], &[("PORT", "0")]);
+    assert_eq!(code, 2, "a bad policy stops startup");
+    assert!(err.contains("policies[0].actions[0]"));
+
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/examples/policy.yaml");
+    let (code, out, _) = riposte(&["policy", "check", example.to_str().expect("utf8")], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("OK, 4 policies"));
+}
+
+#[test]
+fn on_cloud_run_a_missing_credential_stops_startup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().to_str().expect("utf8");
+    let (code, _, err) = riposte(
+        &["serve", "--state-dir", state],
+        &[("K_SERVICE", "riposte"), ("PORT", "0"), ("RIPOSTE_FALCO_TOKEN", "x")],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("missing: RIPOSTE_MONITORING_TOKEN (or _USER and _PASSWORD), RIPOSTE_PUBSUB_TOKEN"), "{err}");
+    assert!(!err.contains("x\n"), "secrets are never echoed");
+    let (code, _, err) = riposte(&["serve", "--state-dir", state], &[("RIPOSTE_MONITORING_USER", "u"), ("PORT", "0")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("set both RIPOSTE_MONITORING_USER and RIPOSTE_MONITORING_PASSWORD"), "{err}");
+}

@@ -1,0 +1,164 @@
+//! Shared test helpers: fixtures, `spawn_app()` (the intake router in-process on port 0) and
+//! `spawn_binary()` (the real `riposte serve` process on a free port with a temp state dir).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use riposte_core::executor::DryRunExecutor;
+use riposte_core::notify::Notifiers;
+use riposte_core::policy::PolicySet;
+use riposte_core::runner::Runner;
+use riposte_core::store::{EmbeddedStore, Store};
+use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, app};
+
+/// The repository's fixtures directory.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A fixture's bytes, by path relative to `tests/fixtures`.
+pub fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(fixtures_dir().join(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
+}
+
+/// A fixture as JSON.
+pub fn fixture_json(rel: &str) -> serde_json::Value {
+    serde_json::from_slice(&fixture(rel)).expect("fixture is JSON")
+}
+
+/// Every fixture with the endpoint it is posted to.
+pub const ALL_FIXTURES: [(&str, &str); 9] = [
+    ("falco", "falco/drop-exec-sidekick-customfields.json"),
+    ("falco", "falco/sidekick-test-event.json"),
+    ("falco", "falco/terminal-shell-k8s.json"),
+    ("falco", "falco/terminal-shell-legacy.json"),
+    ("monitoring", "monitoring/incident-gce-cpu-closed.json"),
+    ("monitoring", "monitoring/incident-gce-cpu-open-critical.json"),
+    ("pubsub", "pubsub/push-falco-container-log.json"),
+    ("pubsub", "pubsub/push-gke-audit-exec.json"),
+    ("pubsub", "pubsub/push-monitoring-incident.json"),
+];
+
+/// The example policy shipped with riposte.
+pub fn example_policies() -> PolicySet {
+    PolicySet::from_yaml(riposte::EXAMPLE_POLICY).expect("the example policy is valid")
+}
+
+/// An in-process intake server.
+pub struct TestApp {
+    /// Base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
+    /// Its store.
+    pub store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the intake router on port 0 with the example policy, a temp embedded store, the dry-run
+/// executor and `credentials`.
+pub async fn spawn_app(credentials: Credentials, limits: BodyLimits, admin: AdminAccess) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), Notifiers::none(), "test-runner".into());
+    let state = IngestState {
+        policies: Arc::new(example_policies()),
+        store: store.clone(),
+        runner,
+        notifiers: Notifiers::none(),
+        credentials: Arc::new(credentials),
+        limits,
+        admin,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    TestApp { url, store, _dir: dir }
+}
+
+/// The real `riposte serve` process.
+pub struct TestBinary {
+    /// Base URL.
+    pub url: String,
+    /// Everything it printed on stdout so far.
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    child: Child,
+}
+
+/// Path of the riposte binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_riposte-under-test")
+}
+
+/// Starts `riposte serve` on a free port with `state_dir` and extra environment, and waits until
+/// it prints its address.
+pub fn spawn_binary(state_dir: &Path, env: &[(&str, &str)]) -> TestBinary {
+    let mut cmd = Command::new(binary());
+    cmd.args(["serve", "--state-dir"])
+        .arg(state_dir)
+        .env("PORT", "0")
+        .env("RIPOSTE_LOG", "warn")
+        .env_remove("K_SERVICE")
+        .env_remove("RIPOSTE_POLICY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn riposte");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = lines.clone();
+    // Keep draining stdout for the life of the process, or the console notifier would block.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                let _ = tx.send(url.to_string());
+            }
+            sink.lock().expect("lock").push(line);
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(30)).expect("riposte printed its address");
+    TestBinary { url, stdout: lines, child }
+}
+
+impl TestBinary {
+    /// Stops the server with SIGTERM and waits for it, so its store can be opened.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns `Some` or 10 s pass.
+pub async fn eventually<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "condition not met within 10s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,14 @@
+//! riposte's end-to-end and integration tests: one test binary, modules by subject.
+//!
+//! Nothing here runs against a fake yet: intake, policies and the embedded store are all real;
+//! executors are the dry-run one.
+
+mod binary;
+mod fixtures;
+mod helpers;
+mod http;
+mod parser_properties;
+mod policy_errors;
+mod policy_properties;
+mod store;
+mod variants;

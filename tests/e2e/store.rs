@@ -1,0 +1,241 @@
+//! Store guarantees, written against the `Store` trait (so every implementation can run them) and
+//! run here on the embedded redb store. Concurrency is real: many tasks on a multi-thread runtime.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use riposte_core::incident::{ApprovalState, Decision, DecisionOutcome, Incident, StepStatus};
+use riposte_core::plan::plan_incident;
+use riposte_core::sources::SourceKind;
+use riposte_core::store::{EmbeddedStore, Ops, Store};
+
+use crate::helpers::{example_policies, fixture};
+
+fn candidate(rel: &str, kind: SourceKind, now: Timestamp) -> Incident {
+    let policies = example_policies();
+    let alert = kind.parse(&fixture(rel), &http::HeaderMap::new()).expect("fixture").remove(0);
+    let m = policies.matches(&alert);
+    plan_incident(m[0].policy, &policies.defaults, &alert, now)
+}
+
+fn crypto(now: Timestamp) -> Incident {
+    candidate("falco/drop-exec-sidekick-customfields.json", SourceKind::Falco, now)
+}
+
+fn embedded() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    (dir, Arc::new(store))
+}
+
+async fn concurrent_duplicates_make_one_incident(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let store = store.clone();
+        let at = now + SignedDuration::from_millis(i % 7);
+        tasks.spawn(async move { store.record_alert(crypto(at), at).await.expect("record") });
+    }
+    let mut opened = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(r) = tasks.join_next().await {
+        let r = r.expect("task");
+        ids.insert(r.incident_id.clone());
+        if !r.duplicate {
+            opened.push(r.incident_id);
+        }
+    }
+    assert_eq!(opened.len(), 1, "exactly one alert opened the incident");
+    assert_eq!(ids.len(), 1, "every alert landed on it");
+    let incident = store.get(&opened[0]).await.expect("get").expect("exists");
+    assert_eq!(incident.alert_count, 1000);
+    assert_eq!(incident.steps.len(), 10, "one set of steps");
+    assert_eq!(store.list(10).await.expect("list").len(), 1);
+}
+
+async fn claims_are_exclusive_and_leases_expire(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let id = store.record_alert(crypto(now), now).await.expect("record").incident_id;
+    let until = now + SignedDuration::from_secs(60);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (store, id) = (store.clone(), id.clone());
+        tasks.spawn(async move {
+            Ops(store.as_ref()).claim_step(&id, 0, &format!("runner-{i}"), now, until).await.expect("claim")
+        });
+    }
+    let mut winners = 0;
+    while let Some(r) = tasks.join_next().await {
+        winners += usize::from(r.expect("task").is_some());
+    }
+    assert_eq!(winners, 1, "one runner holds the step");
+    let ops = Ops(store.as_ref());
+    // Nobody else may claim it before the lease lapses; after, another runner takes it over.
+    assert!(ops.claim_step(&id, 0, "late", now + SignedDuration::from_secs(30), until).await.expect("claim").is_none());
+    let later = now + SignedDuration::from_secs(61);
+    let taken = ops.claim_step(&id, 0, "rescuer", later, later + SignedDuration::from_secs(60)).await.expect("claim");
+    assert_eq!(taken.expect("claimed after expiry").attempts, 2, "same step, second attempt, same idempotency key");
+    // The first owner lost the lease and cannot record a result any more.
+    let original = store.get(&id).await.expect("get").expect("incident").steps[0].lease.clone().expect("lease").owner;
+    assert_eq!(original, "rescuer");
+    assert!(!ops.finish_step(&id, 0, "runner-0", StepStatus::Done, None, later).await.expect("finish"));
+    assert!(ops.finish_step(&id, 0, "rescuer", StepStatus::Done, None, later).await.expect("finish"));
+    assert_eq!(store.get(&id).await.expect("get").expect("incident").steps[0].status, StepStatus::Done);
+    // Steps that wait for approval can never be claimed.
+    assert!(ops.claim_step(&id, 6, "runner", later, later).await.expect("claim").is_none());
+}
+
+async fn one_decision_wins_under_contention(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let incident = crypto(now);
+    let hash = incident.approval.as_ref().expect("approval").plan_hash.clone();
+    let id = store.record_alert(incident, now).await.expect("record").incident_id;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (store, id, hash) = (store.clone(), id.clone(), hash.clone());
+        tasks.spawn(async move {
+            let d = Decision { by: format!("user{i}@example.com"), approve: i % 2 == 0, at: now };
+            Ops(store.as_ref()).decide(&id, &hash, d).await.expect("decide").expect("incident")
+        });
+    }
+    let mut decisive = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.expect("task") {
+            DecisionOutcome::Approved | DecisionOutcome::Rejected => decisive += 1,
+            DecisionOutcome::AlreadyDecided { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(decisive, 1, "exactly one decision decided");
+    let after = store.get(&id).await.expect("get").expect("incident");
+    let approval = after.approval.expect("approval");
+    assert_eq!(approval.decisions.len(), 1);
+    let gated: Vec<&StepStatus> = after.steps.iter().filter(|s| s.gated).map(|s| &s.status).collect();
+    match approval.state {
+        ApprovalState::Approved => assert!(gated.iter().all(|s| **s == StepStatus::Pending)),
+        ApprovalState::Rejected => assert!(gated.iter().all(|s| matches!(s, StepStatus::Skipped { .. }))),
+        other => panic!("undecided: {other:?}"),
+    }
+}
+
+async fn approval_rules(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let mut incident = crypto(now);
+    {
+        let a = incident.approval.as_mut().expect("approval");
+        a.required = 2;
+        a.approvers = vec!["alice@example.com".into(), "bob@example.com".into()];
+    }
+    let hash = incident.approval.as_ref().expect("approval").plan_hash.clone();
+    let id = store.record_alert(incident, now).await.expect("record").incident_id;
+    let ops = Ops(store.as_ref());
+    let d = |by: &str, approve: bool, at: Timestamp| Decision { by: by.into(), approve, at };
+    let decide = |by: &'static str, hash: String, at: Timestamp| {
+        let (id, store) = (id.clone(), store.clone());
+        async move { Ops(store.as_ref()).decide(&id, &hash, d(by, true, at)).await.expect("decide").expect("incident") }
+    };
+    assert_eq!(decide("mallory@example.com", hash.clone(), now).await, DecisionOutcome::NotAnApprover);
+    assert_eq!(decide("alice@example.com", "0".repeat(64), now).await, DecisionOutcome::PlanChanged);
+    assert_eq!(
+        decide("alice@example.com", hash.clone(), now).await,
+        DecisionOutcome::Recorded { approvals: 1, required: 2 }
+    );
+    assert_eq!(
+        decide("alice@example.com", hash.clone(), now).await,
+        DecisionOutcome::Duplicate,
+        "two-person rule needs two people"
+    );
+    let still = store.get(&id).await.expect("get").expect("incident");
+    assert!(still.steps.iter().filter(|s| s.gated).all(|s| s.status == StepStatus::AwaitingApproval));
+    assert_eq!(decide("bob@example.com", hash.clone(), now).await, DecisionOutcome::Approved);
+    assert_eq!(
+        ops.decide(&id, &hash, d("bob@example.com", false, now)).await.expect("decide"),
+        Some(DecisionOutcome::AlreadyDecided { state: ApprovalState::Approved })
+    );
+
+    // Expiry: a decision after expires_at is refused and the request is expired.
+    let later = now + SignedDuration::from_secs(1);
+    let fresh = crypto(later);
+    let hash = fresh.approval.as_ref().expect("approval").plan_hash.clone();
+    let expires = fresh.approval.as_ref().expect("approval").expires_at;
+    let mut fresh = fresh;
+    fresh.key = "another-key".into();
+    let id2 = store.record_alert(fresh, later).await.expect("record").incident_id;
+    assert_eq!(
+        ops.decide(&id2, &hash, d("x@example.com", true, expires)).await.expect("decide"),
+        Some(DecisionOutcome::AlreadyDecided { state: ApprovalState::Expired })
+    );
+    assert_eq!(ops.decide("missing", &hash, d("x@example.com", true, now)).await.expect("decide"), None);
+}
+
+async fn dedup_window_and_resolution(store: Arc<dyn Store>) {
+    let t0 = Timestamp::now();
+    let first = store.record_alert(crypto(t0), t0).await.expect("record");
+    // Inside the 30m window (sliding on the last alert): same incident.
+    let t1 = t0 + SignedDuration::from_mins(29);
+    let second = store.record_alert(crypto(t1), t1).await.expect("record");
+    assert_eq!(
+        (second.incident_id.as_str(), second.duplicate, second.alert_count),
+        (first.incident_id.as_str(), true, 2)
+    );
+    // After the window: a new incident with its own steps.
+    let t2 = t1 + SignedDuration::from_mins(31);
+    let third = store.record_alert(crypto(t2), t2).await.expect("record");
+    assert!(!third.duplicate);
+    assert_ne!(third.incident_id, first.incident_id);
+
+    // A resolution lands on the open incident and closes it for new alerts.
+    let key = crypto(t2).key;
+    let resolved = store.record_resolution(&key, t2, "monitoring").await.expect("resolve");
+    assert_eq!(resolved.as_deref(), Some(third.incident_id.as_str()));
+    let after = store.record_alert(crypto(t2), t2).await.expect("record");
+    assert!(!after.duplicate, "a resolved incident does not absorb new alerts");
+    assert_eq!(store.record_resolution("no-such-key", t2, "monitoring").await.expect("resolve"), None);
+}
+
+async fn work_is_found_until_done(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let id = store.record_alert(crypto(now), now).await.expect("record").incident_id;
+    assert_eq!(store.with_work(now).await.expect("work"), vec![id.clone()]);
+    let ops = Ops(store.as_ref());
+    for i in 0..6 {
+        assert!(ops.claim_step(&id, i, "r", now, now + SignedDuration::from_secs(60)).await.expect("claim").is_some());
+        assert!(ops.finish_step(&id, i, "r", StepStatus::Done, None, now).await.expect("finish"));
+    }
+    assert!(store.with_work(now).await.expect("work").is_empty(), "only approval-gated steps remain");
+}
+
+/// Runs every store guarantee on `make()`'s store.
+async fn store_contract(make: impl Fn() -> (tempfile::TempDir, Arc<dyn Store>)) {
+    let (_d, s) = make();
+    concurrent_duplicates_make_one_incident(s).await;
+    let (_d, s) = make();
+    claims_are_exclusive_and_leases_expire(s).await;
+    let (_d, s) = make();
+    one_decision_wins_under_contention(s).await;
+    let (_d, s) = make();
+    approval_rules(s).await;
+    let (_d, s) = make();
+    dedup_window_and_resolution(s).await;
+    let (_d, s) = make();
+    work_is_found_until_done(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_store_keeps_every_guarantee() {
+    store_contract(embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = Timestamp::now();
+    let id = {
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let second = EmbeddedStore::open(dir.path());
+        assert!(matches!(second, Err(riposte_core::store::StoreError::Locked(_))), "one process at a time");
+        store.record_alert(crypto(now), now).await.expect("record").incident_id
+    };
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    assert_eq!(store.get(&id).await.expect("get").expect("persisted").alert_count, 1);
+}
