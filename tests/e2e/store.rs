@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use riposte_core::incident::{ApprovalState, Decision, DecisionOutcome, Incident, StepStatus};
 use riposte_core::plan::plan_incident;
 use riposte_core::sources::SourceKind;
-use riposte_core::store::{EmbeddedStore, Ops, Store};
+use riposte_core::store::{AlertRecord, EmbeddedStore, Ops, Store};
 
 use crate::helpers::{example_policies, fixture};
 
@@ -186,11 +186,26 @@ async fn dedup_window_and_resolution(store: Arc<dyn Store>) {
 
     // A resolution lands on the open incident and closes it for new alerts.
     let key = crypto(t2).key;
-    let resolved = store.record_resolution(&key, t2, "monitoring").await.expect("resolve");
+    let line = || AlertRecord::for_incident(&crypto(t2), t2, String::new());
+    let resolved = store.record_resolution(&key, t2, line()).await.expect("resolve");
     assert_eq!(resolved.as_deref(), Some(third.incident_id.as_str()));
     let after = store.record_alert(crypto(t2), t2).await.expect("record");
     assert!(!after.duplicate, "a resolved incident does not absorb new alerts");
-    assert_eq!(store.record_resolution("no-such-key", t2, "monitoring").await.expect("resolve"), None);
+    assert_eq!(store.record_resolution("no-such-key", t2, line()).await.expect("resolve"), None);
+
+    // Every alert left one intake-log line, written with its incident in one transaction.
+    let log: Vec<String> = store.alert_log(100).await.expect("log").into_iter().rev().map(|r| r.outcome).collect();
+    assert_eq!(
+        log,
+        [
+            format!("opened {}", first.incident_id),
+            format!("duplicate of {}", first.incident_id),
+            format!("opened {}", third.incident_id),
+            format!("resolved {}", third.incident_id),
+            format!("opened {}", after.incident_id),
+            "resolved; no open incident".to_string(),
+        ]
+    );
 }
 
 async fn work_is_found_until_done(store: Arc<dyn Store>) {

@@ -190,6 +190,10 @@ fn log_entry_variants() {
     assert_eq!(a.resource.instance.as_ref().map(|p| p.as_str()), Some("vm-1"));
     assert_eq!(a.resource.zone.as_ref().map(|p| p.as_str()), Some("europe-west1-b"));
 
+    // Found by the property test: a null logName must not give an empty rule.
+    let unnamed = json!({"logName": null, "resource": {"type": "global"}, "textPayload": "x"});
+    assert_eq!(parse(SourceKind::PubSub, &envelope(&unnamed)).expect("unnamed").rule, "(no logName)");
+
     let generic = json!({"logName": "projects/p/logs/custom%2Fthing", "jsonPayload": {"message": "hello"}, "resource": {"type": "global"}});
     let a = parse(SourceKind::PubSub, &envelope(&generic)).expect("generic");
     assert_eq!((a.rule.as_str(), a.summary.as_str(), a.severity), ("custom/thing", "hello", Severity::Info));

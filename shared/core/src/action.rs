@@ -304,7 +304,7 @@ impl Action {
             Action::CordonNode(_) => Some("uncordon the node"),
             Action::LabelPod(_) => Some("remove the labels"),
             Action::IsolatePod(_) => Some("delete the NetworkPolicy"),
-            Action::SnapshotDisks(_) => None,
+            // Snapshots are evidence, kept; destructive actions cannot be undone.
             _ => None,
         }
     }

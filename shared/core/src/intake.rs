@@ -77,6 +77,16 @@ pub struct AlertOutcome {
     pub incidents: Vec<IncidentOutcome>,
 }
 
+fn log_line(alert: &Alert, now: Timestamp) -> AlertRecord {
+    AlertRecord {
+        received_at: now,
+        source: alert.source,
+        rule: alert.rule.clone(),
+        severity: alert.severity,
+        outcome: String::new(),
+    }
+}
+
 /// Matches, plans and records `alerts`. Returns the outcomes and the incidents that were opened
 /// (for the runner and the notifiers). Everything is durable when this returns.
 pub async fn ingest(
@@ -93,7 +103,7 @@ pub async fn ingest(
         for m in &matches {
             if alert.status == AlertStatus::Resolved {
                 let (key, _) = incident_key(m.policy, alert);
-                let id = store.record_resolution(&key, now, &format!("{} (resolved alert)", alert.source)).await?;
+                let id = store.record_resolution(&key, now, log_line(alert, now)).await?;
                 incidents.push(IncidentOutcome {
                     policy: m.policy.name.clone(),
                     incident_id: id,
@@ -117,33 +127,11 @@ pub async fn ingest(
                 opened.push(candidate);
             }
         }
-        let outcome_text = if incidents.is_empty() {
-            "no policy matched".to_string()
-        } else {
-            incidents
-                .iter()
-                .map(|i| {
-                    let what = if i.resolved {
-                        "resolved"
-                    } else if i.duplicate {
-                        "duplicate of"
-                    } else {
-                        "opened"
-                    };
-                    format!("{what} {}", i.incident_id.as_deref().unwrap_or("(no open incident)"))
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        store
-            .log_alert(AlertRecord {
-                received_at: now,
-                source: alert.source,
-                rule: alert.rule.clone(),
-                severity: alert.severity,
-                outcome: outcome_text,
-            })
-            .await?;
+        if incidents.is_empty() {
+            let mut line = log_line(alert, now);
+            line.outcome = "no policy matched".into();
+            store.log_alert(line).await?;
+        }
         outcomes.push(AlertOutcome {
             rule: alert.rule.clone(),
             matched_policies: matches.iter().map(|m| m.policy.name.clone()).collect(),

@@ -255,7 +255,7 @@ mod tests {
         assert!("the name of the VM instance".parse::<InstanceName>().is_err());
         assert!("europe-west1".parse::<Zone>().is_err());
         assert!("short".parse::<ProjectId>().is_err());
-        let err = "a/b".parse::<K8sName>().unwrap_err();
+        let err = "a/b".parse::<K8sName>().expect_err("slash");
         assert!(err.to_string().contains("not a valid Kubernetes object name"));
     }
 

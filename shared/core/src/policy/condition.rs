@@ -39,7 +39,6 @@ impl Condition {
                 CEL_VARIABLES.join(", ")
             ));
         }
-        drop(references);
         Ok(Condition { source: source.to_string(), program: Arc::new(program) })
     }
 

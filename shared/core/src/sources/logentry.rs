@@ -20,7 +20,7 @@ use crate::severity::Severity;
 
 /// Whether `value` has the shape of a LogEntry.
 pub(super) fn looks_like_log_entry(value: &Value) -> bool {
-    value.get("logName").is_some()
+    value.get("logName").is_some_and(Value::is_string)
         || (value.get("resource").is_some()
             && ["jsonPayload", "protoPayload", "textPayload"].iter().any(|k| value.get(k).is_some()))
 }
@@ -68,8 +68,9 @@ pub fn parse_log_entry(entry: &Value, delivery: Delivery) -> Result<Alert, Inges
     };
     let log_name = opt_str(entry, "logName", "")?.unwrap_or_default();
     let log_id = log_id(log_name);
-    let method = entry.pointer("/protoPayload/methodName").and_then(Value::as_str);
-    let rule = method.unwrap_or(&log_id).to_string();
+    let method = entry.pointer("/protoPayload/methodName").and_then(Value::as_str).filter(|m| !m.trim().is_empty());
+    // A rule is never empty: policies and incident keys are built on it.
+    let rule = method.or(Some(log_id.as_str()).filter(|l| !l.trim().is_empty())).unwrap_or("(no logName)").to_string();
 
     let mut fields = BTreeMap::new();
     for key in ["protoPayload", "jsonPayload", "textPayload", "labels", "resource", "operation"] {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -32,6 +32,18 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(backend)
+}
+
+/// Appends `bytes` under the next sequence number of `table`, inside `tx`.
+fn append_in(
+    tx: &WriteTransaction,
+    table: TableDefinition<'static, u64, &'static [u8]>,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let mut t = tx.open_table(table).map_err(backend)?;
+    let next = t.last().map_err(backend)?.map_or(0, |(k, _)| k.value() + 1);
+    t.insert(next, bytes).map_err(backend)?;
+    Ok(())
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -138,14 +150,22 @@ impl Store for EmbeddedStore {
                     }
                 }
             };
+            let what = if outcome.duplicate { "duplicate of" } else { "opened" };
+            let line = AlertRecord::for_incident(&candidate, now, format!("{what} {}", outcome.incident_id));
+            append_in(&tx, ALERT_LOG, &encode(&line)?)?;
             tx.commit().map_err(backend)?;
             Ok(outcome)
         })
         .await
     }
 
-    async fn record_resolution(&self, key: &str, now: Timestamp, by: &str) -> Result<Option<String>, StoreError> {
-        let (key, by) = (key.to_string(), by.to_string());
+    async fn record_resolution(
+        &self,
+        key: &str,
+        now: Timestamp,
+        mut log: AlertRecord,
+    ) -> Result<Option<String>, StoreError> {
+        let key = key.to_string();
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(backend)?;
             let resolved = {
@@ -162,13 +182,18 @@ impl Store for EmbeddedStore {
                 };
                 match incident {
                     Some(mut incident) if incident.resolved_at.is_none() => {
-                        incident.resolve(now, &by);
+                        incident.resolve(now, &format!("{} (resolved alert)", log.source));
                         incidents.insert(incident.id.as_str(), encode(&incident)?.as_slice()).map_err(backend)?;
                         Some(incident.id)
                     }
                     _ => None,
                 }
             };
+            log.outcome = match &resolved {
+                Some(id) => format!("resolved {id}"),
+                None => "resolved; no open incident".into(),
+            };
+            append_in(&tx, ALERT_LOG, &encode(&log)?)?;
             tx.commit().map_err(backend)?;
             Ok(resolved)
         })

@@ -45,6 +45,19 @@ impl StoreError {
     }
 }
 
+impl AlertRecord {
+    /// The intake-log line for the alert that opened or joined `incident`.
+    pub fn for_incident(incident: &Incident, received_at: Timestamp, outcome: String) -> AlertRecord {
+        AlertRecord {
+            received_at,
+            source: incident.alert.source,
+            rule: incident.alert.rule.clone(),
+            severity: incident.alert.severity,
+            outcome,
+        }
+    }
+}
+
 /// What [`Store::record_alert`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordOutcome {
@@ -139,11 +152,18 @@ pub type Change = Box<dyn FnMut(&mut Incident) -> bool + Send>;
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Opens `candidate` unless an open incident with the same key absorbs the alert, in which case
-    /// that incident's count goes up by one and no steps are added.
+    /// that incident's count goes up by one and no steps are added. Appends the intake-log line
+    /// in the same transaction.
     async fn record_alert(&self, candidate: Incident, now: Timestamp) -> Result<RecordOutcome, StoreError>;
 
-    /// Records a resolved alert on the open incident with `key`, if there is one.
-    async fn record_resolution(&self, key: &str, now: Timestamp, by: &str) -> Result<Option<String>, StoreError>;
+    /// Records a resolved alert on the open incident with `key`, if there is one, and appends
+    /// `log` (its outcome filled in) to the intake log in the same transaction.
+    async fn record_resolution(
+        &self,
+        key: &str,
+        now: Timestamp,
+        log: AlertRecord,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Applies `change` to incident `id` atomically; it returns whether it changed anything. A
     /// store may call it more than once (transaction retries). Returns `false` if there is no
@@ -159,7 +179,7 @@ pub trait Store: Send + Sync {
     /// Ids of incidents with a step that a runner could claim at `now`.
     async fn with_work(&self, now: Timestamp) -> Result<Vec<String>, StoreError>;
 
-    /// Appends to the intake log.
+    /// Appends to the intake log (alerts no policy took).
     async fn log_alert(&self, record: AlertRecord) -> Result<(), StoreError>;
 
     /// Keeps an unprocessable delivery.
