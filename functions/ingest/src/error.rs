@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use riposte_core::sources::IngestError;
 use riposte_core::store::StoreError;
 use serde_json::json;
+use tracing::Instrument as _;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -103,10 +104,22 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Logs the detail of every 5xx this service produced, and the label of every 4xx at debug level.
+/// Runs each request in a span carrying its Cloud Trace id (from `X-Cloud-Trace-Context`, which
+/// Cloud Run sets) so its log lines are grouped with the request; logs the detail of every 5xx
+/// this service produced, and every 4xx at debug level.
 pub async fn log_internal_errors(request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let response = next.run(request).await;
+    let trace = request
+        .headers()
+        .get("x-cloud-trace-context")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('/').next())
+        .filter(|t| !t.is_empty() && t.len() <= 64 && t.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_default()
+        .to_string();
+    let span = tracing::info_span!("request", trace = %trace);
+    let response = next.run(request).instrument(span.clone()).await;
+    let _entered = span.enter();
     if let Some(InternalError(detail)) = response.extensions().get::<InternalError>() {
         tracing::error!(%method, %path, status = response.status().as_u16(), error = %detail, "request failed");
     } else if response.status().is_client_error() {

@@ -5,24 +5,66 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the global subscriber. `json` selects the Cloud Logging format.
 pub fn init(json: bool) {
     let filter = EnvFilter::try_from_env("RIPOSTE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let result = if json { builder.event_format(CloudLogging).try_init() } else { builder.try_init() };
+    let result = if json {
+        let project = std::env::var("GOOGLE_CLOUD_PROJECT").ok().filter(|p| !p.is_empty());
+        cloud_logging(project, std::io::stderr).with(filter).try_init().map_err(|e| e.to_string())
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init()
+            .map_err(|e| e.to_string())
+    };
     if let Err(e) = result {
         eprintln!("warning: logging already initialised: {e}");
     }
 }
 
+/// A subscriber writing Cloud Logging JSON lines to `writer`; `project` completes trace ids into
+/// `projects/P/traces/T`.
+fn cloud_logging<W>(project: Option<String>, writer: W) -> impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::registry()
+        .with(TraceIds)
+        .with(tracing_subscriber::fmt::layer().event_format(CloudLogging { project }).with_writer(writer))
+}
+
 /// Cloud Logging structured format.
-struct CloudLogging;
+struct CloudLogging {
+    project: Option<String>,
+}
+
+/// The trace id a span was opened with (its `trace` field).
+struct TraceId(String);
+
+/// Keeps each span's `trace` field where the formatter can find it.
+struct TraceIds;
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for TraceIds {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if let Some(Value::String(trace)) = fields.0.remove("trace").filter(|t| t.as_str() != Some(""))
+            && let Some(span) = ctx.span(id)
+        {
+            span.extensions_mut().insert(TraceId(trace));
+        }
+    }
+}
 
 #[derive(Default)]
 struct Fields(Map<String, Value>);
@@ -50,7 +92,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let mut fields = Fields::default();
         event.record(&mut fields);
         let mut out = fields.0;
@@ -65,6 +107,55 @@ where
         out.insert("message".into(), message);
         out.insert("target".into(), event.metadata().target().into());
         out.insert("time".into(), jiff::Timestamp::now().to_string().into());
+        let trace = ctx.event_scope().and_then(|scope| {
+            scope.from_root().find_map(|span| span.extensions().get::<TraceId>().map(|t| t.0.clone()))
+        });
+        if let Some(trace) = trace {
+            let value = match &self.project {
+                Some(p) => format!("projects/{p}/traces/{trace}"),
+                None => trace,
+            };
+            out.insert("logging.googleapis.com/trace".into(), value.into());
+        }
         writeln!(writer, "{}", Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_severity_message_and_the_request_trace() {
+        let buffer = Buffer::default();
+        let sink = buffer.clone();
+        let subscriber = cloud_logging(Some("shop-prod".into()), move || sink.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", trace = "4bf92f3577b34da6a3ce929d0e0e4736");
+            let _in = span.enter();
+            tracing::warn!(incident = "i-1", "step will be retried");
+        });
+        let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf8");
+        let line: Value = serde_json::from_str(text.lines().next().expect("one line")).expect("json");
+        assert_eq!(line["severity"], "WARNING");
+        assert_eq!(line["message"], "step will be retried");
+        assert_eq!(line["incident"], "i-1");
+        assert_eq!(line["logging.googleapis.com/trace"], "projects/shop-prod/traces/4bf92f3577b34da6a3ce929d0e0e4736");
     }
 }
