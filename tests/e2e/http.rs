@@ -1,8 +1,6 @@
 //! The intake router over real HTTP (in-process, port 0): the 4xx rules, acknowledgement after
 //! the durable write, and the dry-run steps that run after the answer.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use riposte_core::incident::StepStatus;
 use riposte_ingest::{AdminAccess, BodyLimits, Credentials, Secret};
@@ -53,6 +51,8 @@ async fn wrong_or_missing_credentials_are_401_and_403() {
         (client.post(format!("{}/v1/pubsub?auth_token=nope", app.url)), StatusCode::FORBIDDEN),
         (client.get(format!("{}/v1/incidents", app.url)), StatusCode::UNAUTHORIZED),
         (client.get(format!("{}/v1/incidents", app.url)).bearer_auth("falco-token"), StatusCode::FORBIDDEN),
+        // Credentials are checked before parameters: no 400 for a stranger.
+        (client.get(format!("{}/v1/incidents?limit=x", app.url)), StatusCode::UNAUTHORIZED),
     ];
     for (request, expected) in cases {
         let r = request.body(body.clone()).send().await.expect("send");
@@ -130,8 +130,28 @@ async fn bad_bodies_get_clear_4xx_and_nothing_is_recorded() {
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     let r = reqwest::get(format!("{}/v1/incidents/..%2Fetc", app.url)).await.expect("get");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = reqwest::get(format!("{}/v1/incidents?limit=lots", app.url)).await.expect("get");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.json::<Value>().await.expect("json")["message"].as_str().is_some_and(|m| m.contains("limit")));
     let r = reqwest::get(format!("{}/healthz", app.url)).await.expect("get");
     assert_eq!(r.json::<Value>().await.expect("json"), json!({"status": "ok"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_limits_take_a_large_pubsub_push_and_refuse_a_larger_one() {
+    let app = open_app().await;
+    // 10 MB is Pub/Sub's message limit; base64 adds a third. Just over 14 MiB is refused.
+    let mut big = br#"{"message":{"messageId":"m","data":""#.to_vec();
+    big.extend(std::iter::repeat_n(b'A', 14 << 20));
+    big.extend(br#""}}"#);
+    let (status, j) = post(&format!("{}/v1/pubsub", app.url), big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{j}");
+    let mut fits = br#"{"message":{"messageId":"m","data":""#.to_vec();
+    fits.extend(std::iter::repeat_n(b'A', 13 << 20));
+    fits.extend(br#""}}"#);
+    let (status, j) = post(&format!("{}/v1/pubsub", app.url), fits).await;
+    assert_eq!(status, StatusCode::OK, "13 MiB fits; its data is not JSON, so it is acknowledged: {j}");
+    assert!(j["rejected"].as_str().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +244,6 @@ async fn closed_monitoring_incident_is_recorded_on_the_open_one_and_starts_nothi
     assert_eq!(j["incident_id"], opened["incident_id"]);
     assert_eq!(j["alerts"][0]["incidents"][0]["resolved"], json!(true));
     assert_eq!(j["steps"], json!([]));
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let incident = app.store.get(opened["incident_id"].as_str().expect("id")).await.expect("get").expect("incident");
     assert!(incident.resolved_at.is_some());
     assert_eq!(incident.alert_count, 2);

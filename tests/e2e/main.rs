@@ -10,5 +10,6 @@ mod http;
 mod parser_properties;
 mod policy_errors;
 mod policy_properties;
+mod runner;
 mod store;
 mod variants;

@@ -175,3 +175,56 @@ fn the_example_policy_is_valid_and_has_the_runbook() {
     );
     assert!(crypto.on_approval.iter().any(|a| a.name() == "drain_node"));
 }
+
+#[test]
+fn delete_workload_never_plans_in_a_protected_namespace_unless_allowed() {
+    use riposte_core::alert::{Alert, AlertStatus, Delivery, ResourceHints, Source};
+    use riposte_core::incident::StepStatus;
+    let yaml = r#"
+defaults: {project: shop-prod, location: europe-west1, cluster: prod-eu, protected_namespaces: [payments]}
+policies:
+  - name: p
+    match: {}
+    on_approval:
+      - delete_workload: {allow_namespaces: [payments]}
+  - name: q
+    match: {}
+    on_approval: [delete_workload]
+"#;
+    let set = PolicySet::from_yaml(yaml).expect("valid");
+    let alert_in = |ns: &str| {
+        let mut a = Alert {
+            source: Source::Falco,
+            delivery: Delivery::Webhook,
+            severity: riposte_core::severity::Severity::Critical,
+            rule: "r".into(),
+            summary: String::new(),
+            time: jiff::Timestamp::UNIX_EPOCH,
+            status: AlertStatus::Firing,
+            fields: Default::default(),
+            tags: vec![],
+            resource: ResourceHints {
+                namespace: ns.parse().ok(),
+                pod: "api-1".parse().ok(),
+                ..ResourceHints::default()
+            },
+            notes: vec![],
+            raw: serde_json::json!({}),
+        };
+        set.apply_defaults(std::slice::from_mut(&mut a));
+        a
+    };
+    let plan = |policy: usize, ns: &str| {
+        riposte_core::plan::plan_incident(&set.policies[policy], &set.defaults, &alert_in(ns), jiff::Timestamp::now())
+            .steps[0]
+            .status
+            .clone()
+    };
+    assert!(
+        matches!(plan(1, "kube-system"), StepStatus::Skipped { reason } if reason.contains("kube-system is protected"))
+    );
+    assert!(matches!(plan(1, "payments"), StepStatus::Skipped { reason } if reason.contains("allow_namespaces")));
+    assert_eq!(plan(0, "payments"), StepStatus::AwaitingApproval, "the policy named it explicitly");
+    assert!(matches!(plan(0, "kube-system"), StepStatus::Skipped { .. }), "kube-system stays protected");
+    assert_eq!(plan(1, "shop"), StepStatus::AwaitingApproval);
+}

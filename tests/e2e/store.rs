@@ -11,6 +11,9 @@ use riposte_core::store::{AlertRecord, EmbeddedStore, Ops, Store};
 
 use crate::helpers::{example_policies, fixture};
 
+/// Claims a step may get before it is failed.
+const MAX: u32 = 5;
+
 fn candidate(rel: &str, kind: SourceKind, now: Timestamp) -> Incident {
     let policies = example_policies();
     let alert = kind.parse(&fixture(rel), &http::HeaderMap::new()).expect("fixture").remove(0);
@@ -61,7 +64,7 @@ async fn claims_are_exclusive_and_leases_expire(store: Arc<dyn Store>) {
     for i in 0..50 {
         let (store, id) = (store.clone(), id.clone());
         tasks.spawn(async move {
-            Ops(store.as_ref()).claim_step(&id, 0, &format!("runner-{i}"), now, until).await.expect("claim")
+            Ops(store.as_ref()).claim_step(&id, 0, &format!("runner-{i}"), now, until, MAX).await.expect("claim")
         });
     }
     let mut winners = 0;
@@ -71,9 +74,12 @@ async fn claims_are_exclusive_and_leases_expire(store: Arc<dyn Store>) {
     assert_eq!(winners, 1, "one runner holds the step");
     let ops = Ops(store.as_ref());
     // Nobody else may claim it before the lease lapses; after, another runner takes it over.
-    assert!(ops.claim_step(&id, 0, "late", now + SignedDuration::from_secs(30), until).await.expect("claim").is_none());
+    assert!(
+        ops.claim_step(&id, 0, "late", now + SignedDuration::from_secs(30), until, MAX).await.expect("claim").is_none()
+    );
     let later = now + SignedDuration::from_secs(61);
-    let taken = ops.claim_step(&id, 0, "rescuer", later, later + SignedDuration::from_secs(60)).await.expect("claim");
+    let taken =
+        ops.claim_step(&id, 0, "rescuer", later, later + SignedDuration::from_secs(60), MAX).await.expect("claim");
     assert_eq!(taken.expect("claimed after expiry").attempts, 2, "same step, second attempt, same idempotency key");
     // The first owner lost the lease and cannot record a result any more.
     let original = store.get(&id).await.expect("get").expect("incident").steps[0].lease.clone().expect("lease").owner;
@@ -82,7 +88,28 @@ async fn claims_are_exclusive_and_leases_expire(store: Arc<dyn Store>) {
     assert!(ops.finish_step(&id, 0, "rescuer", StepStatus::Done, None, later).await.expect("finish"));
     assert_eq!(store.get(&id).await.expect("get").expect("incident").steps[0].status, StepStatus::Done);
     // Steps that wait for approval can never be claimed.
-    assert!(ops.claim_step(&id, 6, "runner", later, later).await.expect("claim").is_none());
+    assert!(ops.claim_step(&id, 6, "runner", later, later, MAX).await.expect("claim").is_none());
+
+    // A holder renews its lease; nobody else can.
+    let t = later + SignedDuration::from_secs(1);
+    assert!(
+        ops.claim_step(&id, 1, "holder", t, t + SignedDuration::from_secs(10), MAX).await.expect("claim").is_some()
+    );
+    assert!(!ops.renew_lease(&id, 1, "intruder", t + SignedDuration::from_secs(99)).await.expect("renew"));
+    assert!(ops.renew_lease(&id, 1, "holder", t + SignedDuration::from_secs(60)).await.expect("renew"));
+    let probe = t + SignedDuration::from_secs(30);
+    assert!(ops.claim_step(&id, 1, "other", probe, probe, MAX).await.expect("claim").is_none(), "renewed lease holds");
+
+    // A step whose runners keep dying is failed after MAX claims instead of retried forever.
+    let mut at = t + SignedDuration::from_secs(61);
+    for attempt in 2..=MAX {
+        let claimed = ops.claim_step(&id, 1, "crashy", at, at, MAX).await.expect("claim");
+        assert_eq!(claimed.map(|s| s.attempts), Some(attempt));
+        at += SignedDuration::from_secs(1);
+    }
+    assert!(ops.claim_step(&id, 1, "crashy", at, at, MAX).await.expect("claim").is_none());
+    let step = &store.get(&id).await.expect("get").expect("incident").steps[1];
+    assert_eq!(step.status, StepStatus::Failed { error: format!("gave up after {MAX} attempts") });
 }
 
 async fn one_decision_wins_under_contention(store: Arc<dyn Store>) {
@@ -165,6 +192,14 @@ async fn approval_rules(store: Arc<dyn Store>) {
         ops.decide(&id2, &hash, d("x@example.com", true, expires)).await.expect("decide"),
         Some(DecisionOutcome::AlreadyDecided { state: ApprovalState::Expired })
     );
+    let expired = store.get(&id2).await.expect("get").expect("incident");
+    assert!(
+        expired
+            .steps
+            .iter()
+            .filter(|s| s.gated)
+            .all(|s| s.status == StepStatus::Skipped { reason: "approval expired".into() })
+    );
     assert_eq!(ops.decide("missing", &hash, d("x@example.com", true, now)).await.expect("decide"), None);
 }
 
@@ -186,7 +221,7 @@ async fn dedup_window_and_resolution(store: Arc<dyn Store>) {
 
     // A resolution lands on the open incident and closes it for new alerts.
     let key = crypto(t2).key;
-    let line = || AlertRecord::for_incident(&crypto(t2), t2, String::new());
+    let line = || AlertRecord::for_alert(&crypto(t2).alert, t2, String::new());
     let resolved = store.record_resolution(&key, t2, line()).await.expect("resolve");
     assert_eq!(resolved.as_deref(), Some(third.incident_id.as_str()));
     let after = store.record_alert(crypto(t2), t2).await.expect("record");
@@ -214,7 +249,9 @@ async fn work_is_found_until_done(store: Arc<dyn Store>) {
     assert_eq!(store.with_work(now).await.expect("work"), vec![id.clone()]);
     let ops = Ops(store.as_ref());
     for i in 0..6 {
-        assert!(ops.claim_step(&id, i, "r", now, now + SignedDuration::from_secs(60)).await.expect("claim").is_some());
+        assert!(
+            ops.claim_step(&id, i, "r", now, now + SignedDuration::from_secs(60), MAX).await.expect("claim").is_some()
+        );
         assert!(ops.finish_step(&id, i, "r", StepStatus::Done, None, now).await.expect("finish"));
     }
     assert!(store.with_work(now).await.expect("work").is_empty(), "only approval-gated steps remain");

@@ -160,6 +160,9 @@ fn pubsub_unwrapped_delivery_with_metadata_headers() {
     let a = parse_with(SourceKind::PubSub, &entry, &headers).expect("unwrapped");
     assert_eq!(a.rule, "io.k8s.core.v1.pods.exec.create");
     assert_eq!(a.fields["pubsub.message_id"], json!("777"));
+    // Found in review: unwrapped data that is not JSON is a real message; refusing it loops forever.
+    let bad = SourceKind::PubSub.parse(b"\x00not json", &headers);
+    assert!(matches!(bad, Err(IngestError::UnprocessableMessage { message_id, .. }) if message_id == "777"));
     // Unwrapped without metadata (write_metadata off) still parses.
     let b = parse(SourceKind::PubSub, &entry).expect("unwrapped without headers");
     assert_eq!(b.rule, a.rule);

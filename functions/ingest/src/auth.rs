@@ -51,7 +51,7 @@ impl Credentials {
         let token = query_param(query, "auth_token");
         match kind {
             SourceKind::Falco => check_bearer(self.falco.as_ref(), headers),
-            SourceKind::PubSub => check_value(self.pubsub.as_ref(), token.as_deref(), "Bearer"),
+            SourceKind::PubSub => check_value(self.pubsub.as_ref(), token.as_deref(), URL_TOKEN),
             SourceKind::Monitoring => {
                 if let (Some(t), Some(secret)) = (&token, &self.monitoring_token) {
                     return if secret.matches(t) { Ok(()) } else { Err(ApiError::Forbidden) };
@@ -64,12 +64,15 @@ impl Credentials {
                         if user_ok & pass_ok { Ok(()) } else { Err(ApiError::Forbidden) }
                     }
                     (Some(_), None) => Err(ApiError::Unauthenticated { scheme: "Basic" }),
-                    (None, _) => Err(ApiError::Unauthenticated { scheme: "Bearer" }),
+                    (None, _) => Err(ApiError::Unauthenticated { scheme: URL_TOKEN }),
                 }
             }
         }
     }
 }
+
+/// The `WWW-Authenticate` scheme announced for credentials carried in the `auth_token` query parameter.
+const URL_TOKEN: &str = "Token";
 
 /// Checks `Authorization: Bearer <token>` against `secret` (none configured: allowed).
 pub fn check_bearer(secret: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiError> {

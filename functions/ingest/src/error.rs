@@ -44,6 +44,9 @@ pub enum ApiError {
     /// Durable state could not be written or read (500).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Any other failure of ours, such as a panic (500).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Store(e) => e.metric_label(),
+            ApiError::Internal(_) => "internal",
         }
     }
 
@@ -73,7 +77,7 @@ impl ApiError {
             // it is still the sender's payload, not our failure.
             ApiError::Ingest(IngestError::UnprocessableMessage { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

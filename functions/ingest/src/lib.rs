@@ -11,12 +11,12 @@ mod secret;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use jiff::Timestamp;
-use riposte_core::incident::Incident;
+use riposte_core::incident::{Incident, is_incident_id};
 use riposte_core::intake::{AlertOutcome, StepView, ingest};
 use riposte_core::notify::{Event, Notifiers};
 use riposte_core::policy::PolicySet;
@@ -98,21 +98,12 @@ pub fn app(state: IngestState) -> Router {
         .route("/v1/incidents", get(list_incidents))
         .route("/v1/incidents/{id}", get(show_incident))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .layer(middleware::from_fn(error::log_internal_errors))
+        // Inner: a panic becomes a 500 that the logging middleware (outer) then logs.
         .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Store(riposte_core::store::StoreError::Backend("handler panicked".into())).into_response_ext()
+            axum::response::IntoResponse::into_response(ApiError::Internal("a handler panicked".into()))
         }))
+        .layer(middleware::from_fn(error::log_internal_errors))
         .with_state(state)
-}
-
-trait IntoResponseExt {
-    fn into_response_ext(self) -> axum::response::Response;
-}
-
-impl IntoResponseExt for ApiError {
-    fn into_response_ext(self) -> axum::response::Response {
-        axum::response::IntoResponse::into_response(self)
-    }
 }
 
 /// The answer to an intake request.
@@ -166,7 +157,7 @@ async fn intake(
         Err(e) => return Err(e.into()),
     };
 
-    let (outcomes, opened) = ingest(&state.policies, state.store.as_ref(), &alerts, now).await?;
+    let (outcomes, opened) = ingest(&state.policies, state.store.as_ref(), alerts, now).await?;
     // Durable: acknowledge now, contain after.
     for incident in opened {
         log_opened(&incident);
@@ -243,18 +234,18 @@ fn check_admin(state: &IngestState, headers: &HeaderMap) -> Result<(), ApiError>
     }
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    limit: Option<usize>,
-}
-
 async fn list_incidents(
     State(state): State<IngestState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<IncidentSummary>>, ApiError> {
+    // Credentials first, then the query: an unauthenticated caller learns nothing about parameters.
     check_admin(&state, &headers)?;
-    Ok(Json(state.store.list(q.limit.unwrap_or(50).min(1000)).await?))
+    let limit = match query.as_deref().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("limit="))) {
+        None => 50,
+        Some(n) => n.parse::<usize>().map_err(|_| ApiError::BadRequest(format!("limit={n:?} is not a number")))?,
+    };
+    Ok(Json(state.store.list(limit.min(1000)).await?))
 }
 
 async fn show_incident(
@@ -263,7 +254,7 @@ async fn show_incident(
     Path(id): Path<String>,
 ) -> Result<Json<Incident>, ApiError> {
     check_admin(&state, &headers)?;
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if !is_incident_id(&id) {
         return Err(ApiError::BadRequest(format!("{id:?} is not an incident id")));
     }
     state.store.get(&id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))

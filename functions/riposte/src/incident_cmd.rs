@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use riposte_core::incident::{Incident, StepStatus};
+use riposte_core::incident::{Incident, StepStatus, is_incident_id};
+use riposte_core::notify::printable;
 use riposte_core::store::{EmbeddedStore, IncidentSummary, Store, StoreError, status_name};
 
 use crate::CliError;
@@ -124,11 +125,7 @@ pub fn run(command: IncidentCommand) -> Result<(), CliError> {
 
 /// An incident id checked before it goes into a URL path.
 fn url_segment(id: &str) -> Result<&str, CliError> {
-    if !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        Ok(id)
-    } else {
-        Err(CliError::Usage(format!("{id:?} is not an incident id")))
-    }
+    if is_incident_id(id) { Ok(id) } else { Err(CliError::Usage(format!("{id:?} is not an incident id"))) }
 }
 
 /// A readable report of an incident; `requests` adds every step's requests.
@@ -145,6 +142,7 @@ pub fn describe_incident(i: &Incident, requests: bool) -> String {
         i.resolved_at.map(|r| format!(", resolved at {r}")).unwrap_or_default()
     );
     let _ = writeln!(out, "  alert: {} {} {:?}", i.alert.source, i.alert.severity, i.alert.rule);
+    let _ = writeln!(out, "  summary: {}", printable(&i.alert.summary.chars().take(300).collect::<String>()));
     let key: Vec<String> = i.key_parts.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={v}")).collect();
     let _ = writeln!(out, "  grouped by: {}", key.join(" "));
     let _ = writeln!(out, "  steps:");

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use http::HeaderMap;
-use riposte_core::alert::Alert;
+use riposte_core::alert::{Alert, AlertStatus};
 use riposte_core::plan::plan_incident;
 use riposte_core::policy::PolicySet;
 use riposte_core::sources::SourceKind;
@@ -41,9 +41,10 @@ pub fn run(args: ReplayArgs) -> Result<(), CliError> {
         Some(k) => k,
         None => SourceKind::detect(&body).map_err(|e| CliError::Usage(format!("{}: {e}", args.file.display())))?,
     };
-    let alerts = kind
+    let mut alerts = kind
         .parse(&body, &HeaderMap::new())
         .map_err(|e| CliError::Usage(format!("{} as {}: {e}", args.file.display(), kind.as_str())))?;
+    policies.apply_defaults(&mut alerts);
     let out = if args.json { report_json(&policies, &alerts) } else { report_text(&policies, &origin, kind, &alerts) };
     print!("{out}");
     Ok(())
@@ -62,12 +63,14 @@ fn report_json(policies: &PolicySet, alerts: &[Alert]) -> String {
                     Err(reason) => json!({"policy": p.name, "matches": false, "reasons": [reason]}),
                 })
                 .collect();
-            let plans: Vec<_> = policies
-                .matches(alert)
+            let matched = policies.matches(alert);
+            let plans: Vec<_> = matched
                 .iter()
+                .filter(|_| alert.status == AlertStatus::Firing)
                 .map(|m| plan_incident(m.policy, &policies.defaults, alert, now))
                 .collect();
-            json!({"alert": alert, "policies": verdicts, "matched": policies.matches(alert).iter().map(|m| &m.policy.name).collect::<Vec<_>>(), "plans": plans})
+            let names: Vec<&str> = matched.iter().map(|m| m.policy.name.as_str()).collect();
+            json!({"alert": alert, "policies": verdicts, "matched": names, "plans": plans})
         })
         .collect();
     format!("{}\n", serde_json::to_string_pretty(&items).unwrap_or_default())
@@ -113,6 +116,11 @@ fn report_text(policies: &PolicySet, origin: &str, kind: SourceKind, alerts: &[A
         }
         if matched.is_empty() {
             let _ = writeln!(out, "no policy matched: the alert would be recorded and nothing done");
+        }
+        if alert.status == AlertStatus::Resolved && !matched.is_empty() {
+            let _ =
+                writeln!(out, "\nthe alert is resolved: it would be recorded on the open incident and start nothing");
+            continue;
         }
         for m in matched {
             let incident = plan_incident(m.policy, &policies.defaults, alert, now);

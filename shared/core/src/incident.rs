@@ -203,6 +203,12 @@ pub struct Incident {
     pub journal: Vec<JournalEntry>,
 }
 
+/// Whether `id` has the shape of an incident id (letters, digits, hyphens; at most 64). Checked
+/// before an id is used in a URL or a lookup.
+pub fn is_incident_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 /// Hex SHA-256 of `parts` joined by NUL.
 pub fn digest(parts: &[&str]) -> String {
     let mut h = Sha256::new();
@@ -249,16 +255,72 @@ impl Incident {
         })
     }
 
-    /// Claims step `i` for `owner` until `until`. Returns whether it was claimed.
-    pub fn claim(&mut self, i: usize, owner: &str, now: Timestamp, until: Timestamp) -> bool {
+    /// Claims step `i` for `owner` until `until`. Returns whether it was claimed. A step already
+    /// claimed `max_attempts` times (its runners kept dying, or it kept failing) is marked failed
+    /// instead, so nothing is retried forever.
+    pub fn claim(&mut self, i: usize, owner: &str, now: Timestamp, until: Timestamp, max_attempts: u32) -> bool {
         if !self.claimable(i, now) {
             return false;
         }
         let step = &mut self.steps[i];
+        if step.attempts >= max_attempts {
+            let line = format!("{} failed: gave up after {} attempts", step.action.name(), step.attempts);
+            step.status = StepStatus::Failed { error: format!("gave up after {} attempts", step.attempts) };
+            step.lease = None;
+            self.note(now, line);
+            return false;
+        }
         step.status = StepStatus::Running;
         step.attempts += 1;
         step.lease = Some(Lease { owner: owner.to_string(), until });
         true
+    }
+
+    /// Extends `owner`'s lease on step `i` to `until` while it still holds it. Returns whether it did.
+    pub fn renew(&mut self, i: usize, owner: &str, until: Timestamp) -> bool {
+        match self.steps.get_mut(i) {
+            Some(step) if step.status == StepStatus::Running => match step.lease.as_mut() {
+                Some(lease) if lease.owner == owner => {
+                    lease.until = lease.until.max(until);
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Whether the approval request is still pending at `now` but past its expiry.
+    pub fn approval_lapsed(&self, now: Timestamp) -> bool {
+        self.approval.as_ref().is_some_and(|a| a.state == ApprovalState::Pending && now >= a.expires_at)
+    }
+
+    /// Expires a lapsed approval request: its steps are skipped. Returns whether it changed anything.
+    pub fn expire_approval(&mut self, now: Timestamp) -> bool {
+        if !self.approval_lapsed(now) {
+            return false;
+        }
+        if let Some(a) = self.approval.as_mut() {
+            a.state = ApprovalState::Expired;
+        }
+        for step in self.steps.iter_mut().filter(|s| s.status == StepStatus::AwaitingApproval) {
+            step.status = StepStatus::Skipped { reason: "approval expired".into() };
+        }
+        self.note(now, "approval expired: the steps that needed it are skipped");
+        true
+    }
+
+    /// Whether a runner has anything to do on this incident at `now`: a claimable step, or an
+    /// approval request to expire.
+    pub fn has_work(&self, now: Timestamp) -> bool {
+        (0..self.steps.len()).any(|i| self.claimable(i, now)) || self.approval_lapsed(now)
+    }
+
+    /// Whether the incident can still need a runner later (steps not finished, approval pending).
+    pub fn is_active(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.status, StepStatus::Pending | StepStatus::Running | StepStatus::AwaitingApproval))
     }
 
     /// Records the end of step `i` if `owner` still holds it. Returns whether it was recorded.
@@ -297,11 +359,14 @@ impl Incident {
     }
 
     /// Applies an approver's decision; exactly one decision completes or rejects the request.
-    pub fn decide(&mut self, plan_hash: &str, decision: Decision) -> DecisionOutcome {
+    pub fn decide(&mut self, plan_hash: &str, mut decision: Decision) -> DecisionOutcome {
+        // Emails are case-insensitive: one person is one approver however they spell it.
+        decision.by = decision.by.trim().to_ascii_lowercase();
         let current_hash = Incident::plan_hash(&self.steps);
         let Some(approval) = self.approval.as_mut() else { return DecisionOutcome::NothingToApprove };
         if approval.state == ApprovalState::Pending && decision.at >= approval.expires_at {
-            approval.state = ApprovalState::Expired;
+            self.expire_approval(decision.at);
+            return DecisionOutcome::AlreadyDecided { state: ApprovalState::Expired };
         }
         if approval.state != ApprovalState::Pending {
             return DecisionOutcome::AlreadyDecided { state: approval.state };

@@ -77,33 +77,24 @@ pub struct AlertOutcome {
     pub incidents: Vec<IncidentOutcome>,
 }
 
-fn log_line(alert: &Alert, now: Timestamp) -> AlertRecord {
-    AlertRecord {
-        received_at: now,
-        source: alert.source,
-        rule: alert.rule.clone(),
-        severity: alert.severity,
-        outcome: String::new(),
-    }
-}
-
 /// Matches, plans and records `alerts`. Returns the outcomes and the incidents that were opened
 /// (for the runner and the notifiers). Everything is durable when this returns.
 pub async fn ingest(
     policies: &PolicySet,
     store: &dyn Store,
-    alerts: &[Alert],
+    mut alerts: Vec<Alert>,
     now: Timestamp,
 ) -> Result<(Vec<AlertOutcome>, Vec<Incident>), StoreError> {
+    policies.apply_defaults(&mut alerts);
     let mut outcomes = Vec::new();
     let mut opened = Vec::new();
-    for alert in alerts {
+    for alert in &alerts {
         let matches = policies.matches(alert);
         let mut incidents = Vec::new();
         for m in &matches {
             if alert.status == AlertStatus::Resolved {
                 let (key, _) = incident_key(m.policy, alert);
-                let id = store.record_resolution(&key, now, log_line(alert, now)).await?;
+                let id = store.record_resolution(&key, now, AlertRecord::for_alert(alert, now, String::new())).await?;
                 incidents.push(IncidentOutcome {
                     policy: m.policy.name.clone(),
                     incident_id: id,
@@ -128,9 +119,7 @@ pub async fn ingest(
             }
         }
         if incidents.is_empty() {
-            let mut line = log_line(alert, now);
-            line.outcome = "no policy matched".into();
-            store.log_alert(line).await?;
+            store.log_alert(AlertRecord::for_alert(alert, now, "no policy matched".into())).await?;
         }
         outcomes.push(AlertOutcome {
             rule: alert.rule.clone(),

@@ -42,6 +42,12 @@ pub trait Notifier: Send + Sync {
 #[derive(Debug, Default)]
 pub struct ConsoleNotifier;
 
+/// `s` with control characters (newlines, ANSI escapes) shown as escapes, so alert text an
+/// attacker controls cannot forge lines on a terminal or in a log.
+pub fn printable(s: &str) -> String {
+    s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
 /// The text the console notifier prints.
 pub fn render_text(event: Event, i: &Incident) -> String {
     let mut out = String::new();

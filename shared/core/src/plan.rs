@@ -1,7 +1,10 @@
 //! Turning a matched alert into an incident candidate: its key, its steps and their targets.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use jiff::{SignedDuration, Timestamp};
 
+use crate::action::Action;
 use crate::alert::Alert;
 use crate::incident::{Approval, ApprovalState, Incident, Step, StepStatus, digest};
 use crate::policy::{Defaults, Policy};
@@ -20,13 +23,18 @@ pub fn incident_key(policy: &Policy, alert: &Alert) -> (String, Vec<(String, Str
     (digest(&flat)[..32].to_string(), parts)
 }
 
-/// A new incident for `alert` under `policy`, created at `now`. Steps whose target cannot be
+/// A new incident for `alert` (defaults already applied) under `policy`, created at `now`. Steps whose target cannot be
 /// resolved are `skipped` with the reason; destructive steps wait for approval.
 pub fn plan_incident(policy: &Policy, defaults: &Defaults, alert: &Alert, now: Timestamp) -> Incident {
     let (key, key_parts) = incident_key(policy, alert);
-    let id = format!("{}-{}", now.strftime("%Y%m%d-%H%M%S"), &digest(&[&key, &now.as_nanosecond().to_string()])[..8]);
-    let mut hints = alert.resource.clone();
-    hints.fill_from(defaults.hints());
+    // The sequence keeps ids distinct even for two candidates of one key in the same nanosecond.
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed).to_string();
+    let nanos = now.as_nanosecond().to_string();
+    let pid = std::process::id().to_string();
+    let id = format!("{}-{}", now.strftime("%Y%m%d-%H%M%S"), &digest(&[&key, &nanos, &sequence, &pid])[..8]);
+    // Callers apply the policy file's defaults first (PolicySet::apply_defaults).
+    let hints = &alert.resource;
 
     let steps: Vec<Step> = policy
         .actions
@@ -38,7 +46,8 @@ pub fn plan_incident(policy: &Policy, defaults: &Defaults, alert: &Alert, now: T
             let class = action.class();
             // A safe action listed under on_approval still waits for the approval.
             let gated = index >= policy.actions.len();
-            let (target, status, requests) = match Target::resolve(action.target_kind(), &hints) {
+            let resolved = Target::resolve(action.target_kind(), hints).and_then(|t| protect(action, t, defaults));
+            let (target, status, requests) = match resolved {
                 Ok(t) => {
                     let requests = render(action, &t, &id, &idempotency_key);
                     let status = if gated { StepStatus::AwaitingApproval } else { StepStatus::Pending };
@@ -98,4 +107,21 @@ pub fn plan_incident(policy: &Policy, defaults: &Defaults, alert: &Alert, now: T
     );
     incident.note(now, line);
     incident
+}
+
+/// Namespaces whose workloads are never deleted unless the action names them.
+pub const ALWAYS_PROTECTED: [&str; 1] = ["kube-system"];
+
+/// Refuses `delete_workload` in a protected namespace (kube-system and `defaults.protected_namespaces`)
+/// unless the action's `allow_namespaces` names it.
+fn protect(action: &Action, target: Target, defaults: &Defaults) -> Result<Target, String> {
+    let (Action::DeleteWorkload(params), Target::Pod { pod, .. }) = (action, &target) else { return Ok(target) };
+    let ns = pod.namespace.as_str();
+    let protected = ALWAYS_PROTECTED.contains(&ns) || defaults.protected_namespaces.iter().any(|p| p.as_str() == ns);
+    if protected && !params.allow_namespaces.iter().any(|a| a == ns) {
+        return Err(format!(
+            "namespace {ns} is protected; delete_workload acts there only if the policy lists it in allow_namespaces"
+        ));
+    }
+    Ok(target)
 }

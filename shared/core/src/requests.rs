@@ -105,10 +105,10 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
             out.push(
                 req(
                     "POST",
-                    format!("{base}/zones/{zone}/disks/${{disk.name}}/createSnapshot?guestFlush={}&requestId={}", p.guest_flush, rid("${disk.name}")),
+                    format!("{base}/zones/{zone}/disks/${{disk.name}}/createSnapshot?guestFlush={}&requestId=${{request_id(disk.name)}}", p.guest_flush),
                     Some(body),
                 )
-                .note("for each attached persistent disk, concurrently"),
+                .note(&format!("for each attached persistent disk, concurrently; requestId = UUID from SHA-256(\"{key}\", disk name)")),
             );
         }
         Action::LabelInstance(p) => {
@@ -156,12 +156,11 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
             req(
                 "POST",
                 format!(
-                    "{instance}/deleteAccessConfig?accessConfig=${{accessConfig.name}}&networkInterface=${{networkInterface.name}}&requestId={}",
-                    rid("${accessConfig.name}")
+                    "{instance}/deleteAccessConfig?accessConfig=${{accessConfig.name}}&networkInterface=${{networkInterface.name}}&requestId=${{request_id(networkInterface.name/accessConfig.name)}}"
                 ),
                 None,
             )
-            .note("for each ONE_TO_ONE_NAT access config"),
+            .note(&format!("for each ONE_TO_ONE_NAT access config; requestId = UUID from SHA-256(\"{key}\", interface/config name)")),
         ),
         Action::AbandonInstance(_) => out.push(req(
             "POST",
@@ -171,7 +170,7 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
         Action::DeleteInstance(_) => {
             out.push(req(
                 "POST",
-                format!("{base}/zones/{zone}/instanceGroupManagers/${{created-by MIG}}/deleteInstances?requestId={}", rid("delete")),
+                format!("{base}/zones/{zone}/instanceGroupManagers/${{created-by MIG}}/deleteInstances?requestId={}", rid("delete-through-mig")),
                 Some(json!({"instances": [format!("zones/{zone}/instances/{ident}")]})),
             ).note("when the VM belongs to a managed instance group"));
             out.push(req("DELETE", format!("{instance}?requestId={}", rid("delete")), None).note("when it does not"));

@@ -30,9 +30,11 @@ impl Runner {
         Runner { store, executor, notifiers, owner, lease: Duration::from_secs(120), max_attempts: 5 }
     }
 
-    /// Sets how long a claim lasts before another runner may take the step over.
-    pub fn with_lease(mut self, lease: Duration) -> Runner {
-        self.lease = lease;
+    /// Sets how long a claim lasts before another runner may take the step over (renewed every
+    /// third of it while the step runs) and how many claims a step gets before it is failed.
+    pub fn with_lease(mut self, lease: Duration, max_attempts: u32) -> Runner {
+        self.lease = lease.max(Duration::from_millis(30));
+        self.max_attempts = max_attempts.max(1);
         self
     }
 
@@ -46,39 +48,55 @@ impl Runner {
     }
 
     /// Runs every claimable step of incident `id`: automatic steps concurrently, then approved
-    /// steps one at a time in plan order. Returns how many steps this call finished.
+    /// steps one at a time in plan order, stopping at the first that is not finished (running
+    /// elsewhere, failed, or failing now) so a destructive step never overtakes an earlier one.
+    /// Expires a lapsed approval request first. Returns how many steps this call finished.
     pub async fn run(&self, id: &str) -> Result<usize, StoreError> {
+        let ops = Ops(self.store.as_ref());
+        ops.expire_approval(id, Timestamp::now()).await?;
         let Some(incident) = self.store.get(id).await? else { return Ok(0) };
         let incident = Arc::new(incident);
         let executor = self.executor_for(&incident);
         let now = Timestamp::now();
         let mut finished = 0;
+        let mut first_error = None;
 
         let mut set = JoinSet::new();
         for step in incident.steps.iter().filter(|s| !s.gated && incident.claimable(s.index, now)) {
             let (runner, incident, executor, index) = (self.clone(), incident.clone(), executor.clone(), step.index);
             set.spawn(async move { runner.run_step(&incident, index, executor.as_ref()).await });
         }
+        // Wait for every step even if one fails to record: dropping the set would cancel the others.
         while let Some(result) = set.join_next().await {
             match result {
                 Ok(Ok(true)) => finished += 1,
                 Ok(Ok(false)) => {}
-                Ok(Err(e)) => return Err(e),
+                Ok(Err(e)) => first_error = first_error.or(Some(e)),
                 Err(join) => tracing::error!(incident = %incident.id, error = %join, "step task panicked"),
             }
         }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
 
-        for step in incident.steps.iter().filter(|s| s.gated) {
-            if !incident.claimable(step.index, now) {
-                continue;
-            }
-            if self.run_step(&incident, step.index, executor.as_ref()).await? {
-                finished += 1;
-            }
-            // Destructive steps run in order; stop at the first that did not complete.
-            let after = self.store.get(id).await?;
-            if after.as_ref().and_then(|i| i.steps.get(step.index)).is_none_or(|s| s.status != StepStatus::Done) {
-                break;
+        for index in incident.steps.iter().filter(|s| s.gated).map(|s| s.index) {
+            let current = self.store.get(id).await?;
+            let Some(step) = current.as_ref().and_then(|i| i.steps.get(index)) else { break };
+            match step.status {
+                StepStatus::Done | StepStatus::Skipped { .. } => continue,
+                StepStatus::Pending | StepStatus::Running
+                    if current.as_ref().is_some_and(|i| i.claimable(index, Timestamp::now())) =>
+                {
+                    if self.run_step(&incident, index, executor.as_ref()).await? {
+                        finished += 1;
+                    }
+                    let after = self.store.get(id).await?;
+                    if after.as_ref().and_then(|i| i.steps.get(index)).is_none_or(|s| s.status != StepStatus::Done) {
+                        break;
+                    }
+                }
+                // Awaiting approval, failed, or running under another runner's live lease.
+                _ => break,
             }
         }
 
@@ -90,15 +108,38 @@ impl Runner {
         Ok(finished)
     }
 
-    /// Claims, executes and records one step. Returns whether this call recorded an end state.
+    fn lease_until(&self, now: Timestamp) -> Timestamp {
+        now.checked_add(SignedDuration::try_from(self.lease).unwrap_or(SignedDuration::MAX)).unwrap_or(now)
+    }
+
+    /// Claims, executes and records one step, renewing the lease while the executor works.
+    /// Returns whether this call recorded an end state.
     async fn run_step(&self, incident: &Incident, index: usize, executor: &dyn Executor) -> Result<bool, StoreError> {
         let ops = Ops(self.store.as_ref());
         let now = Timestamp::now();
-        let until = now.checked_add(SignedDuration::try_from(self.lease).unwrap_or(SignedDuration::MAX)).unwrap_or(now);
-        let Some(step) = ops.claim_step(&incident.id, index, &self.owner, now, until).await? else {
+        let Some(step) =
+            ops.claim_step(&incident.id, index, &self.owner, now, self.lease_until(now), self.max_attempts).await?
+        else {
             return Ok(false);
         };
+        let renewer = {
+            let (runner, id) = (self.clone(), incident.id.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(runner.lease / 3);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let until = runner.lease_until(Timestamp::now());
+                    match Ops(runner.store.as_ref()).renew_lease(&id, index, &runner.owner, until).await {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => tracing::warn!(incident = %id, step = index, error = %e, "lease renewal failed"),
+                    }
+                }
+            })
+        };
         let result = executor.execute(incident, &step).await;
+        renewer.abort();
         let (status, report) = match result {
             Ok(report) => (StepStatus::Done, Some(report)),
             Err(ExecError::Retryable(e)) if step.attempts < self.max_attempts => {
@@ -114,11 +155,15 @@ impl Runner {
         Ok(recorded)
     }
 
-    /// Runs every incident that has claimable work (startup, periodic sweep). Returns steps finished.
+    /// Runs every incident that has work (startup, periodic sweep). One incident's failure does not
+    /// stop the others. Returns steps finished.
     pub async fn sweep(&self) -> Result<usize, StoreError> {
         let mut finished = 0;
         for id in self.store.with_work(Timestamp::now()).await? {
-            finished += self.run(&id).await?;
+            match self.run(&id).await {
+                Ok(n) => finished += n,
+                Err(e) => tracing::error!(incident = %id, error = %e, "sweep could not run the incident"),
+            }
         }
         Ok(finished)
     }

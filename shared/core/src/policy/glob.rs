@@ -24,20 +24,21 @@ impl Glob {
         !self.pattern.iter().any(|c| *c == '*' || *c == '?')
     }
 
-    /// Whether `text` matches the whole pattern. Linear-time backtracking over the last `*`, so a
-    /// hostile alert field cannot make matching exponential.
+    /// Whether `text` matches the whole pattern. Backtracks only to the last `*` (O(pattern × text)
+    /// at worst), so a hostile alert field cannot make matching exponential. A `*` in the pattern
+    /// is always a wildcard, even facing a `*` in the text (attackers choose process names).
     pub fn matches(&self, text: &str) -> bool {
         let text: Vec<char> = text.chars().collect();
         let p = &self.pattern;
         let (mut pi, mut ti) = (0, 0);
         let mut star: Option<(usize, usize)> = None;
         while ti < text.len() {
-            if pi < p.len() && (p[pi] == '?' || p[pi] == text[ti]) {
-                pi += 1;
-                ti += 1;
-            } else if pi < p.len() && p[pi] == '*' {
+            if pi < p.len() && p[pi] == '*' {
                 star = Some((pi, ti));
                 pi += 1;
+            } else if pi < p.len() && (p[pi] == '?' || p[pi] == text[ti]) {
+                pi += 1;
+                ti += 1;
             } else if let Some((sp, st)) = star {
                 pi = sp + 1;
                 ti = st + 1;
@@ -75,11 +76,14 @@ mod tests {
         assert!(Glob::new("gke-?rod*").matches("gke-prod-eu"));
         assert!(Glob::new("*").matches(""));
         assert!(!Glob::new("?").matches(""));
+        // Found in review: a literal `*` in the text must not swallow the pattern's wildcard.
+        assert!(Glob::new("*xmrig*").matches("*a-xmrig"));
+        assert!(Glob::new("a*").matches("a*b"));
     }
 
     proptest! {
         #[test]
-        fn agrees_with_reference(p in "[ab*?]{0,8}", t in "[ab]{0,10}") {
+        fn agrees_with_reference(p in "[ab*?]{0,8}", t in "[ab*?]{0,10}") {
             let pc: Vec<char> = p.chars().collect();
             let tc: Vec<char> = t.chars().collect();
             prop_assert_eq!(Glob::new(&p).matches(&t), reference(&pc, &tc));

@@ -268,6 +268,14 @@ impl PolicySet {
         }
     }
 
+    /// Fills what alerts leave unsaid from `defaults`, so scopes, incident keys and targets all see
+    /// the same resource.
+    pub fn apply_defaults(&self, alerts: &mut [Alert]) {
+        for alert in alerts {
+            alert.resource.fill_from(self.defaults.hints());
+        }
+    }
+
     /// The policies that take `alert`, in order (stopping after the first unless it continues).
     pub fn matches(&self, alert: &Alert) -> Vec<PolicyMatch<'_>> {
         let mut out = Vec::new();

@@ -23,11 +23,22 @@ struct Message {
 
 /// Parses a push body.
 pub(super) fn parse(body: &[u8], headers: &HeaderMap) -> Result<Vec<Alert>, IngestError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| IngestError::Malformed(format!("body is not valid JSON: {e}")))?;
+    let unwrapped_id = header(headers, "x-goog-pubsub-message-id");
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        // An unwrapped delivery is a real Pub/Sub message: refusing it means redelivery forever.
+        Err(e) => {
+            return Err(match unwrapped_id {
+                Some(message_id) => {
+                    IngestError::UnprocessableMessage { message_id, reason: format!("the data is not JSON: {e}") }
+                }
+                None => IngestError::Malformed(format!("body is not valid JSON: {e}")),
+            });
+        }
+    };
     let (message, data) = if value.get("message").is_some() {
         envelope(&value)?
-    } else if let Some(id) = header(headers, "x-goog-pubsub-message-id") {
+    } else if let Some(id) = unwrapped_id {
         let message = Message {
             id,
             subscription: header(headers, "x-goog-pubsub-subscription-name"),

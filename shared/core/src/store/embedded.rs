@@ -17,6 +17,9 @@ const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents"
 /// Incident key → id of the newest incident with that key.
 const KEYS: TableDefinition<&str, &str> = TableDefinition::new("incident_keys");
 const ALERT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("alert_log");
+/// Ids of incidents that may still need a runner (unfinished steps or a pending approval), so the
+/// sweep reads only those instead of every incident ever stored.
+const ACTIVE: TableDefinition<&str, ()> = TableDefinition::new("active_incidents");
 const REJECTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("rejections");
 
 /// The redb-backed [`Store`].
@@ -46,6 +49,31 @@ fn append_in(
     Ok(())
 }
 
+/// Writes `incident` and keeps the active index in step with it, inside `tx`.
+fn put_incident(tx: &WriteTransaction, incident: &Incident) -> Result<(), StoreError> {
+    let mut incidents = tx.open_table(INCIDENTS).map_err(backend)?;
+    incidents.insert(incident.id.as_str(), encode(incident)?.as_slice()).map_err(backend)?;
+    let mut active = tx.open_table(ACTIVE).map_err(backend)?;
+    if incident.is_active() {
+        active.insert(incident.id.as_str(), ()).map_err(backend)?;
+    } else {
+        active.remove(incident.id.as_str()).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Reads incident `id` inside `tx`.
+fn get_incident(tx: &WriteTransaction, id: &str) -> Result<Option<Incident>, StoreError> {
+    let incidents = tx.open_table(INCIDENTS).map_err(backend)?;
+    incidents.get(id).map_err(backend)?.map(|v| decode(id, v.value())).transpose()
+}
+
+/// The newest incident id recorded for incident key `key`, inside `tx`.
+fn incident_for_key(tx: &WriteTransaction, key: &str) -> Result<Option<String>, StoreError> {
+    let keys = tx.open_table(KEYS).map_err(backend)?;
+    Ok(keys.get(key).map_err(backend)?.map(|v| v.value().to_string()))
+}
+
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: key.to_string(), error: e.to_string() })
 }
@@ -66,6 +94,7 @@ impl EmbeddedStore {
         tx.open_table(KEYS).map_err(backend)?;
         tx.open_table(ALERT_LOG).map_err(backend)?;
         tx.open_table(REJECTIONS).map_err(backend)?;
+        tx.open_table(ACTIVE).map_err(backend)?;
         tx.commit().map_err(backend)?;
         Ok(EmbeddedStore { db: Arc::new(db), path })
     }
@@ -125,33 +154,30 @@ impl Store for EmbeddedStore {
     async fn record_alert(&self, candidate: Incident, now: Timestamp) -> Result<RecordOutcome, StoreError> {
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(backend)?;
-            let outcome = {
-                let mut keys = tx.open_table(KEYS).map_err(backend)?;
-                let mut incidents = tx.open_table(INCIDENTS).map_err(backend)?;
-                let open_id = keys.get(candidate.key.as_str()).map_err(backend)?.map(|v| v.value().to_string());
-                let open = match &open_id {
-                    Some(id) => incidents
-                        .get(id.as_str())
-                        .map_err(backend)?
-                        .map(|v| decode::<Incident>(id, v.value()))
-                        .transpose()?,
-                    None => None,
-                };
-                match open {
-                    Some(mut incident) if incident.absorbs(now) => {
-                        incident.count_alert(now);
-                        incidents.insert(incident.id.as_str(), encode(&incident)?.as_slice()).map_err(backend)?;
-                        RecordOutcome { incident_id: incident.id, duplicate: true, alert_count: incident.alert_count }
+            let open_id = incident_for_key(&tx, &candidate.key)?;
+            let open = match &open_id {
+                Some(id) => get_incident(&tx, id)?,
+                None => None,
+            };
+            let outcome = match open {
+                Some(mut incident) if incident.absorbs(now) => {
+                    incident.count_alert(now);
+                    put_incident(&tx, &incident)?;
+                    RecordOutcome { incident_id: incident.id, duplicate: true, alert_count: incident.alert_count }
+                }
+                _ => {
+                    if get_incident(&tx, &candidate.id)?.is_some() {
+                        // Ids carry the second and 32 bits of hash; never overwrite on a collision.
+                        return Err(StoreError::Backend(format!("incident id {} already exists", candidate.id)));
                     }
-                    _ => {
-                        incidents.insert(candidate.id.as_str(), encode(&candidate)?.as_slice()).map_err(backend)?;
-                        keys.insert(candidate.key.as_str(), candidate.id.as_str()).map_err(backend)?;
-                        RecordOutcome { incident_id: candidate.id.clone(), duplicate: false, alert_count: 1 }
-                    }
+                    put_incident(&tx, &candidate)?;
+                    let mut keys = tx.open_table(KEYS).map_err(backend)?;
+                    keys.insert(candidate.key.as_str(), candidate.id.as_str()).map_err(backend)?;
+                    RecordOutcome { incident_id: candidate.id.clone(), duplicate: false, alert_count: 1 }
                 }
             };
             let what = if outcome.duplicate { "duplicate of" } else { "opened" };
-            let line = AlertRecord::for_incident(&candidate, now, format!("{what} {}", outcome.incident_id));
+            let line = AlertRecord::for_alert(&candidate.alert, now, format!("{what} {}", outcome.incident_id));
             append_in(&tx, ALERT_LOG, &encode(&line)?)?;
             tx.commit().map_err(backend)?;
             Ok(outcome)
@@ -168,26 +194,18 @@ impl Store for EmbeddedStore {
         let key = key.to_string();
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(backend)?;
-            let resolved = {
-                let keys = tx.open_table(KEYS).map_err(backend)?;
-                let mut incidents = tx.open_table(INCIDENTS).map_err(backend)?;
-                let id = keys.get(key.as_str()).map_err(backend)?.map(|v| v.value().to_string());
-                let incident = match &id {
-                    Some(id) => incidents
-                        .get(id.as_str())
-                        .map_err(backend)?
-                        .map(|v| decode::<Incident>(id, v.value()))
-                        .transpose()?,
-                    None => None,
-                };
-                match incident {
-                    Some(mut incident) if incident.resolved_at.is_none() => {
-                        incident.resolve(now, &format!("{} (resolved alert)", log.source));
-                        incidents.insert(incident.id.as_str(), encode(&incident)?.as_slice()).map_err(backend)?;
-                        Some(incident.id)
-                    }
-                    _ => None,
+            let id = incident_for_key(&tx, &key)?;
+            let incident = match &id {
+                Some(id) => get_incident(&tx, id)?,
+                None => None,
+            };
+            let resolved = match incident {
+                Some(mut incident) if incident.resolved_at.is_none() => {
+                    incident.resolve(now, &format!("{} (resolved alert)", log.source));
+                    put_incident(&tx, &incident)?;
+                    Some(incident.id)
                 }
+                _ => None,
             };
             log.outcome = match &resolved {
                 Some(id) => format!("resolved {id}"),
@@ -204,22 +222,14 @@ impl Store for EmbeddedStore {
         let id = id.to_string();
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(backend)?;
-            let found = {
-                let mut incidents = tx.open_table(INCIDENTS).map_err(backend)?;
-                let current = incidents
-                    .get(id.as_str())
-                    .map_err(backend)?
-                    .map(|v| decode::<Incident>(&id, v.value()))
-                    .transpose()?;
-                match current {
-                    Some(mut incident) => {
-                        if change(&mut incident) {
-                            incidents.insert(id.as_str(), encode(&incident)?.as_slice()).map_err(backend)?;
-                        }
-                        true
+            let found = match get_incident(&tx, &id)? {
+                Some(mut incident) => {
+                    if change(&mut incident) {
+                        put_incident(&tx, &incident)?;
                     }
-                    None => false,
+                    true
                 }
+                None => false,
             };
             tx.commit().map_err(backend)?;
             Ok(found)
@@ -255,13 +265,18 @@ impl Store for EmbeddedStore {
     async fn with_work(&self, now: Timestamp) -> Result<Vec<String>, StoreError> {
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(backend)?;
-            let t = tx.open_table(INCIDENTS).map_err(backend)?;
+            let active = tx.open_table(ACTIVE).map_err(backend)?;
+            let incidents = tx.open_table(INCIDENTS).map_err(backend)?;
             let mut out = Vec::new();
-            for row in t.iter().map_err(backend)? {
-                let (k, v) = row.map_err(backend)?;
-                let incident: Incident = decode(k.value(), v.value())?;
-                if (0..incident.steps.len()).any(|i| incident.claimable(i, now)) {
-                    out.push(incident.id);
+            for row in active.iter().map_err(backend)? {
+                let (id, _) = row.map_err(backend)?;
+                let id = id.value();
+                let Some(bytes) = incidents.get(id).map_err(backend)? else { continue };
+                // One unreadable record must not stop the sweep for every other incident.
+                match decode::<Incident>(id, bytes.value()) {
+                    Ok(incident) if incident.has_work(now) => out.push(incident.id),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "skipping an unreadable incident in the sweep"),
                 }
             }
             Ok(out)

@@ -46,15 +46,9 @@ impl StoreError {
 }
 
 impl AlertRecord {
-    /// The intake-log line for the alert that opened or joined `incident`.
-    pub fn for_incident(incident: &Incident, received_at: Timestamp, outcome: String) -> AlertRecord {
-        AlertRecord {
-            received_at,
-            source: incident.alert.source,
-            rule: incident.alert.rule.clone(),
-            severity: incident.alert.severity,
-            outcome,
-        }
+    /// The intake-log line for `alert`.
+    pub fn for_alert(alert: &crate::alert::Alert, received_at: Timestamp, outcome: String) -> AlertRecord {
+        AlertRecord { received_at, source: alert.source, rule: alert.rule.clone(), severity: alert.severity, outcome }
     }
 }
 
@@ -176,7 +170,7 @@ pub trait Store: Send + Sync {
     /// The newest incidents first, at most `limit`.
     async fn list(&self, limit: usize) -> Result<Vec<IncidentSummary>, StoreError>;
 
-    /// Ids of incidents with a step that a runner could claim at `now`.
+    /// Ids of incidents a runner has something to do on at `now` ([`Incident::has_work`]).
     async fn with_work(&self, now: Timestamp) -> Result<Vec<String>, StoreError>;
 
     /// Appends to the intake log (alerts no policy took).
@@ -218,7 +212,8 @@ impl Ops<'_> {
         Ok(r)
     }
 
-    /// Claims step `index` for `owner` until `until`; returns the step when claimed.
+    /// Claims step `index` for `owner` until `until`; returns the step when claimed. A step
+    /// claimed `max_attempts` times already is marked failed instead.
     pub async fn claim_step(
         &self,
         id: &str,
@@ -226,15 +221,41 @@ impl Ops<'_> {
         owner: &str,
         now: Timestamp,
         until: Timestamp,
+        max_attempts: u32,
     ) -> Result<Option<Step>, StoreError> {
         let owner = owner.to_string();
         let claimed = self
             .apply(id, move |inc| {
-                let ok = inc.claim(index, &owner, now, until);
-                (ok, ok.then(|| inc.steps[index].clone()))
+                let before = inc.steps.get(index).map(|s| s.status.clone());
+                let ok = inc.claim(index, &owner, now, until, max_attempts);
+                let changed = ok || inc.steps.get(index).map(|s| s.status.clone()) != before;
+                (changed, ok.then(|| inc.steps[index].clone()))
             })
             .await?;
         Ok(claimed.flatten())
+    }
+
+    /// Extends `owner`'s lease on step `index`; returns whether it still held it.
+    pub async fn renew_lease(&self, id: &str, index: usize, owner: &str, until: Timestamp) -> Result<bool, StoreError> {
+        let owner = owner.to_string();
+        let renewed = self
+            .apply(id, move |inc| {
+                let ok = inc.renew(index, &owner, until);
+                (ok, ok)
+            })
+            .await?;
+        Ok(renewed.unwrap_or(false))
+    }
+
+    /// Expires the incident's approval request if it lapsed; returns whether it did.
+    pub async fn expire_approval(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let expired = self
+            .apply(id, move |inc| {
+                let done = inc.expire_approval(now);
+                (done, done)
+            })
+            .await?;
+        Ok(expired.unwrap_or(false))
     }
 
     /// Records the end of a step; returns whether `owner` still held it.
