@@ -123,6 +123,7 @@ fn main() {
             credentials: Arc::new(Credentials::default()),
             limits: BodyLimits::default(),
             admin: AdminAccess::Disabled,
+            approval_links: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/v1/falco", listener.local_addr().expect("addr"));

@@ -69,6 +69,16 @@ async fn serve_takes_every_fixture_and_records_the_dry_run_requests() {
 
     let printed = server.stdout.lock().expect("lock").join("\n");
     assert!(printed.contains(&format!("riposte incident {crypto_id} opened")), "console notifier: {printed}");
+    // The console prints a signed approval link; it opens the approval page on this server.
+    let link = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("approve or reject (approver-1): "))
+        .unwrap_or_else(|| panic!("no approval link in {printed}"))
+        .to_string();
+    assert!(link.starts_with(&format!("{}/approvals/", server.url)), "{link}");
+    let page = reqwest::get(&link).await.expect("get");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("html").contains("remove_external_ip"));
     server.stop();
 
     // After shutdown the store opens directly and holds every incident with its recorded requests.

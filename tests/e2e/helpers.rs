@@ -7,12 +7,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use riposte_approve::ApproveState;
+use riposte_core::approval::Keys;
 use riposte_core::executor::DryRunExecutor;
 use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
 use riposte_core::runner::Runner;
 use riposte_core::store::{EmbeddedStore, Store};
-use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, app};
+use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, Credentials, IngestState, app};
 
 /// The repository's fixtures directory.
 pub fn fixtures_dir() -> PathBuf {
@@ -47,34 +49,53 @@ pub fn example_policies() -> PolicySet {
     PolicySet::from_yaml(riposte::EXAMPLE_POLICY).expect("the example policy is valid")
 }
 
-/// An in-process intake server.
+/// An in-process server: the intake and approve routers, as `riposte serve` mounts them.
 pub struct TestApp {
-    /// Base URL (`http://127.0.0.1:PORT`).
+    /// Base URL (`http://127.0.0.1:PORT`), also the approval pages' origin.
     pub url: String,
     /// Its store.
     pub store: Arc<dyn Store>,
+    /// Its approval keys (with a signing key), to make links as the notifiers would.
+    pub keys: Arc<Keys>,
     _dir: tempfile::TempDir,
 }
 
-/// Starts the intake router on port 0 with the example policy, a temp embedded store, the dry-run
-/// executor and `credentials`.
+/// Starts the intake and approve routers on port 0 with the example policy, a temp embedded
+/// store, the dry-run executor and `credentials`.
 pub async fn spawn_app(credentials: Credentials, limits: BodyLimits, admin: AdminAccess) -> TestApp {
+    spawn_app_with(credentials, limits, admin, example_policies(), false).await
+}
+
+/// [`spawn_app`] with a policy set and the IAP setting of choice.
+pub async fn spawn_app_with(
+    credentials: Credentials,
+    limits: BodyLimits,
+    admin: AdminAccess,
+    policies: PolicySet,
+    trust_iap: bool,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
     let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), Notifiers::none(), "test-runner".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let key = Keys::generate("test").expect("key");
+    let keys = Arc::new(Keys::load(Some(&key.signing), &[], &url).expect("keys"));
     let state = IngestState {
-        policies: Arc::new(example_policies()),
+        policies: Arc::new(policies),
         store: store.clone(),
-        runner,
+        runner: runner.clone(),
         notifiers: Notifiers::none(),
         credentials: Arc::new(credentials),
         limits,
         admin,
+        approval_links: Some(ApprovalLinks { keys: keys.clone(), base_url: url.clone() }),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app(state)).await });
-    TestApp { url, store, _dir: dir }
+    let approve =
+        ApproveState { store: store.clone(), runner, keys: keys.clone(), public_origin: url.clone(), trust_iap };
+    let router = app(state).merge(riposte_approve::app(approve));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    TestApp { url, store, keys, _dir: dir }
 }
 
 /// The real `riposte serve` process.

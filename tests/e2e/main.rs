@@ -3,6 +3,7 @@
 //! Nothing here runs against a fake yet: intake, policies and the embedded store are all real;
 //! executors are the dry-run one.
 
+mod approval;
 mod binary;
 mod fixtures;
 mod helpers;

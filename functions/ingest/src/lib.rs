@@ -16,6 +16,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use jiff::Timestamp;
+use riposte_core::approval::Keys;
 use riposte_core::incident::{Incident, is_incident_id};
 use riposte_core::intake::{AlertOutcome, StepView, ingest};
 use riposte_core::notify::{Event, Notifiers};
@@ -86,6 +87,17 @@ pub struct IngestState {
     pub limits: BodyLimits,
     /// Access to the read-only incident routes.
     pub admin: AdminAccess,
+    /// Signs the approval links sent with new incidents (none: no links are sent).
+    pub approval_links: Option<ApprovalLinks>,
+}
+
+/// How approval links are made: the signing keys and the approve service's base URL.
+#[derive(Clone)]
+pub struct ApprovalLinks {
+    /// Keys with a signing key.
+    pub keys: Arc<Keys>,
+    /// Base URL of the approve service (`https://approve.example.com`).
+    pub base_url: String,
 }
 
 /// The intake router.
@@ -161,9 +173,16 @@ async fn intake(
     // Durable: acknowledge now, contain after.
     for incident in opened {
         log_opened(&incident);
+        let links = match &state.approval_links {
+            Some(l) => l.keys.links(&incident, &l.base_url, now).unwrap_or_else(|e| {
+                tracing::error!(incident = %incident.id, error = %e, "cannot sign approval links");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
         let (runner, notifiers) = (state.runner.clone(), state.notifiers.clone());
         tokio::spawn(async move {
-            notifiers.send(Event::Opened, &incident).await;
+            notifiers.send(Event::Opened, &incident, &links).await;
             if let Err(e) = runner.run(&incident.id).await {
                 tracing::error!(incident = %incident.id, error = %e, "runner failed; the sweep will resume it");
             }

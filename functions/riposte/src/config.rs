@@ -32,6 +32,14 @@ pub mod vars {
     pub const LOG_FORMAT: &str = "RIPOSTE_LOG_FORMAT";
     /// How often to resume unfinished steps (default 30s).
     pub const SWEEP_INTERVAL: &str = "RIPOSTE_SWEEP_INTERVAL";
+    /// `kid.base64url(PKCS#8)` from `riposte keygen`: signs approval links.
+    pub const SIGNING_KEY: &str = "RIPOSTE_SIGNING_KEY";
+    /// Comma-separated `kid.base64url(public key)`: extra keys accepted on approval links (rotation).
+    pub const VERIFY_KEYS: &str = "RIPOSTE_VERIFY_KEYS";
+    /// Public base URL of the approval pages (`https://approve.example.com`).
+    pub const PUBLIC_URL: &str = "RIPOSTE_PUBLIC_URL";
+    /// `true` behind Identity-Aware Proxy: the signed-in email decides, and must be the link's approver.
+    pub const TRUST_IAP: &str = "RIPOSTE_TRUST_IAP";
     /// Set by Cloud Run.
     pub const K_SERVICE: &str = "K_SERVICE";
     /// Port to listen on (Cloud Run sets it).
@@ -62,6 +70,14 @@ pub struct EnvConfig {
     pub json_logs: bool,
     /// Sweep interval.
     pub sweep_interval: Duration,
+    /// Approval signing key spec.
+    pub signing_key: Option<String>,
+    /// Extra verification key specs.
+    pub verify_keys: Vec<String>,
+    /// Public base URL of the approval pages.
+    pub public_url: Option<String>,
+    /// Trust IAP's identity header.
+    pub trust_iap: bool,
 }
 
 impl EnvConfig {
@@ -137,6 +153,36 @@ impl EnvConfig {
                 Duration::from_secs(30)
             }),
         };
+        let signing_key = env(vars::SIGNING_KEY);
+        let public_url = env(vars::PUBLIC_URL).map(|u| u.trim_end_matches('/').to_string());
+        if let Some(u) = &public_url
+            && !(u.starts_with("https://") || u.starts_with("http://127.0.0.1") || u.starts_with("http://localhost"))
+        {
+            errors.push(format!(
+                "{}={u:?}: approval pages must be served over https (or on localhost)",
+                vars::PUBLIC_URL
+            ));
+        }
+        if on_cloud_run {
+            if signing_key.is_none() {
+                errors.push(format!(
+                    "on Cloud Run approval links need {} (create one with `riposte keygen`)",
+                    vars::SIGNING_KEY
+                ));
+            }
+            if public_url.is_none() {
+                errors
+                    .push(format!("on Cloud Run approval links need {} (the approve service's URL)", vars::PUBLIC_URL));
+            }
+        }
+        let trust_iap = match env(vars::TRUST_IAP).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                errors.push(format!("{}={other:?}: expected true or false", vars::TRUST_IAP));
+                false
+            }
+        };
         if !errors.is_empty() {
             return Err(CliError::Usage(format!("invalid configuration:\n  - {}", errors.join("\n  - "))));
         }
@@ -147,6 +193,12 @@ impl EnvConfig {
             port,
             json_logs,
             sweep_interval: sweep_interval.max(Duration::from_secs(1)),
+            signing_key,
+            verify_keys: env(vars::VERIFY_KEYS)
+                .map(|v| v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect())
+                .unwrap_or_default(),
+            public_url,
+            trust_iap,
         })
     }
 }

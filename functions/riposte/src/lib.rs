@@ -33,6 +33,12 @@ enum Command {
     },
     /// Show which policies a saved payload matches and why, and the dry-run plan. Needs no server.
     Replay(replay::ReplayArgs),
+    /// Create an approval signing key (Ed25519) and print it with its public half.
+    Keygen {
+        /// Key id, carried in every token so keys can rotate [default: riposte-YYYYMMDD].
+        #[arg(long)]
+        kid: Option<String>,
+    },
     /// Inspect recorded incidents.
     Incident {
         #[command(subcommand)]
@@ -82,6 +88,20 @@ pub fn load_policies(path: Option<&Path>) -> Result<(PolicySet, String), CliErro
     PolicySet::from_yaml(&text).map(|set| (set, origin.clone())).map_err(|e| CliError::Usage(format!("{origin}: {e}")))
 }
 
+fn keygen(kid: Option<String>) -> Result<(), CliError> {
+    let kid = kid.unwrap_or_else(|| jiff::Timestamp::now().strftime("riposte-%Y%m%d").to_string());
+    let key = riposte_core::approval::Keys::generate(&kid).map_err(|e| CliError::Usage(e.to_string()))?;
+    println!(
+        "# Secret: signs approval links. Keep it in Secret Manager; give it only to the service that sends links."
+    );
+    println!("RIPOSTE_SIGNING_KEY={}", key.signing);
+    println!(
+        "# Public: add to RIPOSTE_VERIFY_KEYS (comma-separated) wherever links signed by this key must keep working."
+    );
+    println!("RIPOSTE_VERIFY_KEYS={}", key.public);
+    Ok(())
+}
+
 /// Runs the command line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -101,6 +121,7 @@ pub fn main() -> ExitCode {
             })
         }
         Command::Replay(args) => replay::run(args),
+        Command::Keygen { kid } => keygen(kid),
         Command::Incident { command } => incident_cmd::run(command),
     };
     match result {

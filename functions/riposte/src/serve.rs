@@ -4,11 +4,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use riposte_approve::ApproveState;
+use riposte_core::approval::Keys;
 use riposte_core::executor::DryRunExecutor;
 use riposte_core::notify::Notifiers;
 use riposte_core::runner::Runner;
 use riposte_core::store::{EmbeddedStore, Store, StoreError};
-use riposte_ingest::{AdminAccess, BodyLimits, IngestState, app};
+use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, IngestState, app};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{EnvConfig, default_state_dir, vars};
@@ -110,6 +112,26 @@ async fn serve(
         tracing::warn!(error = %e, "cannot write {}; `riposte incident` will not reach this server", info_file.display());
     }
 
+    let public_url = env.public_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", addr.port()));
+    let signing = match env.signing_key.clone() {
+        Some(k) => k,
+        None => {
+            tracing::warn!(
+                "no RIPOSTE_SIGNING_KEY: approval links are signed with a key made for this process and stop working when it exits (create a lasting one with `riposte keygen`)"
+            );
+            Keys::generate("ephemeral").map_err(|e| CliError::Runtime(e.to_string()))?.signing
+        }
+    };
+    let verify: Vec<&str> = env.verify_keys.iter().map(String::as_str).collect();
+    let keys = Arc::new(Keys::load(Some(&signing), &verify, &public_url).map_err(|e| CliError::Usage(e.to_string()))?);
+    let approve = ApproveState {
+        store: store.clone(),
+        runner: runner.clone(),
+        keys: keys.clone(),
+        public_origin: origin_of(&public_url),
+        trust_iap: env.trust_iap,
+    };
+
     let state = IngestState {
         policies: Arc::new(policies),
         store: store.clone(),
@@ -118,6 +140,7 @@ async fn serve(
         credentials: Arc::new(env.credentials),
         limits: BodyLimits::default(),
         admin,
+        approval_links: Some(ApprovalLinks { keys, base_url: public_url.clone() }),
     };
     let policy_count = state.policies.policies.len();
     tracing::info!(%url, policy = %origin, policies = policy_count, state_dir = %state_dir.display(), executor = "dry-run", "riposte is serving");
@@ -141,9 +164,16 @@ async fn serve(
         }
     });
 
-    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await;
+    let router = app(state).merge(riposte_approve::app(approve));
+    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await;
     let _ = std::fs::remove_file(&info_file);
     result.map_err(|e| CliError::Runtime(format!("server error: {e}")))
+}
+
+/// `scheme://host[:port]` of a URL: what browsers send as `Origin`.
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    format!("{scheme}://{}", rest.split('/').next().unwrap_or_default())
 }
 
 async fn shutdown_signal() {

@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod alert;
+pub mod approval;
 pub mod executor;
 pub mod incident;
 pub mod intake;

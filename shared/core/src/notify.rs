@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::approval::ApprovalLink;
 use crate::incident::{Incident, StepStatus};
 use crate::policy::NotifierConfig;
 use crate::store::status_name;
@@ -34,8 +35,9 @@ pub struct NotifyError {
 /// A notification target.
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// Sends `event` about `incident`.
-    async fn notify(&self, event: Event, incident: &Incident) -> Result<(), NotifyError>;
+    /// Sends `event` about `incident`, with the approval links (one per approver slot) when the
+    /// event asks for a decision.
+    async fn notify(&self, event: Event, incident: &Incident, links: &[ApprovalLink]) -> Result<(), NotifyError>;
 }
 
 /// Prints a readable summary to standard output.
@@ -49,7 +51,7 @@ pub fn printable(s: &str) -> String {
 }
 
 /// The text the console notifier prints.
-pub fn render_text(event: Event, i: &Incident) -> String {
+pub fn render_text(event: Event, i: &Incident, links: &[ApprovalLink]) -> String {
     let mut out = String::new();
     let a = &i.alert;
     let head = match event {
@@ -90,14 +92,17 @@ pub fn render_text(event: Event, i: &Incident) -> String {
             ap.state, ap.required, ap.expires_at
         );
     }
+    for link in links {
+        let _ = writeln!(out, "   approve or reject ({}): {}", link.slot, link.url);
+    }
     let _ = writeln!(out, "   details: riposte incident show {}", i.id);
     out
 }
 
 #[async_trait]
 impl Notifier for ConsoleNotifier {
-    async fn notify(&self, event: Event, incident: &Incident) -> Result<(), NotifyError> {
-        let text = render_text(event, incident);
+    async fn notify(&self, event: Event, incident: &Incident, links: &[ApprovalLink]) -> Result<(), NotifyError> {
+        let text = render_text(event, incident, links);
         let mut stdout = std::io::stdout().lock();
         stdout
             .write_all(text.as_bytes())
@@ -133,10 +138,10 @@ impl Notifiers {
     }
 
     /// Sends `event` to every notifier the incident names; failures are logged, never returned.
-    pub async fn send(&self, event: Event, incident: &Incident) {
+    pub async fn send(&self, event: Event, incident: &Incident, links: &[ApprovalLink]) {
         for name in &incident.notify {
             if let Some(n) = self.by_name.get(name)
-                && let Err(e) = n.notify(event, incident).await
+                && let Err(e) = n.notify(event, incident, links).await
             {
                 tracing::warn!(incident = %incident.id, error = %e, "notification failed");
             }

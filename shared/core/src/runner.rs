@@ -103,7 +103,7 @@ impl Runner {
         if finished > 0
             && let Some(latest) = self.store.get(id).await?
         {
-            self.notifiers.send(Event::StepsFinished, &latest).await;
+            self.notifiers.send(Event::StepsFinished, &latest, &[]).await;
         }
         Ok(finished)
     }

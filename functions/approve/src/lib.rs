@@ -1,0 +1,217 @@
+//! The approve function: `GET /approvals/{token}` shows the incident and its destructive steps
+//! and never changes anything (chat apps and mail scanners prefetch links); `POST
+//! /approvals/{token}` records the decision (same-origin only). The first decision wins; an
+//! approval releases the destructive steps to the runner.
+
+mod page;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use jiff::Timestamp;
+use riposte_core::approval::{ApprovalClaims, Keys, TokenError};
+use riposte_core::incident::{Decision, DecisionOutcome, Incident, is_incident_id};
+use riposte_core::runner::Runner;
+use riposte_core::store::{Ops, Store};
+
+pub use page::escape;
+
+/// What the approve handlers share.
+#[derive(Clone)]
+pub struct ApproveState {
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// Runs the destructive steps once approved.
+    pub runner: Runner,
+    /// Verification keys (and the audience).
+    pub keys: Arc<Keys>,
+    /// This service's public origin (`https://approve.example.com`): a POST must come from it.
+    pub public_origin: String,
+    /// Trust `X-Goog-Authenticated-User-Email` (only behind Identity-Aware Proxy).
+    pub trust_iap: bool,
+}
+
+/// The approve router.
+pub fn app(state: ApproveState) -> Router {
+    Router::new().route("/approvals/{token}", get(show).post(decide)).with_state(state)
+}
+
+/// A refusal, rendered as a page with a 4xx (or a 500 for our own failures, logged).
+struct Refusal {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Html(page::problem(self.title, &self.message))).into_response();
+        response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+fn refuse(status: StatusCode, title: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal { status, title, message: message.into() }
+}
+
+impl From<TokenError> for Refusal {
+    fn from(e: TokenError) -> Self {
+        let status = match e {
+            TokenError::Expired => StatusCode::GONE,
+            TokenError::CannotSign(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::FORBIDDEN,
+        };
+        refuse(status, "This link cannot be used", e.to_string())
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Refusal {
+    tracing::error!(error = %e, "approval request failed");
+    refuse(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "internal error; it has been logged")
+}
+
+/// Verifies the token and loads its incident, refusing links for another incident or plan.
+async fn load(state: &ApproveState, token: &str) -> Result<(ApprovalClaims, Incident), Refusal> {
+    let claims = state.keys.verify(token)?;
+    if !is_incident_id(&claims.inc) {
+        return Err(TokenError::Malformed.into());
+    }
+    let incident = state.store.get(&claims.inc).await.map_err(internal)?.ok_or_else(|| {
+        refuse(StatusCode::NOT_FOUND, "Unknown incident", format!("There is no incident {}.", claims.inc))
+    })?;
+    let Some(approval) = &incident.approval else {
+        return Err(refuse(StatusCode::CONFLICT, "Nothing to approve", "This incident has no approval request."));
+    };
+    if claims.plan != approval.plan_hash || claims.plan != Incident::plan_hash(&incident.steps) {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            "The plan changed",
+            "The steps or their targets changed since this link was sent; use the newest link.",
+        ));
+    }
+    Ok((claims, incident))
+}
+
+fn page(incident: &Incident, slot: &str, notice: Option<&str>, status: StatusCode) -> Response {
+    let mut response = (status, Html(page::approval_page(incident, slot, notice))).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn show(State(state): State<ApproveState>, Path(token): Path<String>) -> Result<Response, Refusal> {
+    let (claims, incident) = load(&state, &token).await?;
+    Ok(page(&incident, &claims.sub, None, StatusCode::OK))
+}
+
+/// Whether the request comes from this service's own page.
+fn same_origin(headers: &HeaderMap, origin: &str) -> bool {
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        Some(o) => o.trim_end_matches('/') == origin.trim_end_matches('/'),
+        None => headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("same-origin"),
+    }
+}
+
+/// The IAP-authenticated email (`accounts.google.com:alice@example.com` → `alice@example.com`).
+fn iap_email(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get("x-goog-authenticated-user-email")?.to_str().ok()?;
+    let email = v.rsplit_once(':').map_or(v, |(_, e)| e).trim().to_ascii_lowercase();
+    email.contains('@').then_some(email)
+}
+
+async fn decide(
+    State(state): State<ApproveState>,
+    Path(token): Path<String>,
+    request: Request,
+) -> Result<Response, Refusal> {
+    let headers = request.headers().clone();
+    if !same_origin(&headers, &state.public_origin) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            "Decisions are accepted only from the approval page itself.",
+        ));
+    }
+    let body = axum::body::to_bytes(request.into_body(), 1024)
+        .await
+        .map_err(|_| refuse(StatusCode::PAYLOAD_TOO_LARGE, "Request refused", "The form is too large."))?;
+    let approve =
+        match std::str::from_utf8(&body).unwrap_or_default().split('&').find_map(|kv| kv.strip_prefix("decision=")) {
+            Some("approve") => true,
+            Some("reject") => false,
+            _ => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "Request refused",
+                    "The form must say decision=approve or decision=reject.",
+                ));
+            }
+        };
+    let (claims, incident) = load(&state, &token).await?;
+
+    // Behind IAP the signed-in person decides, and must be the link's approver when the policy lists them.
+    let listed = incident.approval.as_ref().is_some_and(|a| !a.approvers.is_empty());
+    let by = match (state.trust_iap, iap_email(&headers)) {
+        (true, Some(email)) if listed && !email.eq_ignore_ascii_case(&claims.sub) => {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "Not your link",
+                format!("You are signed in as {email}, but this link is for {}.", claims.sub),
+            ));
+        }
+        (true, Some(email)) => email,
+        (true, None) => {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "Sign-in required",
+                "Identity-Aware Proxy did not identify you.",
+            ));
+        }
+        (false, _) => claims.sub.clone(),
+    };
+
+    let decision = Decision { by, approve, at: Timestamp::now() };
+    let outcome = Ops(state.store.as_ref())
+        .decide(&claims.inc, &claims.plan, decision)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "Unknown incident", "The incident no longer exists."))?;
+    tracing::info!(incident = %claims.inc, slot = %claims.sub, jti = %claims.jti, ?outcome, "approval decision");
+    let (status, notice) = match outcome {
+        DecisionOutcome::Approved => {
+            let (runner, id) = (state.runner.clone(), claims.inc.clone());
+            tokio::spawn(async move {
+                if let Err(e) = runner.run(&id).await {
+                    tracing::error!(incident = %id, error = %e, "runner failed after approval; the sweep will resume it");
+                }
+            });
+            return Ok(Redirect::to(&format!("/approvals/{token}")).into_response());
+        }
+        DecisionOutcome::Rejected | DecisionOutcome::Recorded { .. } => {
+            return Ok(Redirect::to(&format!("/approvals/{token}")).into_response());
+        }
+        DecisionOutcome::AlreadyDecided { .. } => {
+            (StatusCode::CONFLICT, "This request was already decided; nothing more was done.")
+        }
+        DecisionOutcome::Duplicate => (StatusCode::CONFLICT, "You already approved; another approver is needed."),
+        DecisionOutcome::PlanChanged => {
+            return Err(refuse(StatusCode::CONFLICT, "The plan changed", "Use the newest link."));
+        }
+        DecisionOutcome::NotAnApprover => {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "Not an approver",
+                "This policy does not list you as an approver.",
+            ));
+        }
+        DecisionOutcome::NothingToApprove => {
+            return Err(refuse(StatusCode::CONFLICT, "Nothing to approve", "This incident has no approval request."));
+        }
+    };
+    let current = state.store.get(&claims.inc).await.map_err(internal)?.unwrap_or(incident);
+    Ok(page(&current, &claims.sub, Some(notice), status))
+}
