@@ -9,6 +9,13 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# Nothing beyond Rust is needed yet: the embedded store, the router and the real binary run
-# in-process or on loopback. Emulators and Chromium join here with the issues that need them.
+# The approval page is tested in a real headless Chromium over WebDriver: Debian's packages.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing Debian's chromium and chromium-driver for the browser test"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+
 cargo test --workspace --locked "$@"

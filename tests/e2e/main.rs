@@ -5,6 +5,7 @@
 
 mod approval;
 mod binary;
+mod browser;
 mod fixtures;
 mod helpers;
 mod http;

@@ -108,11 +108,16 @@ async fn show(State(state): State<ApproveState>, Path(token): Path<String>) -> R
     Ok(page(&incident, &claims.sub, None, StatusCode::OK))
 }
 
-/// Whether the request comes from this service's own page.
+/// Whether the request comes from this service's own page: browsers say so in `Sec-Fetch-Site`
+/// and `Origin` (which a privacy setting may turn into `null`); anything else is refused.
 fn same_origin(headers: &HeaderMap, origin: &str) -> bool {
-    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        Some(o) => o.trim_end_matches('/') == origin.trim_end_matches('/'),
-        None => headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("same-origin"),
+    let get = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+    let origin_matches = |o: &str| o.trim_end_matches('/') == origin.trim_end_matches('/');
+    match (get("sec-fetch-site"), get(header::ORIGIN.as_str())) {
+        (Some(site), Some(o)) => site == "same-origin" && (o == "null" || origin_matches(o)),
+        (Some(site), None) => site == "same-origin",
+        (None, Some(o)) => origin_matches(o),
+        (None, None) => false,
     }
 }
 
@@ -214,4 +219,48 @@ async fn decide(
     };
     let current = state.store.get(&claims.inc).await.map_err(internal)?.unwrap_or(incident);
     Ok(page(&current, &claims.sub, Some(notice), status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, header::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn same_origin_rules() {
+        let me = "https://approve.example.com";
+        assert!(same_origin(&headers(&[("origin", "https://approve.example.com")]), me));
+        assert!(
+            same_origin(&headers(&[("sec-fetch-site", "same-origin"), ("origin", "null")]), me),
+            "privacy-null origin"
+        );
+        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")]), me));
+        assert!(!same_origin(
+            &headers(&[("sec-fetch-site", "cross-site"), ("origin", "https://approve.example.com")]),
+            me
+        ));
+        assert!(!same_origin(
+            &headers(&[("sec-fetch-site", "same-origin"), ("origin", "https://evil.example.com")]),
+            me
+        ));
+        assert!(!same_origin(&headers(&[("origin", "null")]), me));
+        assert!(!same_origin(&headers(&[]), me));
+    }
+
+    #[test]
+    fn iap_header_is_parsed_and_lowercased() {
+        assert_eq!(
+            iap_email(&headers(&[("x-goog-authenticated-user-email", "accounts.google.com:Alice@Example.com")]))
+                .as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(iap_email(&headers(&[("x-goog-authenticated-user-email", "nobody")])), None);
+    }
 }

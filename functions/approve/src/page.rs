@@ -25,7 +25,8 @@ pub fn escape(s: &str) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:46rem;margin:0 auto;padding:1rem;line-height:1.45;color:#1b1b1b}\
 h1{font-size:1.35rem}h2{font-size:1.1rem;margin-top:1.5rem}table{border-collapse:collapse;width:100%}\
-th,td{text-align:left;padding:.35rem .4rem;border-bottom:1px solid #ddd;vertical-align:top;word-break:break-word}\
+th,td{text-align:left;padding:.35rem .4rem;border-bottom:1px solid #ddd;vertical-align:top;overflow-wrap:anywhere}\
+.step td:first-child,.step td:last-child{white-space:nowrap}\
 .state{display:inline-block;padding:.15rem .5rem;border-radius:.3rem;background:#eee}\
 .approve{background:#b00020;color:#fff}.reject{background:#fff;color:#1b1b1b;border:2px solid #1b1b1b}\
 button{font-size:1.05rem;padding:.7rem 1.3rem;margin:.3rem .5rem .3rem 0;border-radius:.4rem;border:0;cursor:pointer}\
@@ -37,7 +38,7 @@ pub fn document(title: &str, body: &str, refresh: bool) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<meta name=\"referrer\" content=\"no-referrer\">{refresh}<title>{}</title><style>{STYLE}</style></head>\
+<meta name=\"referrer\" content=\"same-origin\">{refresh}<title>{}</title><style>{STYLE}</style></head>\
 <body><main>{body}</main></body></html>",
         escape(title)
     )
