@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use reqwest::StatusCode;
 use riposte_core::approval::{ApprovalClaims, ISSUER, Keys};
 use riposte_core::incident::{ApprovalState, Incident, StepStatus};
+use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
 use riposte_ingest::{AdminAccess, BodyLimits, Credentials};
 use serde_json::Value;
@@ -205,8 +206,15 @@ async fn two_person_rule_behind_iap() {
     ))
     .expect("policy");
     assert_eq!(policies.policies[0].approval.required, 2, "the example policy was edited as intended");
-    let app =
-        spawn_app_with(Credentials::default(), BodyLimits::default(), AdminAccess::Loopback, policies, true).await;
+    let app = spawn_app_with(
+        Credentials::default(),
+        BodyLimits::default(),
+        AdminAccess::Loopback,
+        policies,
+        true,
+        Notifiers::none(),
+    )
+    .await;
     let incident = open_incident(&app).await;
     let links = links(&app, &incident);
     assert_eq!(links.len(), 2, "one link per listed approver");

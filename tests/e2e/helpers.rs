@@ -63,20 +63,21 @@ pub struct TestApp {
 /// Starts the intake and approve routers on port 0 with the example policy, a temp embedded
 /// store, the dry-run executor and `credentials`.
 pub async fn spawn_app(credentials: Credentials, limits: BodyLimits, admin: AdminAccess) -> TestApp {
-    spawn_app_with(credentials, limits, admin, example_policies(), false).await
+    spawn_app_with(credentials, limits, admin, example_policies(), false, Notifiers::none()).await
 }
 
-/// [`spawn_app`] with a policy set and the IAP setting of choice.
+/// [`spawn_app`] with a policy set, the IAP setting and notifiers of choice.
 pub async fn spawn_app_with(
     credentials: Credentials,
     limits: BodyLimits,
     admin: AdminAccess,
     policies: PolicySet,
     trust_iap: bool,
+    notifiers: Notifiers,
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), Notifiers::none(), "test-runner".into());
+    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), notifiers.clone(), "test-runner".into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let key = Keys::generate("test").expect("key");
@@ -85,14 +86,20 @@ pub async fn spawn_app_with(
         policies: Arc::new(policies),
         store: store.clone(),
         runner: runner.clone(),
-        notifiers: Notifiers::none(),
+        notifiers: notifiers.clone(),
         credentials: Arc::new(credentials),
         limits,
         admin,
         approval_links: Some(ApprovalLinks { keys: keys.clone(), base_url: url.clone() }),
     };
-    let approve =
-        ApproveState { store: store.clone(), runner, keys: keys.clone(), public_origin: url.clone(), trust_iap };
+    let approve = ApproveState {
+        store: store.clone(),
+        runner,
+        keys: keys.clone(),
+        public_origin: url.clone(),
+        trust_iap,
+        notifiers,
+    };
     let router = app(state).merge(riposte_approve::app(approve));
     tokio::spawn(async move { axum::serve(listener, router).await });
     TestApp { url, store, keys, _dir: dir }

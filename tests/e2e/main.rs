@@ -9,6 +9,7 @@ mod browser;
 mod fixtures;
 mod helpers;
 mod http;
+mod notifiers;
 mod parser_properties;
 mod policy_errors;
 mod policy_properties;

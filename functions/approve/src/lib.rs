@@ -15,6 +15,7 @@ use axum::routing::get;
 use jiff::Timestamp;
 use riposte_core::approval::{ApprovalClaims, Keys, TokenError};
 use riposte_core::incident::{Decision, DecisionOutcome, Incident, is_incident_id};
+use riposte_core::notify::{Event, Notifiers};
 use riposte_core::runner::Runner;
 use riposte_core::store::{Ops, Store};
 
@@ -33,6 +34,8 @@ pub struct ApproveState {
     pub public_origin: String,
     /// Trust `X-Goog-Authenticated-User-Email` (only behind Identity-Aware Proxy).
     pub trust_iap: bool,
+    /// Told about every decision.
+    pub notifiers: Notifiers,
 }
 
 /// The approve router.
@@ -186,6 +189,14 @@ async fn decide(
         .map_err(internal)?
         .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "Unknown incident", "The incident no longer exists."))?;
     tracing::info!(incident = %claims.inc, slot = %claims.sub, jti = %claims.jti, ?outcome, "approval decision");
+    if matches!(outcome, DecisionOutcome::Approved | DecisionOutcome::Rejected | DecisionOutcome::Recorded { .. }) {
+        let (store, notifiers, id) = (state.store.clone(), state.notifiers.clone(), claims.inc.clone());
+        tokio::spawn(async move {
+            if let Ok(Some(current)) = store.get(&id).await {
+                notifiers.send(Event::Decided, &current, &[]).await;
+            }
+        });
+    }
     let (status, notice) = match outcome {
         DecisionOutcome::Approved => {
             let (runner, id) = (state.runner.clone(), claims.inc.clone());

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use riposte_approve::ApproveState;
 use riposte_core::approval::Keys;
 use riposte_core::executor::DryRunExecutor;
-use riposte_core::notify::Notifiers;
 use riposte_core::runner::Runner;
 use riposte_core::store::{EmbeddedStore, Store, StoreError};
 use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, IngestState, app};
@@ -76,7 +75,8 @@ async fn serve(
         tracing::warn!("the embedded store lives on this instance's disk: state is lost when Cloud Run replaces it");
     }
     let store: Arc<dyn Store> = Arc::new(store);
-    let notifiers = Notifiers::from_config(&policies.notifiers);
+    let notifiers = riposte_cloud::notify::build(&policies.notifiers, |name| std::env::var(name).ok())
+        .map_err(|errors| CliError::Usage(format!("invalid notifier configuration:\n  - {}", errors.join("\n  - "))))?;
     let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
     let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), notifiers.clone(), owner);
 
@@ -130,6 +130,7 @@ async fn serve(
         keys: keys.clone(),
         public_origin: origin_of(&public_url),
         trust_iap: env.trust_iap,
+        notifiers: notifiers.clone(),
     };
 
     let state = IngestState {

@@ -10,7 +10,6 @@ use async_trait::async_trait;
 
 use crate::approval::ApprovalLink;
 use crate::incident::{Incident, StepStatus};
-use crate::policy::NotifierConfig;
 use crate::store::status_name;
 
 /// What happened to an incident.
@@ -18,6 +17,8 @@ use crate::store::status_name;
 pub enum Event {
     /// A new incident with its plan (and approval request, if any).
     Opened,
+    /// An approver decided (approved, rejected, or one of several approvals recorded).
+    Decided,
     /// A run of steps finished.
     StepsFinished,
 }
@@ -56,6 +57,7 @@ pub fn render_text(event: Event, i: &Incident, links: &[ApprovalLink]) -> String
     let a = &i.alert;
     let head = match event {
         Event::Opened => "opened",
+        Event::Decided => "decision",
         Event::StepsFinished => "progress",
     };
     let _ = writeln!(
@@ -118,17 +120,8 @@ pub struct Notifiers {
 }
 
 impl Notifiers {
-    /// Builds the notifiers a policy file configures.
-    pub fn from_config(config: &BTreeMap<String, NotifierConfig>) -> Notifiers {
-        let by_name = config
-            .iter()
-            .map(|(name, c)| {
-                let n: Arc<dyn Notifier> = match c {
-                    NotifierConfig::Console {} => Arc::new(ConsoleNotifier),
-                };
-                (name.clone(), n)
-            })
-            .collect();
+    /// Notifiers by name (built by `riposte_cloud::notify::build` from the policy file).
+    pub fn new(by_name: BTreeMap<String, Arc<dyn Notifier>>) -> Notifiers {
         Notifiers { by_name }
     }
 

@@ -103,7 +103,9 @@ impl Runner {
         if finished > 0
             && let Some(latest) = self.store.get(id).await?
         {
-            self.notifiers.send(Event::StepsFinished, &latest, &[]).await;
+            // Spawned: a slow chat webhook must not hold up the sweep of other incidents.
+            let notifiers = self.notifiers.clone();
+            tokio::spawn(async move { notifiers.send(Event::StepsFinished, &latest, &[]).await });
         }
         Ok(finished)
     }

@@ -81,12 +81,40 @@ impl Defaults {
     }
 }
 
-/// A notification target.
+/// A notification target. Webhook URLs are secrets, so the policy names the environment
+/// variable that holds one, never the URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum NotifierConfig {
     /// Print to riposte's standard output and log (the local default).
     Console {},
+    /// A Slack incoming webhook (Block Kit message with link buttons).
+    Slack {
+        /// Environment variable holding the webhook URL.
+        url_env: String,
+    },
+    /// A Google Chat incoming webhook (cardsV2 message with link buttons).
+    GoogleChat {
+        /// Environment variable holding the webhook URL.
+        url_env: String,
+    },
+    /// Any HTTPS endpoint receiving riposte's JSON document.
+    Webhook {
+        /// Environment variable holding the URL.
+        url_env: String,
+    },
+}
+
+impl NotifierConfig {
+    /// The environment variable holding the URL, for webhook notifiers.
+    pub fn url_env(&self) -> Option<&str> {
+        match self {
+            NotifierConfig::Console {} => None,
+            NotifierConfig::Slack { url_env }
+            | NotifierConfig::GoogleChat { url_env }
+            | NotifierConfig::Webhook { url_env } => Some(url_env),
+        }
+    }
 }
 
 /// Approval settings of a policy's `on_approval` steps.
@@ -326,6 +354,16 @@ fn decode_file(d: &mut Decoder, value: &Value) -> Option<PolicySet> {
     let defaults: Defaults = d.field(obj, "defaults", "").unwrap_or_default();
     let mut notifiers: BTreeMap<String, NotifierConfig> = d.field(obj, "notifiers", "").unwrap_or_default();
     notifiers.entry("console".into()).or_insert(NotifierConfig::Console {});
+    for (name, n) in &notifiers {
+        if let Some(var) = n.url_env()
+            && (var.is_empty() || !var.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        {
+            d.error(
+                format!("notifiers.{name}.url_env"),
+                format!("{var:?} is not an environment variable name (A-Z, 0-9, _)"),
+            );
+        }
+    }
 
     let items: Vec<Value> = d.required(obj, "policies", "").unwrap_or_default();
     if items.is_empty() && obj.contains_key("policies") {
