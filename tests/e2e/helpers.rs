@@ -129,6 +129,7 @@ pub fn spawn_binary(state_dir: &Path, env: &[(&str, &str)]) -> TestBinary {
         .env("RIPOSTE_LOG", "warn")
         .env_remove("K_SERVICE")
         .env_remove("RIPOSTE_POLICY")
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for (k, v) in env {

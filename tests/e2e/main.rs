@@ -14,5 +14,6 @@ mod parser_properties;
 mod policy_errors;
 mod policy_properties;
 mod runner;
+mod secrets;
 mod store;
 mod variants;

@@ -22,14 +22,14 @@ use serde_json::Value;
 use crate::helpers::{eventually, example_policies, fixture, spawn_app, spawn_app_with};
 
 #[derive(Clone, Default)]
-struct Fake {
-    received: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Fake {
+    pub(crate) received: Arc<Mutex<Vec<Value>>>,
     /// Status codes to answer before accepting (e.g. [429, 429] or [500; n]).
     faults: Arc<Mutex<Vec<u16>>>,
     attempts: Arc<Mutex<u32>>,
 }
 
-fn slack_problems(m: &Value) -> Vec<String> {
+pub(crate) fn slack_problems(m: &Value) -> Vec<String> {
     let mut p = Vec::new();
     if m["text"].as_str().is_none_or(str::is_empty) {
         p.push("no fallback text".into());
@@ -97,7 +97,7 @@ fn chat_problems(m: &Value) -> Vec<String> {
 }
 
 /// Checks a message the way the real service does; returns the problems.
-type Validator = fn(&Value) -> Vec<String>;
+pub(crate) type Validator = fn(&Value) -> Vec<String>;
 
 async fn receive(State((fake, check)): State<(Fake, Validator)>, body: String) -> Response {
     *fake.attempts.lock().expect("lock") += 1;
@@ -122,7 +122,7 @@ async fn receive(State((fake, check)): State<(Fake, Validator)>, body: String) -
     (StatusCode::OK, "ok").into_response()
 }
 
-async fn start(check: Validator) -> (Fake, String) {
+pub(crate) async fn start(check: Validator) -> (Fake, String) {
     let fake = Fake::default();
     let app = Router::new().route("/hook", post(receive)).with_state((fake.clone(), check));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

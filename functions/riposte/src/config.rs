@@ -34,6 +34,10 @@ pub mod vars {
     pub const SWEEP_INTERVAL: &str = "RIPOSTE_SWEEP_INTERVAL";
     /// `kid.base64url(PKCS#8)` from `riposte keygen`: signs approval links.
     pub const SIGNING_KEY: &str = "RIPOSTE_SIGNING_KEY";
+    /// A file holding the signing key (instead of `RIPOSTE_SIGNING_KEY`).
+    pub const SIGNING_KEY_FILE: &str = "RIPOSTE_SIGNING_KEY_FILE";
+    /// Secret Manager endpoint override (tests, private endpoints).
+    pub const SECRET_MANAGER_ENDPOINT: &str = "RIPOSTE_SECRET_MANAGER_ENDPOINT";
     /// Comma-separated `kid.base64url(public key)`: extra keys accepted on approval links (rotation).
     pub const VERIFY_KEYS: &str = "RIPOSTE_VERIFY_KEYS";
     /// Public base URL of the approval pages (`https://approve.example.com`).
@@ -70,7 +74,7 @@ pub struct EnvConfig {
     pub json_logs: bool,
     /// Sweep interval.
     pub sweep_interval: Duration,
-    /// Approval signing key spec.
+    /// Approval signing key spec (or an `sm://` Secret Manager reference to one).
     pub signing_key: Option<String>,
     /// Extra verification key specs.
     pub verify_keys: Vec<String>,
@@ -153,7 +157,21 @@ impl EnvConfig {
                 Duration::from_secs(30)
             }),
         };
-        let signing_key = env(vars::SIGNING_KEY);
+        let signing_key = match (env(vars::SIGNING_KEY), env(vars::SIGNING_KEY_FILE)) {
+            (Some(_), Some(_)) => {
+                errors.push(format!("set {} or {}, not both", vars::SIGNING_KEY, vars::SIGNING_KEY_FILE));
+                None
+            }
+            (Some(k), None) => Some(k),
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(k) => Some(k.trim().to_string()),
+                Err(e) => {
+                    errors.push(format!("{}={path}: {e}", vars::SIGNING_KEY_FILE));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
         let public_url = env(vars::PUBLIC_URL).map(|u| u.trim_end_matches('/').to_string());
         if let Some(u) = &public_url
             && !(u.starts_with("https://") || u.starts_with("http://127.0.0.1") || u.starts_with("http://localhost"))

@@ -4,7 +4,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use riposte_approve::ApproveState;
+use riposte_cloud::secrets::{SecretManager, resolve_all};
 use riposte_core::approval::Keys;
 use riposte_core::executor::DryRunExecutor;
 use riposte_core::runner::Runner;
@@ -75,7 +78,24 @@ async fn serve(
         tracing::warn!("the embedded store lives on this instance's disk: state is lost when Cloud Run replaces it");
     }
     let store: Arc<dyn Store> = Arc::new(store);
-    let notifiers = riposte_cloud::notify::build(&policies.notifiers, |name| std::env::var(name).ok())
+    // Secrets given as `sm://projects/P/secrets/S` are read from Secret Manager, all at start.
+    let mut wanted: Vec<(String, String)> = policies
+        .notifiers
+        .values()
+        .filter_map(|n| n.url_env())
+        .filter_map(|var| std::env::var(var).ok().map(|v| (var.to_string(), v)))
+        .collect();
+    if let Some(k) = &env.signing_key {
+        wanted.push((vars::SIGNING_KEY.to_string(), k.clone()));
+    }
+    let endpoint = std::env::var(vars::SECRET_MANAGER_ENDPOINT).ok();
+    let resolved: BTreeMap<String, String> =
+        resolve_all(wanted, || SecretManager::from_environment(endpoint.as_deref()))
+            .await
+            .map_err(|errors| CliError::Usage(format!("cannot read secrets:\n  - {}", errors.join("\n  - "))))?
+            .into_iter()
+            .collect();
+    let notifiers = riposte_cloud::notify::build(&policies.notifiers, |name| resolved.get(name).cloned())
         .map_err(|errors| CliError::Usage(format!("invalid notifier configuration:\n  - {}", errors.join("\n  - "))))?;
     let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
     let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), notifiers.clone(), owner);
@@ -113,7 +133,7 @@ async fn serve(
     }
 
     let public_url = env.public_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", addr.port()));
-    let signing = match env.signing_key.clone() {
+    let signing = match resolved.get(vars::SIGNING_KEY).cloned() {
         Some(k) => k,
         None => {
             tracing::warn!(

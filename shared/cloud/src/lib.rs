@@ -1,4 +1,5 @@
 //! riposte's effects on the outside world. Today: the chat notifiers (Slack, Google Chat, a
-//! generic JSON webhook) and the registry that builds every configured notifier.
+//! generic JSON webhook) and Secret Manager access for secrets named instead of given.
 
 pub mod notify;
+pub mod secrets;
