@@ -35,16 +35,13 @@ async fn open_incident(app: &TestApp) -> Incident {
     .await
 }
 
-async fn decide(link: &str, origin: Option<&str>, decision: &str, iap: Option<&str>) -> (StatusCode, String) {
+async fn decide(link: &str, origin: Option<&str>, decision: &str) -> (StatusCode, String) {
     let mut r = client()
         .post(link)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("decision={decision}"));
     if let Some(o) = origin {
         r = r.header("origin", o);
-    }
-    if let Some(email) = iap {
-        r = r.header("x-goog-authenticated-user-email", format!("accounts.google.com:{email}"));
     }
     let r = r.send().await.expect("post");
     (r.status(), r.text().await.unwrap_or_default())
@@ -81,16 +78,16 @@ async fn prefetching_changes_nothing_and_concurrent_clicks_execute_once() {
     assert!(after_gets.steps.iter().filter(|s| s.gated).all(|s| s.status == StepStatus::AwaitingApproval));
 
     // Cross-site or origin-less POSTs are refused.
-    assert_eq!(decide(link, None, "approve", None).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(decide(link, Some("https://evil.example.com"), "approve", None).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(decide(link, Some(&app.url), "maybe", None).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(decide(link, None, "approve").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(decide(link, Some("https://evil.example.com"), "approve").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(decide(link, Some(&app.url), "maybe").await.0, StatusCode::BAD_REQUEST);
     assert_eq!(state(&app, &incident.id).await.approval, incident.approval, "refusals change nothing");
 
     // A double click, eight times over, at once: one decision, one execution.
     let mut clicks = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let (link, origin) = (link.clone(), app.url.clone());
-        clicks.spawn(async move { decide(&link, Some(&origin), "approve", None).await });
+        clicks.spawn(async move { decide(&link, Some(&origin), "approve").await });
     }
     let mut statuses = Vec::new();
     while let Some(r) = clicks.join_next().await {
@@ -155,10 +152,44 @@ async fn refused_links_get_a_clear_page_and_change_nothing() {
         let r = client().get(&link).send().await.expect("get");
         assert_eq!(r.status(), status, "{text}");
         assert!(r.text().await.expect("html").contains(text), "{text}");
-        let (post_status, _) = decide(&link, Some(&app.url), "approve", None).await;
+        let (post_status, _) = decide(&link, Some(&app.url), "approve").await;
         assert_eq!(post_status, status, "POST {text}");
     }
     assert_eq!(state(&app, &incident.id).await.approval, incident.approval, "nothing changed");
+
+    // A decision after the request expired: 410 and a page that says so.
+    let id = incident.id.clone();
+    app.store
+        .update(
+            &id,
+            Box::new(|inc| {
+                if let Some(a) = inc.approval.as_mut() {
+                    a.expires_at = Timestamp::now() - jiff::SignedDuration::from_secs(1);
+                }
+                true
+            }),
+        )
+        .await
+        .expect("update");
+    let (status, body) = decide(&good, Some(&app.url), "approve").await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(body.contains("expired"), "{body}");
+    app.store
+        .update(
+            &id,
+            Box::new(move |inc| {
+                if let Some(a) = inc.approval.as_mut() {
+                    a.expires_at = approval.expires_at;
+                    a.state = ApprovalState::Pending;
+                }
+                for s in inc.steps.iter_mut().filter(|s| s.gated) {
+                    s.status = StepStatus::AwaitingApproval;
+                }
+                true
+            }),
+        )
+        .await
+        .expect("restore");
 
     // A plan that changes after the link was made (a re-created target) invalidates the link.
     let id = incident.id.clone();
@@ -185,7 +216,7 @@ async fn refused_links_get_a_clear_page_and_change_nothing() {
         )
         .await
         .expect("update");
-    let (status, body) = decide(&good, Some(&app.url), "approve", None).await;
+    let (status, body) = decide(&good, Some(&app.url), "approve").await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(body.contains("plan changed"));
     assert!(
@@ -198,52 +229,213 @@ async fn refused_links_get_a_clear_page_and_change_nothing() {
     );
 }
 
+/// A fake Identity-Aware Proxy: an ES256 key published as a JWK set, and assertions signed
+/// with it (IAP itself cannot run here).
+struct FakeIap {
+    jwks_url: String,
+    key: jsonwebtoken::EncodingKey,
+}
+
+const IAP_AUDIENCE: &str = "/projects/481516234/global/backendServices/42";
+
+impl FakeIap {
+    async fn start() -> FakeIap {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+        use base64::Engine as _;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).expect("pair");
+        let point = pair.public_key().as_ref().to_vec(); // 0x04 || X || Y
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "iap-1",
+            "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65])}]});
+        let router =
+            axum::Router::new().route("/jwk", axum::routing::get(move || async move { axum::Json(jwks.clone()) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let jwks_url = format!("http://{}/jwk", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        FakeIap { jwks_url, key: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()) }
+    }
+
+    fn assertion(&self, email: &str, audience: &str, kid: &str) -> String {
+        let now = Timestamp::now().as_second();
+        let claims = serde_json::json!({"iss": riposte_approve::IAP_ISSUER, "aud": audience, "email": email,
+            "sub": format!("accounts.google.com:{email}"), "iat": now, "exp": now + 600});
+        let header =
+            jsonwebtoken::Header { kid: Some(kid.into()), ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256) };
+        jsonwebtoken::encode(&header, &claims, &self.key).expect("assertion")
+    }
+}
+
+async fn decide_as(
+    link: &str,
+    origin: &str,
+    decision: &str,
+    assertion: Option<&str>,
+    plain_email: Option<&str>,
+) -> (StatusCode, String) {
+    let mut r = client()
+        .post(link)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", origin)
+        .body(format!("decision={decision}"));
+    if let Some(a) = assertion {
+        r = r.header("x-goog-iap-jwt-assertion", a);
+    }
+    if let Some(e) = plain_email {
+        r = r.header("x-goog-authenticated-user-email", format!("accounts.google.com:{e}"));
+    }
+    let r = r.send().await.expect("post");
+    (r.status(), r.text().await.unwrap_or_default())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_person_rule_behind_iap() {
+async fn against_a_fake_iap_the_two_person_rule_needs_two_verified_people() {
+    let iap = FakeIap::start().await;
     let policies = PolicySet::from_yaml(&riposte::EXAMPLE_POLICY.replace(
         "    approval:\n      expires_in: 30m\n      required: 1\n",
         "    approval:\n      expires_in: 30m\n      approvers: [alice@example.com, bob@example.com]\n      required: 2\n",
     ))
     .expect("policy");
     assert_eq!(policies.policies[0].approval.required, 2, "the example policy was edited as intended");
+    let verifier = std::sync::Arc::new(riposte_approve::IapVerifier::new(IAP_AUDIENCE, &iap.jwks_url));
     let app = spawn_app_with(
         Credentials::default(),
         BodyLimits::default(),
         AdminAccess::Loopback,
         policies,
-        true,
+        Some(verifier),
         Notifiers::none(),
     )
     .await;
     let incident = open_incident(&app).await;
     let links = links(&app, &incident);
     assert_eq!(links.len(), 2, "one link per listed approver");
-    let (alice, bob) = (&links[0], &links[1]);
-    let origin = Some(app.url.as_str());
+    let (alice_link, bob_link) = (&links[0], &links[1]);
+    let origin = app.url.as_str();
+    let alice = iap.assertion("alice@example.com", IAP_AUDIENCE, "iap-1");
+    let bob = iap.assertion("Bob@Example.com", IAP_AUDIENCE, "iap-1");
 
-    assert_eq!(decide(alice, origin, "approve", None).await.0, StatusCode::UNAUTHORIZED, "IAP identity required");
-    let (status, body) = decide(alice, origin, "approve", Some("bob@example.com")).await;
+    assert_eq!(
+        decide_as(alice_link, origin, "approve", None, None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "IAP identity required"
+    );
+    // The plain email header is what anyone reaching the service directly could set: ignored.
+    assert_eq!(
+        decide_as(alice_link, origin, "approve", None, Some("alice@example.com")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong_aud = iap.assertion("alice@example.com", "/projects/1/global/backendServices/other", "iap-1");
+    assert_eq!(decide_as(alice_link, origin, "approve", Some(&wrong_aud), None).await.0, StatusCode::UNAUTHORIZED);
+    let unknown_key = iap.assertion("alice@example.com", IAP_AUDIENCE, "not-google");
+    assert_eq!(decide_as(alice_link, origin, "approve", Some(&unknown_key), None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, body) = decide_as(alice_link, origin, "approve", Some(&bob), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("this link is for alice@example.com"));
-    assert_eq!(decide(alice, origin, "approve", Some("Alice@Example.com")).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(state(&app, &incident.id).await.approval, incident.approval, "refusals change nothing");
+
+    assert_eq!(decide_as(alice_link, origin, "approve", Some(&alice), None).await.0, StatusCode::SEE_OTHER);
     assert_eq!(state(&app, &incident.id).await.approval.expect("a").state, ApprovalState::Pending, "one of two");
-    let (status, body) = decide(alice, origin, "approve", Some("alice@example.com")).await;
+    let (status, body) = decide_as(alice_link, origin, "approve", Some(&alice), None).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(body.contains("another approver is needed"));
-    assert_eq!(decide(bob, origin, "approve", Some("bob@example.com")).await.0, StatusCode::SEE_OTHER);
-    let approved = state(&app, &incident.id).await;
-    let approval = approved.approval.expect("approval");
+    // A link decides once: alice cannot turn her approval into a rejection of the whole request.
+    let (status, body) = decide_as(alice_link, origin, "reject", Some(&alice), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body.contains("already used"), "{body}");
+    assert_eq!(decide_as(bob_link, origin, "approve", Some(&bob), None).await.0, StatusCode::SEE_OTHER);
+    let approval = state(&app, &incident.id).await.approval.expect("approval");
     assert_eq!(approval.state, ApprovalState::Approved);
     let by: Vec<&str> = approval.decisions.iter().map(|d| d.by.as_str()).collect();
     assert_eq!(by, ["alice@example.com", "bob@example.com"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rejection_skips_every_destructive_step() {
+async fn the_page_escapes_alert_text_and_cannot_be_framed() {
     let app = spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Loopback).await;
+    let mut body: Value = serde_json::from_slice(&fixture("falco/drop-exec-sidekick-customfields.json")).expect("json");
+    body["output"] = Value::String("<script>alert(1)</script><img src=x onerror=alert(2)>".into());
+    let r = client().post(format!("{}/v1/falco", app.url)).body(body.to_string()).send().await.expect("post");
+    let id = r.json::<Value>().await.expect("json")["incident_id"].as_str().expect("id").to_string();
+    let incident = state(&app, &id).await;
+    let link = links(&app, &incident).remove(0);
+    let r = client().get(&link).send().await.expect("get");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert!(r.headers()["content-security-policy"].to_str().expect("csp").contains("frame-ancestors 'none'"));
+    let html = r.text().await.expect("html");
+    assert!(!html.contains("<script>") && !html.contains("<img"), "raw markup from the alert reached the page");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    let refused = client().get(format!("{}/approvals/garbage", app.url)).send().await.expect("get");
+    assert_eq!(refused.headers()["x-frame-options"], "DENY");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_for_one_incident_cannot_act_on_another() {
+    let app = spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Loopback).await;
+    let first = open_incident(&app).await;
+    let mut other: Value =
+        serde_json::from_slice(&fixture("falco/drop-exec-sidekick-customfields.json")).expect("json");
+    other["output_fields"]["k8s.pod.name"] = Value::String("web-5c6d7e8f9-abcde".into());
+    let r = client().post(format!("{}/v1/falco", app.url)).body(other.to_string()).send().await.expect("post");
+    let second_id = r.json::<Value>().await.expect("json")["incident_id"].as_str().expect("id").to_string();
+    assert_ne!(second_id, first.id);
+    let approval = first.approval.clone().expect("approval");
+    // The first incident's plan hash, relabelled for the second incident.
+    let forged = ApprovalClaims {
+        iss: ISSUER.into(),
+        aud: app.url.clone(),
+        sub: "approver-1".into(),
+        inc: second_id.clone(),
+        plan: approval.plan_hash.clone(),
+        iat: Timestamp::now().as_second(),
+        exp: approval.expires_at.as_second(),
+        jti: "x".into(),
+    };
+    let link = format!("{}/approvals/{}", app.url, app.keys.mint(&forged).expect("mint"));
+    let (status, body) = decide(&link, Some(&app.url), "approve").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body.contains("plan changed"));
+    let second = state(&app, &second_id).await;
+    assert!(second.steps.iter().filter(|s| s.gated).all(|s| s.status == StepStatus::AwaitingApproval));
+}
+
+/// Records every notification it is sent.
+#[derive(Default)]
+struct RecordingNotifier(std::sync::Mutex<Vec<(riposte_core::notify::Event, Option<ApprovalState>)>>);
+
+#[async_trait::async_trait]
+impl riposte_core::notify::Notifier for RecordingNotifier {
+    async fn notify(
+        &self,
+        event: riposte_core::notify::Event,
+        incident: &Incident,
+        _links: &[riposte_core::approval::ApprovalLink],
+    ) -> Result<(), riposte_core::notify::NotifyError> {
+        self.0.lock().expect("lock").push((event, incident.approval.as_ref().map(|a| a.state)));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejection_skips_every_destructive_step_and_is_announced() {
+    let recorder = std::sync::Arc::new(RecordingNotifier::default());
+    let notifiers = Notifiers::new(std::collections::BTreeMap::from([(
+        "console".to_string(),
+        recorder.clone() as std::sync::Arc<dyn riposte_core::notify::Notifier>,
+    )]));
+    let app = spawn_app_with(
+        Credentials::default(),
+        BodyLimits::default(),
+        AdminAccess::Loopback,
+        crate::helpers::example_policies(),
+        None,
+        notifiers,
+    )
+    .await;
     let incident = open_incident(&app).await;
     let link = links(&app, &incident).remove(0);
-    assert_eq!(decide(&link, Some(&app.url), "reject", None).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(decide(&link, Some(&app.url), "reject").await.0, StatusCode::SEE_OTHER);
     let after = state(&app, &incident.id).await;
     assert!(
         after
@@ -252,6 +444,14 @@ async fn rejection_skips_every_destructive_step() {
             .filter(|s| s.gated)
             .all(|s| matches!(&s.status, StepStatus::Skipped { reason } if reason.contains("rejected")))
     );
-    let (status, _) = decide(&link, Some(&app.url), "approve", None).await;
+    let (status, _) = decide(&link, Some(&app.url), "approve").await;
     assert_eq!(status, StatusCode::CONFLICT, "a rejected request cannot be approved afterwards");
+    eventually(|| {
+        let recorder = recorder.clone();
+        async move {
+            let seen = recorder.0.lock().expect("lock").clone();
+            seen.contains(&(riposte_core::notify::Event::Decided, Some(ApprovalState::Rejected))).then_some(())
+        }
+    })
+    .await;
 }

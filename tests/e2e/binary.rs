@@ -227,6 +227,27 @@ fn policy_check_lists_every_error_and_serve_refuses_to_start() {
 }
 
 #[test]
+fn a_two_person_policy_without_iap_stops_startup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        "policies:\n  - name: two-person\n    match: {}\n    on_approval: [delete_instance]\n    approval: {required: 2}\n",
+    )
+    .expect("write");
+    let state = dir.path().join("state");
+    let (code, _, err) = riposte(
+        &["serve", "--policy", policy.to_str().expect("utf8"), "--state-dir", state.to_str().expect("utf8")],
+        &[("PORT", "0")],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("policies two-person need two or more approvals") && err.contains("RIPOSTE_IAP_AUDIENCE"),
+        "{err}"
+    );
+}
+
+#[test]
 fn on_cloud_run_a_missing_credential_stops_startup() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().to_str().expect("utf8");

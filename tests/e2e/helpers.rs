@@ -63,16 +63,16 @@ pub struct TestApp {
 /// Starts the intake and approve routers on port 0 with the example policy, a temp embedded
 /// store, the dry-run executor and `credentials`.
 pub async fn spawn_app(credentials: Credentials, limits: BodyLimits, admin: AdminAccess) -> TestApp {
-    spawn_app_with(credentials, limits, admin, example_policies(), false, Notifiers::none()).await
+    spawn_app_with(credentials, limits, admin, example_policies(), None, Notifiers::none()).await
 }
 
-/// [`spawn_app`] with a policy set, the IAP setting and notifiers of choice.
+/// [`spawn_app`] with a policy set, an IAP verifier and notifiers of choice.
 pub async fn spawn_app_with(
     credentials: Credentials,
     limits: BodyLimits,
     admin: AdminAccess,
     policies: PolicySet,
-    trust_iap: bool,
+    iap: Option<Arc<riposte_approve::IapVerifier>>,
     notifiers: Notifiers,
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -92,14 +92,8 @@ pub async fn spawn_app_with(
         admin,
         approval_links: Some(ApprovalLinks { keys: keys.clone(), base_url: url.clone() }),
     };
-    let approve = ApproveState {
-        store: store.clone(),
-        runner,
-        keys: keys.clone(),
-        public_origin: url.clone(),
-        trust_iap,
-        notifiers,
-    };
+    let approve =
+        ApproveState { store: store.clone(), runner, keys: keys.clone(), public_origin: url.clone(), iap, notifiers };
     let router = app(state).merge(riposte_approve::app(approve));
     tokio::spawn(async move { axum::serve(listener, router).await });
     TestApp { url, store, keys, _dir: dir }

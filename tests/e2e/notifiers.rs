@@ -163,6 +163,17 @@ async fn against_fakes_slack_and_chat_get_valid_messages_with_the_approval_links
         .await
         .expect("hook");
 
+    // Attacker text in the rule reaches the top-level text too: it must not ping or link.
+    let mut hostile = incident.clone();
+    hostile.alert.rule = "<!channel> <users/all> <https://evil.example|x>".into();
+    for text in [
+        riposte_cloud::notify::slack_message(Event::Opened, &hostile, &links)["text"].clone(),
+        riposte_cloud::notify::google_chat_message(Event::Opened, &hostile, &links)["text"].clone(),
+    ] {
+        let text = text.as_str().expect("text").to_string();
+        assert!(!text.contains('<') && text.contains("&lt;!channel&gt;"), "{text}");
+    }
+
     let s = slack.received.lock().expect("lock")[0].clone();
     let text = s.to_string();
     assert!(s["text"].as_str().expect("text").contains("approval requested"));
@@ -237,7 +248,7 @@ async fn against_fakes_a_failing_notifier_never_blocks_containment() {
         BodyLimits::default(),
         AdminAccess::Loopback,
         example_policies(),
-        false,
+        None,
         notifiers,
     )
     .await;
@@ -280,7 +291,7 @@ fn webhook_urls_come_from_the_environment_and_every_problem_is_listed() {
         "CHAT_URL" => Some("http://chat.example/insecure".to_string()),
         _ => None,
     };
-    let errors = match build(&config, env) {
+    let errors = match build(&config, env, true) {
         Ok(_) => panic!("expected errors"),
         Err(e) => e,
     };
@@ -288,5 +299,9 @@ fn webhook_urls_come_from_the_environment_and_every_problem_is_listed() {
         errors,
         ["notifier sec-chat: CHAT_URL must be an https URL", "notifier siem: set SIEM_URL to the webhook URL"]
     );
-    assert!(build(&config, |k| (k != "NONE").then(|| "https://x.example/h".to_string())).is_ok());
+    assert!(build(&config, |k| (k != "NONE").then(|| "https://x.example/h".to_string()), true).is_ok());
+    // A prefix trick is not localhost.
+    assert!(!riposte_cloud::notify::is_acceptable_url("http://127.0.0.1.evil.example/h"));
+    assert!(!riposte_cloud::notify::is_acceptable_url("http://localhost.evil.example/h"));
+    assert!(riposte_cloud::notify::is_acceptable_url("http://127.0.0.1:8080/h"));
 }

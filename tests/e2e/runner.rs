@@ -96,7 +96,7 @@ async fn statuses(store: &Arc<dyn Store>, id: &str) -> Vec<(String, StepStatus, 
 }
 
 async fn approve(s: &Setup) {
-    let d = Decision { by: "alice@example.com".into(), approve: true, at: Timestamp::now() };
+    let d = Decision { by: "alice@example.com".into(), slot: String::new(), approve: true, at: Timestamp::now() };
     Ops(s.store.as_ref()).decide(&s.id, &s.hash, d).await.expect("decide").expect("incident");
 }
 

@@ -123,6 +123,8 @@ async fn against_fakes_serve_reads_its_signing_key_and_webhook_from_secret_manag
         "{log:?}"
     );
     assert!(log.contains(&"projects/shop-prod/secrets/slack-webhook/versions/2:access".to_string()), "{log:?}");
+    let printed = server.stdout.lock().expect("lock").join("\n");
+    assert!(!printed.contains(&key.signing[7..]) && !printed.contains("/hook"), "no secret is ever printed");
     server.stop();
 }
 

@@ -3,6 +3,7 @@
 //! /approvals/{token}` records the decision (same-origin only). The first decision wins; an
 //! approval releases the destructive steps to the runner.
 
+mod iap;
 mod page;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use riposte_core::notify::{Event, Notifiers};
 use riposte_core::runner::Runner;
 use riposte_core::store::{Ops, Store};
 
+pub use iap::{GOOGLE_IAP_JWKS, IAP_ISSUER, IapVerifier};
 pub use page::escape;
 
 /// What the approve handlers share.
@@ -32,15 +34,42 @@ pub struct ApproveState {
     pub keys: Arc<Keys>,
     /// This service's public origin (`https://approve.example.com`): a POST must come from it.
     pub public_origin: String,
-    /// Trust `X-Goog-Authenticated-User-Email` (only behind Identity-Aware Proxy).
-    pub trust_iap: bool,
+    /// Behind Identity-Aware Proxy: verifies the signed IAP assertion, whose email then decides.
+    pub iap: Option<Arc<IapVerifier>>,
     /// Told about every decision.
     pub notifiers: Notifiers,
 }
 
 /// The approve router.
 pub fn app(state: ApproveState) -> Router {
-    Router::new().route("/approvals/{token}", get(show).post(decide)).with_state(state)
+    Router::new()
+        .route("/approvals/{token}", get(show).post(decide))
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            tracing::error!("an approval handler panicked");
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "internal error; it has been logged")
+                .into_response()
+        }))
+        .with_state(state)
+}
+
+/// No framing (clickjacking), no scripts, forms only to this origin, nothing cached, the token
+/// URL never sent to another site.
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        ("referrer-policy", "same-origin"),
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        h.insert(name, header::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// A refusal, rendered as a page with a 4xx (or a 500 for our own failures, logged).
@@ -124,13 +153,6 @@ fn same_origin(headers: &HeaderMap, origin: &str) -> bool {
     }
 }
 
-/// The IAP-authenticated email (`accounts.google.com:alice@example.com` → `alice@example.com`).
-fn iap_email(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get("x-goog-authenticated-user-email")?.to_str().ok()?;
-    let email = v.rsplit_once(':').map_or(v, |(_, e)| e).trim().to_ascii_lowercase();
-    email.contains('@').then_some(email)
-}
-
 async fn decide(
     State(state): State<ApproveState>,
     Path(token): Path<String>,
@@ -161,28 +183,29 @@ async fn decide(
         };
     let (claims, incident) = load(&state, &token).await?;
 
-    // Behind IAP the signed-in person decides, and must be the link's approver when the policy lists them.
+    // Behind IAP the signed-in person decides, and must be the link's approver when the policy
+    // lists them. Only the signed assertion counts.
     let listed = incident.approval.as_ref().is_some_and(|a| !a.approvers.is_empty());
-    let by = match (state.trust_iap, iap_email(&headers)) {
-        (true, Some(email)) if listed && !email.eq_ignore_ascii_case(&claims.sub) => {
-            return Err(refuse(
-                StatusCode::FORBIDDEN,
-                "Not your link",
-                format!("You are signed in as {email}, but this link is for {}.", claims.sub),
-            ));
+    let by = match &state.iap {
+        Some(verifier) => {
+            let assertion = headers.get("x-goog-iap-jwt-assertion").and_then(|v| v.to_str().ok()).ok_or_else(|| {
+                refuse(StatusCode::UNAUTHORIZED, "Sign-in required", "Identity-Aware Proxy did not identify you.")
+            })?;
+            let email =
+                verifier.email(assertion).await.map_err(|e| refuse(StatusCode::UNAUTHORIZED, "Sign-in required", e))?;
+            if listed && !email.eq_ignore_ascii_case(&claims.sub) {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    "Not your link",
+                    format!("You are signed in as {email}, but this link is for {}.", claims.sub),
+                ));
+            }
+            email
         }
-        (true, Some(email)) => email,
-        (true, None) => {
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                "Sign-in required",
-                "Identity-Aware Proxy did not identify you.",
-            ));
-        }
-        (false, _) => claims.sub.clone(),
+        None => claims.sub.clone(),
     };
 
-    let decision = Decision { by, approve, at: Timestamp::now() };
+    let decision = Decision { by, slot: claims.sub.clone(), approve, at: Timestamp::now() };
     let outcome = Ops(state.store.as_ref())
         .decide(&claims.inc, &claims.plan, decision)
         .await
@@ -214,6 +237,8 @@ async fn decide(
             (StatusCode::CONFLICT, "This request was already decided; nothing more was done.")
         }
         DecisionOutcome::Duplicate => (StatusCode::CONFLICT, "You already approved; another approver is needed."),
+        DecisionOutcome::LinkUsed => (StatusCode::CONFLICT, "This link was already used; a link decides once."),
+        DecisionOutcome::Expired => (StatusCode::GONE, "This approval request expired; nothing was done."),
         DecisionOutcome::PlanChanged => {
             return Err(refuse(StatusCode::CONFLICT, "The plan changed", "Use the newest link."));
         }
@@ -263,15 +288,5 @@ mod tests {
         ));
         assert!(!same_origin(&headers(&[("origin", "null")]), me));
         assert!(!same_origin(&headers(&[]), me));
-    }
-
-    #[test]
-    fn iap_header_is_parsed_and_lowercased() {
-        assert_eq!(
-            iap_email(&headers(&[("x-goog-authenticated-user-email", "accounts.google.com:Alice@Example.com")]))
-                .as_deref(),
-            Some("alice@example.com")
-        );
-        assert_eq!(iap_email(&headers(&[("x-goog-authenticated-user-email", "nobody")])), None);
     }
 }

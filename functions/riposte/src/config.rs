@@ -42,8 +42,11 @@ pub mod vars {
     pub const VERIFY_KEYS: &str = "RIPOSTE_VERIFY_KEYS";
     /// Public base URL of the approval pages (`https://approve.example.com`).
     pub const PUBLIC_URL: &str = "RIPOSTE_PUBLIC_URL";
-    /// `true` behind Identity-Aware Proxy: the signed-in email decides, and must be the link's approver.
-    pub const TRUST_IAP: &str = "RIPOSTE_TRUST_IAP";
+    /// Behind Identity-Aware Proxy: the expected audience of IAP's signed assertion
+    /// (`/projects/NUMBER/global/backendServices/ID`). Set, the verified email decides.
+    pub const IAP_AUDIENCE: &str = "RIPOSTE_IAP_AUDIENCE";
+    /// Where IAP's public keys are fetched (default: Google's).
+    pub const IAP_JWKS_URL: &str = "RIPOSTE_IAP_JWKS_URL";
     /// Set by Cloud Run.
     pub const K_SERVICE: &str = "K_SERVICE";
     /// Port to listen on (Cloud Run sets it).
@@ -60,7 +63,6 @@ pub fn default_state_dir() -> PathBuf {
 }
 
 /// Everything `serve` reads from the environment.
-#[derive(Debug)]
 pub struct EnvConfig {
     /// Per-endpoint credentials.
     pub credentials: Credentials,
@@ -80,8 +82,23 @@ pub struct EnvConfig {
     pub verify_keys: Vec<String>,
     /// Public base URL of the approval pages.
     pub public_url: Option<String>,
-    /// Trust IAP's identity header.
-    pub trust_iap: bool,
+    /// IAP audience, when behind Identity-Aware Proxy.
+    pub iap_audience: Option<String>,
+    /// IAP key set URL.
+    pub iap_jwks_url: Option<String>,
+}
+
+impl std::fmt::Debug for EnvConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only what is safe to print: the signing key is a secret.
+        f.debug_struct("EnvConfig")
+            .field("on_cloud_run", &self.on_cloud_run)
+            .field("port", &self.port)
+            .field("public_url", &self.public_url)
+            .field("signing_key", &self.signing_key.as_ref().map(|_| "[redacted]"))
+            .field("iap_audience", &self.iap_audience)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EnvConfig {
@@ -174,7 +191,7 @@ impl EnvConfig {
         };
         let public_url = env(vars::PUBLIC_URL).map(|u| u.trim_end_matches('/').to_string());
         if let Some(u) = &public_url
-            && !(u.starts_with("https://") || u.starts_with("http://127.0.0.1") || u.starts_with("http://localhost"))
+            && !riposte_cloud::notify::is_acceptable_url(u)
         {
             errors.push(format!(
                 "{}={u:?}: approval pages must be served over https (or on localhost)",
@@ -193,14 +210,6 @@ impl EnvConfig {
                     .push(format!("on Cloud Run approval links need {} (the approve service's URL)", vars::PUBLIC_URL));
             }
         }
-        let trust_iap = match env(vars::TRUST_IAP).as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                errors.push(format!("{}={other:?}: expected true or false", vars::TRUST_IAP));
-                false
-            }
-        };
         if !errors.is_empty() {
             return Err(CliError::Usage(format!("invalid configuration:\n  - {}", errors.join("\n  - "))));
         }
@@ -216,7 +225,8 @@ impl EnvConfig {
                 .map(|v| v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect())
                 .unwrap_or_default(),
             public_url,
-            trust_iap,
+            iap_audience: env(vars::IAP_AUDIENCE),
+            iap_jwks_url: env(vars::IAP_JWKS_URL),
         })
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
-use riposte_approve::ApproveState;
+use riposte_approve::{ApproveState, IapVerifier};
 use riposte_cloud::secrets::{SecretManager, resolve_all};
 use riposte_core::approval::Keys;
 use riposte_core::executor::DryRunExecutor;
@@ -95,8 +95,23 @@ async fn serve(
             .map_err(|errors| CliError::Usage(format!("cannot read secrets:\n  - {}", errors.join("\n  - "))))?
             .into_iter()
             .collect();
-    let notifiers = riposte_cloud::notify::build(&policies.notifiers, |name| resolved.get(name).cloned())
-        .map_err(|errors| CliError::Usage(format!("invalid notifier configuration:\n  - {}", errors.join("\n  - "))))?;
+    // Two approvals only mean two people when each is identified: that takes IAP.
+    if env.iap_audience.is_none() {
+        let two_person: Vec<&str> =
+            policies.policies.iter().filter(|p| p.approval.most_required() >= 2).map(|p| p.name.as_str()).collect();
+        if !two_person.is_empty() {
+            return Err(CliError::Usage(format!(
+                "policies {} need two or more approvals, but without Identity-Aware Proxy one person holding the links could approve twice; set {} (and put the approve service behind IAP)",
+                two_person.join(", "),
+                vars::IAP_AUDIENCE
+            )));
+        }
+    }
+    let notifiers =
+        riposte_cloud::notify::build(&policies.notifiers, |name| resolved.get(name).cloned(), !env.on_cloud_run)
+            .map_err(|errors| {
+                CliError::Usage(format!("invalid notifier configuration:\n  - {}", errors.join("\n  - ")))
+            })?;
     let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
     let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), notifiers.clone(), owner);
 
@@ -149,7 +164,9 @@ async fn serve(
         runner: runner.clone(),
         keys: keys.clone(),
         public_origin: origin_of(&public_url),
-        trust_iap: env.trust_iap,
+        iap: env.iap_audience.as_deref().map(|aud| {
+            Arc::new(IapVerifier::new(aud, env.iap_jwks_url.as_deref().unwrap_or(riposte_approve::GOOGLE_IAP_JWKS)))
+        }),
         notifiers: notifiers.clone(),
     };
 

@@ -152,6 +152,12 @@ impl Keys {
             if public.len() != 32 {
                 return Err(KeyError { what: kid, reason: "an Ed25519 public key is 32 bytes".into() });
             }
+            if keys.verifying.contains_key(&kid) {
+                return Err(KeyError {
+                    what: kid,
+                    reason: "this kid is listed twice (or is the signing key's)".into(),
+                });
+            }
             keys.verifying.insert(kid, DecodingKey::from_ed_der(&public));
         }
         if keys.verifying.is_empty() {
@@ -319,6 +325,9 @@ mod tests {
         assert!(Keys::load(Some("nokid"), &[], AUD).is_err());
         assert!(Keys::load(None, &["k1.AAAA"], AUD).expect_err("short").reason.contains("32 bytes"));
         assert!(Keys::load(None, &[], AUD).is_err());
+        // A verification key may not shadow the signing key's kid (its own links would fail).
+        let other = Keys::generate("k1").expect("generate");
+        assert!(Keys::load(Some(&g.signing), &[&other.public], AUD).expect_err("dup").reason.contains("twice"));
         assert!(!format!("{verifier:?}").contains(&g.signing[3..]), "Debug never prints key material");
     }
 }

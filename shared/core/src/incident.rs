@@ -88,8 +88,11 @@ pub struct Step {
 /// An approver's decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
-    /// Who decided (email, or the approver slot).
+    /// Who decided (the verified email, or the approver slot).
     pub by: String,
+    /// The link's approver slot: each link decides at most once.
+    #[serde(default)]
+    pub slot: String,
     /// Approve or reject.
     pub approve: bool,
     /// When.
@@ -149,6 +152,10 @@ pub enum DecisionOutcome {
     },
     /// This approver already approved.
     Duplicate,
+    /// This link (approver slot) already decided; a link is single use.
+    LinkUsed,
+    /// The request expired before this decision.
+    Expired,
     /// The plan changed since the link was made.
     PlanChanged,
     /// The approver is not on the policy's list.
@@ -366,7 +373,10 @@ impl Incident {
         let Some(approval) = self.approval.as_mut() else { return DecisionOutcome::NothingToApprove };
         if approval.state == ApprovalState::Pending && decision.at >= approval.expires_at {
             self.expire_approval(decision.at);
-            return DecisionOutcome::AlreadyDecided { state: ApprovalState::Expired };
+            return DecisionOutcome::Expired;
+        }
+        if approval.state == ApprovalState::Expired {
+            return DecisionOutcome::Expired;
         }
         if approval.state != ApprovalState::Pending {
             return DecisionOutcome::AlreadyDecided { state: approval.state };
@@ -379,6 +389,9 @@ impl Incident {
         }
         if decision.approve && approval.decisions.iter().any(|d| d.approve && d.by == decision.by) {
             return DecisionOutcome::Duplicate;
+        }
+        if !decision.slot.is_empty() && approval.decisions.iter().any(|d| d.slot == decision.slot) {
+            return DecisionOutcome::LinkUsed;
         }
         let (at, by, approve) = (decision.at, decision.by.clone(), decision.approve);
         approval.decisions.push(decision);

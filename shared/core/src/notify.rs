@@ -41,9 +41,13 @@ pub trait Notifier: Send + Sync {
     async fn notify(&self, event: Event, incident: &Incident, links: &[ApprovalLink]) -> Result<(), NotifyError>;
 }
 
-/// Prints a readable summary to standard output.
+/// Prints a readable summary to standard output. Approval links are printed only when
+/// `show_links` is set: on Cloud Run standard output is Cloud Logging, readable by many.
 #[derive(Debug, Default)]
-pub struct ConsoleNotifier;
+pub struct ConsoleNotifier {
+    /// Print the approval links (the local default).
+    pub show_links: bool,
+}
 
 /// `s` with control characters (newlines, ANSI escapes) shown as escapes, so alert text an
 /// attacker controls cannot forge lines on a terminal or in a log.
@@ -74,7 +78,7 @@ pub fn render_text(event: Event, i: &Incident, links: &[ApprovalLink]) -> String
             a.source,
             a.severity,
             a.rule,
-            a.summary.chars().take(160).collect::<String>()
+            printable(&a.summary.chars().take(160).collect::<String>())
         );
     }
     for s in &i.steps {
@@ -104,7 +108,7 @@ pub fn render_text(event: Event, i: &Incident, links: &[ApprovalLink]) -> String
 #[async_trait]
 impl Notifier for ConsoleNotifier {
     async fn notify(&self, event: Event, incident: &Incident, links: &[ApprovalLink]) -> Result<(), NotifyError> {
-        let text = render_text(event, incident, links);
+        let text = render_text(event, incident, if self.show_links { links } else { &[] });
         let mut stdout = std::io::stdout().lock();
         stdout
             .write_all(text.as_bytes())
@@ -131,13 +135,19 @@ impl Notifiers {
     }
 
     /// Sends `event` to every notifier the incident names; failures are logged, never returned.
+    /// Targets are sent to concurrently: one slow webhook does not hold back the others.
     pub async fn send(&self, event: Event, incident: &Incident, links: &[ApprovalLink]) {
+        let mut set = tokio::task::JoinSet::new();
         for name in &incident.notify {
-            if let Some(n) = self.by_name.get(name)
-                && let Err(e) = n.notify(event, incident, links).await
-            {
-                tracing::warn!(incident = %incident.id, error = %e, "notification failed");
+            if let Some(n) = self.by_name.get(name).cloned() {
+                let (incident, links) = (incident.clone(), links.to_vec());
+                set.spawn(async move {
+                    if let Err(e) = n.notify(event, &incident, &links).await {
+                        tracing::warn!(incident = %incident.id, error = %e, "notification failed");
+                    }
+                });
             }
         }
+        while set.join_next().await.is_some() {}
     }
 }

@@ -53,7 +53,12 @@ impl Runner {
     /// Expires a lapsed approval request first. Returns how many steps this call finished.
     pub async fn run(&self, id: &str) -> Result<usize, StoreError> {
         let ops = Ops(self.store.as_ref());
-        ops.expire_approval(id, Timestamp::now()).await?;
+        if ops.expire_approval(id, Timestamp::now()).await?
+            && let Some(expired) = self.store.get(id).await?
+        {
+            let notifiers = self.notifiers.clone();
+            tokio::spawn(async move { notifiers.send(Event::Decided, &expired, &[]).await });
+        }
         let Some(incident) = self.store.get(id).await? else { return Ok(0) };
         let incident = Arc::new(incident);
         let executor = self.executor_for(&incident);

@@ -45,7 +45,7 @@ pub fn message(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
         sections.push(json!({"header": "Destructive steps (need approval)", "widgets": widgets}));
     }
     json!({
-        "text": headline(event, incident),
+        "text": esc(&headline(event, incident)),
         "cardsV2": [{
             "cardId": format!("riposte-{}", incident.id),
             "card": {

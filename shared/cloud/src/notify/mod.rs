@@ -103,18 +103,32 @@ impl Notifier for WebhookNotifier {
     }
 }
 
+/// Whether `url` may carry a secret webhook: https, or plain http to this machine only.
+pub fn is_acceptable_url(url: &str) -> bool {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match (u.scheme(), u.host_str()) {
+            ("https", Some(_)) => true,
+            ("http", Some(host)) => matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
+            _ => false,
+        },
+        Err(_) => false,
+    }
+}
+
 /// Builds every configured notifier, reading webhook URLs from the environment through `env`.
-/// Every missing or invalid URL is reported at once.
+/// Every missing or invalid URL is reported at once. `show_links`: whether the console prints
+/// approval links (not on Cloud Run, where standard output is Cloud Logging).
 pub fn build(
     config: &BTreeMap<String, NotifierConfig>,
     env: impl Fn(&str) -> Option<String>,
+    show_links: bool,
 ) -> Result<Notifiers, Vec<String>> {
     let mut out: BTreeMap<String, Arc<dyn Notifier>> = BTreeMap::new();
     let mut errors = Vec::new();
     for (name, c) in config {
         let (format, url_env) = match c {
             NotifierConfig::Console {} => {
-                out.insert(name.clone(), Arc::new(ConsoleNotifier));
+                out.insert(name.clone(), Arc::new(ConsoleNotifier { show_links }));
                 continue;
             }
             NotifierConfig::Slack { url_env } => (ChatFormat::Slack, url_env),
@@ -123,7 +137,7 @@ pub fn build(
         };
         match env(url_env).filter(|u| !u.is_empty()) {
             None => errors.push(format!("notifier {name}: set {url_env} to the webhook URL")),
-            Some(url) if !(url.starts_with("https://") || url.starts_with("http://127.0.0.1")) => {
+            Some(url) if !is_acceptable_url(&url) => {
                 errors.push(format!("notifier {name}: {url_env} must be an https URL"));
             }
             Some(url) => {

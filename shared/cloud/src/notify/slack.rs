@@ -53,5 +53,5 @@ pub fn message(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
     if let Some(line) = approval_line(incident) {
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": esc(&line)}]}));
     }
-    json!({"text": clip(&headline(event, incident), 3000), "blocks": blocks})
+    json!({"text": clip(&esc(&headline(event, incident)), 3000), "blocks": blocks})
 }

@@ -143,6 +143,11 @@ impl Default for ApprovalSettings {
 }
 
 impl ApprovalSettings {
+    /// The most approvals any action of the policy can need (2 or more: the two-person rule).
+    pub fn most_required(&self) -> u32 {
+        self.required_for.values().copied().fold(self.required, u32::max)
+    }
+
     /// Approvals needed before `actions` may run.
     pub fn required_for_actions(&self, actions: &[Action]) -> u32 {
         actions.iter().filter_map(|a| self.required_for.get(a.name())).copied().fold(self.required, u32::max)
@@ -513,6 +518,12 @@ fn decode_approval(d: &mut Decoder, value: &Value, path: &str, on_approval: &[Ac
         }
     }
     s.approvers = d.field(obj, "approvers", path).unwrap_or_default();
+    let mut seen = BTreeSet::new();
+    for (i, a) in s.approvers.iter().enumerate() {
+        if !seen.insert(a.to_ascii_lowercase()) {
+            d.error(index(&join(path, "approvers"), i), format!("{a:?} is listed twice"));
+        }
+    }
     for (i, a) in s.approvers.iter().enumerate() {
         if !a.contains('@') || a.contains(char::is_whitespace) {
             d.error(index(&join(path, "approvers"), i), format!("{a:?} is not an email address"));
