@@ -18,21 +18,8 @@ fn client() -> reqwest::Client {
 
 /// Posts the crypto-mining fixture and waits until its automatic steps are done.
 async fn open_incident(app: &TestApp) -> Incident {
-    let r = client()
-        .post(format!("{}/v1/falco", app.url))
-        .body(fixture("falco/drop-exec-sidekick-customfields.json"))
-        .send()
-        .await
-        .expect("post");
-    let id = r.json::<Value>().await.expect("json")["incident_id"].as_str().expect("id").to_string();
-    eventually(|| {
-        let (store, id) = (app.store.clone(), id.clone());
-        async move {
-            let i = store.get(&id).await.ok()??;
-            i.steps.iter().filter(|s| !s.gated).all(|s| s.status == StepStatus::Done).then_some(i)
-        }
-    })
-    .await
+    let id = app.post_falco(fixture("falco/drop-exec-sidekick-customfields.json")).await;
+    app.automatic_steps_done(&id).await
 }
 
 async fn decide(link: &str, origin: Option<&str>, decision: &str) -> (StatusCode, String) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use riposte_core::incident::StepStatus;
 use riposte_ingest::{AdminAccess, BodyLimits, Credentials};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{eventually, fixture, spawn_app};
 
@@ -94,13 +94,7 @@ async fn text(c: &Client, css: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approving_in_a_real_browser_runs_the_steps_once() {
     let app = spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Loopback).await;
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/falco", app.url))
-        .body(fixture("falco/drop-exec-sidekick-customfields.json"))
-        .send()
-        .await
-        .expect("post");
-    let id = r.json::<Value>().await.expect("json")["incident_id"].as_str().expect("id").to_string();
+    let id = app.post_falco(fixture("falco/drop-exec-sidekick-customfields.json")).await;
     let incident = app.store.get(&id).await.expect("get").expect("incident");
     let link = app.keys.links(&incident, &app.url, jiff::Timestamp::now()).expect("links").remove(0).url;
 

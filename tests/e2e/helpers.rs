@@ -99,6 +99,32 @@ pub async fn spawn_app_with(
     TestApp { url, store, keys, _dir: dir }
 }
 
+impl TestApp {
+    /// Posts a Falco alert body; returns the incident id it answered with.
+    pub async fn post_falco(&self, body: Vec<u8>) -> String {
+        let r = reqwest::Client::new().post(format!("{}/v1/falco", self.url)).body(body).send().await.expect("post");
+        assert_eq!(r.status(), 200);
+        let answer: serde_json::Value = r.json().await.expect("json");
+        answer["incident_id"].as_str().expect("an incident").to_string()
+    }
+
+    /// Waits until every automatic (not approval-gated) step of incident `id` is done.
+    pub async fn automatic_steps_done(&self, id: &str) -> riposte_core::incident::Incident {
+        eventually(|| {
+            let (store, id) = (self.store.clone(), id.to_string());
+            async move {
+                let i = store.get(&id).await.ok()??;
+                i.steps
+                    .iter()
+                    .filter(|s| !s.gated)
+                    .all(|s| s.status == riposte_core::incident::StepStatus::Done)
+                    .then_some(i)
+            }
+        })
+        .await
+    }
+}
+
 /// The real `riposte serve` process.
 pub struct TestBinary {
     /// Base URL.

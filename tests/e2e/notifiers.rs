@@ -19,7 +19,7 @@ use riposte_core::policy::NotifierConfig;
 use riposte_ingest::{AdminAccess, BodyLimits, Credentials};
 use serde_json::Value;
 
-use crate::helpers::{eventually, example_policies, fixture, spawn_app, spawn_app_with};
+use crate::helpers::{example_policies, fixture, spawn_app, spawn_app_with};
 
 #[derive(Clone, Default)]
 pub(crate) struct Fake {
@@ -253,26 +253,8 @@ async fn against_fakes_a_failing_notifier_never_blocks_containment() {
     )
     .await;
     let started = Instant::now();
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/falco", app.url))
-        .body(fixture("falco/drop-exec-sidekick-customfields.json"))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(r.status(), 200);
-    let id = r.json::<Value>().await.expect("json")["incident_id"].as_str().expect("id").to_string();
-    eventually(|| {
-        let (store, id) = (app.store.clone(), id.clone());
-        async move {
-            let i = store.get(&id).await.ok()??;
-            i.steps
-                .iter()
-                .filter(|s| !s.gated)
-                .all(|s| s.status == riposte_core::incident::StepStatus::Done)
-                .then_some(())
-        }
-    })
-    .await;
+    let id = app.post_falco(fixture("falco/drop-exec-sidekick-customfields.json")).await;
+    app.automatic_steps_done(&id).await;
     assert!(started.elapsed() < Duration::from_secs(3), "containment finished while the notifier was still retrying");
     assert!(*dead.attempts.lock().expect("lock") <= 3, "the notifier is still backing off");
     assert!(dead.received.lock().expect("lock").is_empty());
