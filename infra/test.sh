@@ -18,4 +18,12 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# The Firestore store is tested on the real emulator from the Google Cloud SDK (google-cloud-cli,
+# with Java 17). It is not on Debian's registries; say so clearly if it is missing.
+sdk="${RIPOSTE_GCLOUD_SDK:-/usr/lib/google-cloud-sdk}"
+if [ ! -x "$sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator" ]; then
+  echo "the Firestore emulator is missing under $sdk (google-cloud-cli's cloud-firestore-emulator); set RIPOSTE_GCLOUD_SDK" >&2
+  exit 1
+fi
+
 cargo test --workspace --locked "$@"

@@ -211,3 +211,62 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+/// The real Firestore emulator from the Google Cloud SDK on a free port, stopped (with its whole
+/// process group: the launcher leaves Java running otherwise) when dropped.
+pub struct FirestoreEmulator {
+    /// `127.0.0.1:PORT`, the value for `FIRESTORE_EMULATOR_HOST`.
+    pub host: String,
+    child: Child,
+}
+
+impl FirestoreEmulator {
+    /// Starts the emulator and waits until it answers.
+    pub async fn start() -> FirestoreEmulator {
+        use std::os::unix::process::CommandExt as _;
+        let sdk = std::env::var("RIPOSTE_GCLOUD_SDK").unwrap_or_else(|_| "/usr/lib/google-cloud-sdk".into());
+        let launcher = Path::new(&sdk).join("platform/cloud-firestore-emulator/cloud_firestore_emulator");
+        assert!(
+            launcher.exists(),
+            "the Firestore emulator is missing at {} (google-cloud-cli); set RIPOSTE_GCLOUD_SDK",
+            launcher.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let child = Command::new(launcher)
+            .args(["start", "--host=127.0.0.1", &format!("--port={port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start the Firestore emulator");
+        let host = format!("127.0.0.1:{port}");
+        let probe = format!("http://{host}/");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = reqwest::get(&probe).await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the Firestore emulator did not start within 60s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        FirestoreEmulator { host, child }
+    }
+
+    /// A store on this emulator, in a project of its own (projects are isolated).
+    pub fn store(&self, project: &str) -> Arc<dyn Store> {
+        Arc::new(riposte_cloud::firestore::FirestoreStore::new(
+            &format!("http://{}", self.host),
+            project,
+            riposte_cloud::firestore::Auth::Emulator,
+        ))
+    }
+}
+
+impl Drop for FirestoreEmulator {
+    fn drop(&mut self) {
+        // `--` so the negative pid is read as a process group, not as a signal option.
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.wait();
+    }
+}

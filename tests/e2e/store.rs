@@ -297,3 +297,54 @@ async fn embedded_store_survives_reopen() {
     let store = EmbeddedStore::open(dir.path()).expect("reopen");
     assert_eq!(store.get(&id).await.expect("get").expect("persisted").alert_count, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn firestore_store_on_the_real_emulator_keeps_every_guarantee() {
+    let emulator = crate::helpers::FirestoreEmulator::start().await;
+    let projects = std::sync::atomic::AtomicUsize::new(0);
+    let make = || {
+        let n = projects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (None, emulator.store(&format!("riposte-contract-{n}")))
+    };
+    store_contract(make, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_firestore_emulator_make_one_incident_and_one_decision() {
+    let emulator = crate::helpers::FirestoreEmulator::start().await;
+    // Two stores on one database are two riposte instances: no lock in common, only Firestore.
+    let (a, b) = (emulator.store("riposte-two"), emulator.store("riposte-two"));
+    let now = Timestamp::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..100u32 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.spawn(async move { store.record_alert(crypto(now), now).await.expect("record") });
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    let mut opened = 0;
+    while let Some(r) = tasks.join_next().await {
+        let r = r.expect("task");
+        opened += usize::from(!r.duplicate);
+        ids.insert(r.incident_id);
+    }
+    assert_eq!((opened, ids.len()), (1, 1));
+    let id = ids.into_iter().next().expect("id");
+    let incident = a.get(&id).await.expect("get").expect("incident");
+    assert_eq!(incident.alert_count, 100, "the exact count across instances");
+
+    let hash = incident.approval.as_ref().expect("approval").plan_hash.clone();
+    let mut decisions = tokio::task::JoinSet::new();
+    for i in 0..20u32 {
+        let (store, id, hash) = (if i % 2 == 0 { a.clone() } else { b.clone() }, id.clone(), hash.clone());
+        decisions.spawn(async move {
+            let d = Decision { by: format!("user{i}@example.com"), slot: format!("slot-{i}"), approve: true, at: now };
+            Ops(store.as_ref()).decide(&id, &hash, d).await.expect("decide").expect("incident")
+        });
+    }
+    let mut winners = 0;
+    while let Some(r) = decisions.join_next().await {
+        winners += usize::from(r.expect("task") == DecisionOutcome::Approved);
+    }
+    assert_eq!(winners, 1, "exactly one decision approved, across instances");
+    assert_eq!(b.get(&id).await.expect("get").expect("incident").approval.expect("a").decisions.len(), 1);
+}
