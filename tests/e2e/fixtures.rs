@@ -8,6 +8,16 @@ use serde_json::json;
 
 use crate::helpers::{ALL_FIXTURES, fixture};
 
+/// Where the drop-and-execute alert happened, whichever way it arrived.
+const CRYPTO_NODE_AND_POD: [&str; 6] = [
+    "project=shop-prod",
+    "location=europe-west1",
+    "cluster=prod-eu",
+    "namespace=shop",
+    "pod=api-7d9f8b6c5-x2lqp",
+    "node=gke-prod-eu-default-pool-5c1d2e3f-k9zt",
+];
+
 fn parse(kind: &str, rel: &str) -> Alert {
     let kind: SourceKind = kind.parse().expect("kind");
     let mut alerts = kind.parse(&fixture(rel), &HeaderMap::new()).unwrap_or_else(|e| panic!("{rel}: {e}"));
@@ -38,17 +48,7 @@ fn falcosidekick_drop_exec_with_customfields() {
     );
     assert_eq!(a.rule, "Drop and execute new binary in container");
     assert_eq!(a.time.to_string(), "2026-11-22T08:12:31.118022917Z");
-    assert_eq!(
-        hints(&a),
-        [
-            "project=shop-prod",
-            "location=europe-west1",
-            "cluster=prod-eu",
-            "namespace=shop",
-            "pod=api-7d9f8b6c5-x2lqp",
-            "node=gke-prod-eu-default-pool-5c1d2e3f-k9zt"
-        ]
-    );
+    assert_eq!(hints(&a), CRYPTO_NODE_AND_POD);
     // Nanosecond times beyond 2^53 stay exact integers.
     assert_eq!(a.fields["evt.time"].as_u64(), Some(1_763_799_151_118_022_917));
     assert_eq!(a.fields["user.uid"], json!(0));
@@ -129,17 +129,7 @@ fn pubsub_falco_container_log_takes_the_pod_from_falco_and_the_node_from_the_ent
     assert_eq!((a.source, a.delivery, a.severity), (Source::Falco, Delivery::PubSub, Severity::Critical));
     assert_eq!(a.rule, "Drop and execute new binary in container");
     // The entry's resource is the Falco pod (falco/falco-8xk2q); the target is Falco's k8s fields.
-    assert_eq!(
-        hints(&a),
-        [
-            "project=shop-prod",
-            "location=europe-west1",
-            "cluster=prod-eu",
-            "namespace=shop",
-            "pod=api-7d9f8b6c5-x2lqp",
-            "node=gke-prod-eu-default-pool-5c1d2e3f-k9zt"
-        ]
-    );
+    assert_eq!(hints(&a), CRYPTO_NODE_AND_POD);
     assert_eq!(a.fields["pubsub.message_id"], json!("11802235812031"));
     assert_eq!(a.fields["pubsub.subscription"], json!("projects/shop-prod/subscriptions/riposte-logging-push"));
     assert_eq!(a.fields["log.resource.labels.pod_name"], json!("falco-8xk2q"));

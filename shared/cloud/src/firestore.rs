@@ -212,6 +212,16 @@ impl FirestoreStore {
         tokio::time::sleep(Duration::from_millis(jitter.max(1))).await;
     }
 
+    /// The newest incident recorded for incident key `key`, read inside transaction `tx`.
+    async fn incident_for_key(&self, tx: &str, key: &str) -> Result<Option<Incident>, TxError> {
+        let key_doc = self.batch_get(tx, &[self.name("incident_keys", key)]).await?.pop().flatten();
+        let Some(id) = key_doc.as_ref().and_then(|d| text(&d["fields"], "incident_id")) else { return Ok(None) };
+        match self.batch_get(tx, &[self.name("incidents", &id)]).await?.pop().flatten() {
+            Some(doc) => Ok(Some(decode::<Incident>(&id, &doc)?)),
+            None => Ok(None),
+        }
+    }
+
     async fn record_alert_in(
         &self,
         tx: &str,
@@ -219,15 +229,7 @@ impl FirestoreStore {
         now: Timestamp,
     ) -> Result<(Vec<Value>, RecordOutcome), TxError> {
         let key_name = self.name("incident_keys", &candidate.key);
-        let key_doc = self.batch_get(tx, std::slice::from_ref(&key_name)).await?.pop().flatten();
-        let open_id = key_doc.as_ref().and_then(|d| text(&d["fields"], "incident_id"));
-        let open = match &open_id {
-            Some(id) => match self.batch_get(tx, &[self.name("incidents", id)]).await?.pop().flatten() {
-                Some(doc) => Some(decode::<Incident>(id, &doc)?),
-                None => None,
-            },
-            None => None,
-        };
+        let open = self.incident_for_key(tx, &candidate.key).await?;
         let (outcome, mut writes) = match open {
             Some(mut incident) if incident.absorbs(now) => {
                 incident.count_alert(now);
@@ -265,15 +267,7 @@ impl FirestoreStore {
         now: Timestamp,
         log: &AlertRecord,
     ) -> Result<(Vec<Value>, Option<String>), TxError> {
-        let key_doc = self.batch_get(tx, &[self.name("incident_keys", key)]).await?.pop().flatten();
-        let id = key_doc.as_ref().and_then(|d| text(&d["fields"], "incident_id"));
-        let incident = match &id {
-            Some(id) => match self.batch_get(tx, &[self.name("incidents", id)]).await?.pop().flatten() {
-                Some(doc) => Some(decode::<Incident>(id, &doc)?),
-                None => None,
-            },
-            None => None,
-        };
+        let incident = self.incident_for_key(tx, key).await?;
         let mut writes = Vec::new();
         let resolved = match incident {
             Some(mut incident) if incident.resolved_at.is_none() => {
