@@ -28,6 +28,11 @@ fn fixture(rel: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)).expect("fixture")
 }
 
+/// Prints one result line: time per operation and operations per second.
+fn report(name: &str, per: Duration) {
+    println!("{name:<55} {:>10.2} µs/op {:>12.0} ops/s", per.as_secs_f64() * 1e6, 1.0 / per.as_secs_f64());
+}
+
 /// Runs `f` repeatedly for about `budget` and prints the mean time per call.
 fn bench(name: &str, budget: Duration, mut f: impl FnMut()) {
     for _ in 0..100 {
@@ -41,8 +46,7 @@ fn bench(name: &str, budget: Duration, mut f: impl FnMut()) {
         }
         n += 100;
     }
-    let per = start.elapsed() / n as u32;
-    println!("{name:<55} {:>10.2} µs/op {:>12.0} ops/s", per.as_secs_f64() * 1e6, 1.0 / per.as_secs_f64());
+    report(name, start.elapsed() / n as u32);
 }
 
 fn peak_rss_mib() -> f64 {
@@ -87,13 +91,7 @@ fn main() {
             let now = Timestamp::now();
             store.record_alert(plan_incident(policy, &policies.defaults, &alert, now), now).await.expect("record");
         }
-        let per = start.elapsed() / n;
-        println!(
-            "{:<55} {:>10.2} µs/op {:>12.0} ops/s",
-            "store: duplicate alert (+1, fsync)",
-            per.as_secs_f64() * 1e6,
-            1.0 / per.as_secs_f64()
-        );
+        report("store: duplicate alert (+1, fsync)", start.elapsed() / n);
 
         // Distinct incidents: each alert opens one.
         let start = Instant::now();
@@ -103,13 +101,7 @@ fn main() {
             incident.key = format!("bench-{i}");
             store.record_alert(incident, now).await.expect("record");
         }
-        let per = start.elapsed() / n;
-        println!(
-            "{:<55} {:>10.2} µs/op {:>12.0} ops/s",
-            "store: new incident (fsync)",
-            per.as_secs_f64() * 1e6,
-            1.0 / per.as_secs_f64()
-        );
+        report("store: new incident (fsync)", start.elapsed() / n);
 
         // HTTP round trips through the router, 16 concurrent clients, storm of one alert.
         let dir = tempfile::tempdir().expect("tempdir");

@@ -10,7 +10,7 @@ use riposte_core::policy::PolicySet;
 use riposte_ingest::{AdminAccess, BodyLimits, Credentials};
 use serde_json::Value;
 
-use crate::helpers::{TestApp, eventually, fixture, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, eventually, expire_approval_now, fixture, spawn_app, spawn_app_with};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
@@ -146,18 +146,7 @@ async fn refused_links_get_a_clear_page_and_change_nothing() {
 
     // A decision after the request expired: 410 and a page that says so.
     let id = incident.id.clone();
-    app.store
-        .update(
-            &id,
-            Box::new(|inc| {
-                if let Some(a) = inc.approval.as_mut() {
-                    a.expires_at = Timestamp::now() - jiff::SignedDuration::from_secs(1);
-                }
-                true
-            }),
-        )
-        .await
-        .expect("update");
+    expire_approval_now(&app.store, &id).await;
     let (status, body) = decide(&good, Some(&app.url), "approve").await;
     assert_eq!(status, StatusCode::GONE);
     assert!(body.contains("expired"), "{body}");

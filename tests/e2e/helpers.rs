@@ -196,6 +196,22 @@ impl Drop for TestBinary {
     }
 }
 
+/// Moves incident `id`'s approval expiry into the past, as if nobody had decided in time.
+pub async fn expire_approval_now(store: &Arc<dyn Store>, id: &str) {
+    store
+        .update(
+            id,
+            Box::new(|inc| {
+                if let Some(a) = inc.approval.as_mut() {
+                    a.expires_at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+                }
+                true
+            }),
+        )
+        .await
+        .expect("update");
+}
+
 /// Polls `check` until it returns `Some` or 10 s pass.
 pub async fn eventually<T, F, Fut>(mut check: F) -> T
 where

@@ -16,7 +16,7 @@ use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Ops, Store};
 
-use crate::helpers::{example_policies, fixture};
+use crate::helpers::{example_policies, expire_approval_now, fixture};
 
 /// What the fake does for an action: fail retryably `n` times, fail permanently, or take a while.
 #[derive(Clone, Default)]
@@ -191,19 +191,7 @@ async fn against_a_fake_a_dead_runners_step_is_resumed_by_the_sweep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_a_fake_an_expired_approval_skips_the_destructive_steps() {
     let s = setup().await;
-    let expire = s.id.clone();
-    s.store
-        .update(
-            &expire,
-            Box::new(|inc| {
-                if let Some(a) = inc.approval.as_mut() {
-                    a.expires_at = Timestamp::now() - SignedDuration::from_secs(1);
-                }
-                true
-            }),
-        )
-        .await
-        .expect("update");
+    expire_approval_now(&s.store, &s.id).await;
     let fake = ScriptedFakeExecutor::new(Script::default());
     runner(&s.store, &fake, "r1").sweep().await.expect("sweep");
     let after = statuses(&s.store, &s.id).await;

@@ -181,7 +181,7 @@ pub fn describe_incident(i: &Incident, requests: bool) -> String {
             a.state,
             a.required,
             a.expires_at,
-            &a.plan_hash[..16]
+            a.plan_hash.get(..16).unwrap_or(&a.plan_hash)
         );
     }
     if !i.journal.is_empty() {
