@@ -1,11 +1,13 @@
 //! riposte's end-to-end and integration tests: one test binary, modules by subject.
 //!
-//! Nothing here runs against a fake yet: intake, policies and the embedded store are all real;
-//! executors are the dry-run one.
+//! Intake, policies, the embedded store, the Firestore emulator and the browser are real. Compute
+//! Engine has no emulator: `compute` runs the real client against the stateful fake in
+//! `riposte_e2e::fake_compute`, and its test names say so.
 
 mod approval;
 mod binary;
 mod browser;
+mod compute;
 mod fixtures;
 mod helpers;
 mod http;

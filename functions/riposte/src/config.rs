@@ -26,8 +26,10 @@ pub mod vars {
     pub const POLICY: &str = "RIPOSTE_POLICY";
     /// State directory for the embedded store.
     pub const STATE_DIR: &str = "RIPOSTE_STATE_DIR";
-    /// `dry-run` (the only executor in this build).
+    /// `dry-run` (default: records requests, sends none) or `google-cloud` (acts on Compute Engine).
     pub const EXECUTOR: &str = "RIPOSTE_EXECUTOR";
+    /// Compute Engine API root for the `google-cloud` executor (default `https://compute.googleapis.com`).
+    pub const COMPUTE_ENDPOINT: &str = "RIPOSTE_COMPUTE_ENDPOINT";
     /// `text` or `json` (default: json on Cloud Run).
     pub const LOG_FORMAT: &str = "RIPOSTE_LOG_FORMAT";
     /// How often to resume unfinished steps (default 30s).
@@ -62,8 +64,22 @@ pub fn default_state_dir() -> PathBuf {
     env(vars::STATE_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".riposte"))
 }
 
+/// Which executor carries out steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutorChoice {
+    /// Records the requests each step would send; sends none.
+    DryRun,
+    /// Acts on Google Cloud: Compute Engine at this API root, with application-default credentials.
+    GoogleCloud {
+        /// Compute Engine API root.
+        compute_endpoint: String,
+    },
+}
+
 /// Everything `serve` reads from the environment.
 pub struct EnvConfig {
+    /// The executor.
+    pub executor: ExecutorChoice,
     /// Per-endpoint credentials.
     pub credentials: Credentials,
     /// Admin token.
@@ -92,6 +108,7 @@ impl std::fmt::Debug for EnvConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Only what is safe to print: the signing key is a secret.
         f.debug_struct("EnvConfig")
+            .field("executor", &self.executor)
             .field("on_cloud_run", &self.on_cloud_run)
             .field("port", &self.port)
             .field("public_url", &self.public_url)
@@ -160,13 +177,24 @@ impl EnvConfig {
                 false
             }
         };
-        match env(vars::EXECUTOR).as_deref() {
-            None | Some("dry-run") => {}
-            Some(other) => errors.push(format!(
-                "{}={other:?}: this build has only the dry-run executor (records requests, sends none)",
-                vars::EXECUTOR
-            )),
+        let compute_endpoint = env(vars::COMPUTE_ENDPOINT)
+            .unwrap_or_else(|| riposte_cloud::compute::DEFAULT_ENDPOINT.into())
+            .trim_end_matches('/')
+            .to_string();
+        if !riposte_cloud::notify::is_acceptable_url(&compute_endpoint) {
+            errors.push(format!("{}={compute_endpoint:?}: must be https (or on localhost)", vars::COMPUTE_ENDPOINT));
         }
+        let executor = match env(vars::EXECUTOR).as_deref() {
+            None | Some("dry-run") => ExecutorChoice::DryRun,
+            Some("google-cloud") => ExecutorChoice::GoogleCloud { compute_endpoint },
+            Some(other) => {
+                errors.push(format!(
+                    "{}={other:?}: expected dry-run (records requests, sends none) or google-cloud",
+                    vars::EXECUTOR
+                ));
+                ExecutorChoice::DryRun
+            }
+        };
         let sweep_interval = match env(vars::SWEEP_INTERVAL) {
             None => Duration::from_secs(30),
             Some(s) => parse_duration(&s).unwrap_or_else(|e| {
@@ -214,6 +242,7 @@ impl EnvConfig {
             return Err(CliError::Usage(format!("invalid configuration:\n  - {}", errors.join("\n  - "))));
         }
         Ok(EnvConfig {
+            executor,
             credentials,
             admin_token: env(vars::ADMIN_TOKEN).and_then(Secret::new),
             on_cloud_run,

@@ -1,4 +1,5 @@
-//! `riposte serve`: the intake endpoints on the embedded store with the dry-run executor.
+//! `riposte serve`: the intake endpoints on the embedded store, with the dry-run executor (the
+//! default) or the Google Cloud one.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -7,15 +8,16 @@ use std::sync::Arc;
 use std::collections::BTreeMap;
 
 use riposte_approve::{ApproveState, IapVerifier};
+use riposte_cloud::compute::{ComputeExecutor, ComputeSettings};
 use riposte_cloud::secrets::{SecretManager, resolve_all};
 use riposte_core::approval::Keys;
-use riposte_core::executor::DryRunExecutor;
+use riposte_core::executor::{DryRunExecutor, Executor};
 use riposte_core::runner::Runner;
 use riposte_core::store::{EmbeddedStore, Store, StoreError};
 use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, IngestState, app};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EnvConfig, default_state_dir, vars};
+use crate::config::{EnvConfig, ExecutorChoice, default_state_dir, vars};
 use crate::{CliError, load_policies};
 
 /// Options of `riposte serve`.
@@ -113,7 +115,15 @@ async fn serve(
                 CliError::Usage(format!("invalid notifier configuration:\n  - {}", errors.join("\n  - ")))
             })?;
     let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
-    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), notifiers.clone(), owner);
+    let (executor, executor_note): (Arc<dyn Executor>, &str) = match &env.executor {
+        ExecutorChoice::DryRun => (Arc::new(DryRunExecutor), "dry-run — records requests, sends none"),
+        ExecutorChoice::GoogleCloud { compute_endpoint } => {
+            let settings = ComputeSettings { endpoint: compute_endpoint.clone(), ..ComputeSettings::default() };
+            let compute = ComputeExecutor::new(settings, None).await.map_err(CliError::Usage)?;
+            (Arc::new(compute), "google-cloud — acts on Compute Engine")
+        }
+    };
+    let runner = Runner::new(store.clone(), executor.clone(), notifiers.clone(), owner);
 
     let unauthenticated = env.credentials.unauthenticated();
     let host = if unauthenticated.is_empty() || env.on_cloud_run {
@@ -181,9 +191,9 @@ async fn serve(
         approval_links: Some(ApprovalLinks { keys, base_url: public_url.clone() }),
     };
     let policy_count = state.policies.policies.len();
-    tracing::info!(%url, policy = %origin, policies = policy_count, state_dir = %state_dir.display(), executor = "dry-run", "riposte is serving");
+    tracing::info!(%url, policy = %origin, policies = policy_count, state_dir = %state_dir.display(), executor = executor.name(), "riposte is serving");
     println!(
-        "riposte listening on {url}  (policy: {origin}, {policy_count} policies; store: {}; executor: dry-run — records requests, sends none)",
+        "riposte listening on {url}  (policy: {origin}, {policy_count} policies; store: {}; executor: {executor_note})",
         state_dir.join("riposte.redb").display()
     );
 

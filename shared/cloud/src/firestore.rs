@@ -9,6 +9,7 @@
 //! Every read-modify-write runs in a transaction (`beginTransaction` → `batchGet` → `commit`),
 //! retried when Firestore aborts it for contention. `FIRESTORE_EMULATOR_HOST` is honoured.
 
+use crate::backoff::Backoff;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -201,15 +202,10 @@ impl FirestoreStore {
         outcome
     }
 
-    /// Waits before running an aborted transaction again: exponential, capped, with full jitter so
-    /// contending writers do not retry in lockstep.
+    /// Waits before running an aborted transaction again.
     async fn backoff(attempt: u32) {
-        let cap = 20u64.saturating_mul(1 << attempt.min(5)).min(500);
-        let nanos = u64::from(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos(),
-        );
-        let jitter = nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) % (cap + 1);
-        tokio::time::sleep(Duration::from_millis(jitter.max(1))).await;
+        let backoff = Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(500) };
+        tokio::time::sleep(backoff.delay(attempt)).await;
     }
 
     /// The newest incident recorded for incident key `key`, read inside transaction `tx`.

@@ -1,6 +1,8 @@
 //! riposte's effects on the outside world. Today: the chat notifiers (Slack, Google Chat, a
 //! generic JSON webhook) and Secret Manager access for secrets named instead of given.
 
+pub mod backoff;
+pub mod compute;
 pub mod firestore;
 pub mod notify;
 pub mod secrets;

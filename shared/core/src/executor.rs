@@ -14,6 +14,10 @@ pub enum ExecError {
     /// Retrying cannot help (403, invalid target, conflicting firewall rule).
     #[error("{0}")]
     Permanent(String),
+    /// The target cannot be resolved (the VM no longer exists, its group cannot be found): the step
+    /// is recorded as skipped with this reason, not failed.
+    #[error("{0}")]
+    Skip(String),
 }
 
 impl ExecError {
@@ -22,6 +26,7 @@ impl ExecError {
         match self {
             ExecError::Retryable(_) => "retryable",
             ExecError::Permanent(_) => "permanent",
+            ExecError::Skip(_) => "skipped",
         }
     }
 }

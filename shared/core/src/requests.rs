@@ -56,9 +56,31 @@ pub fn request_id(key: &str, salt: &str) -> String {
     format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
 
-/// Lowercase, label-safe form of an incident id.
-fn label_value(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(63).collect()
+/// Lowercase, label-safe form of an incident id (a valid GCE and Kubernetes label value).
+pub fn incident_label(incident_id: &str) -> String {
+    incident_id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(63).collect()
+}
+
+/// The label key riposte puts on every Compute Engine resource it labels or creates.
+pub const INCIDENT_LABEL_KEY: &str = "riposte-incident";
+
+/// The snapshot name for `disk` (in `zone`) in incident `incident_id`: deterministic, so a retried
+/// step finds the snapshot it already made, and a valid RFC 1035 name of at most 63 characters
+/// (`riposte-<12 hex of the incident and zone>-<disk>`, the disk part shortened and suffixed with
+/// a hash of the full disk name when it would not fit). Snapshot names are global to the project,
+/// hence the zone in the hash: disk names are only unique within a zone.
+pub fn snapshot_name(incident_id: &str, zone: &str, disk: &str) -> String {
+    let scope = crate::incident::digest(&[incident_id, zone]);
+    let clean: String =
+        disk.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let full = format!("riposte-{}-{clean}", &scope[..12]);
+    let name = if full.len() <= 63 {
+        full
+    } else {
+        // 8 + 12 + 1 + 33 + 1 + 8 = 63; `clean` is ASCII, so byte slicing is character slicing.
+        format!("riposte-{}-{}-{}", &scope[..12], &clean[..33], &crate::incident::digest(&[disk])[..8])
+    };
+    name.trim_end_matches('-').to_string()
 }
 
 /// The requests for `action` on `target` in incident `incident_id`, with idempotency key `key`.
@@ -90,14 +112,14 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
     let base = format!("{COMPUTE}/projects/{project}");
     let instance = format!("{base}/zones/{zone}/instances/{ident}");
     let rid = |salt: &str| request_id(key, salt);
-    let incident_label = label_value(incident_id);
+    let incident_label = incident_label(incident_id);
     out.push(req("GET", instance.clone(), None));
     match action {
         Action::SnapshotDisks(p) => {
             let mut body = json!({
-                "name": format!("riposte-{}-${{disk.name}}", &crate::incident::digest(&[incident_id])[..12]),
+                "name": "${snapshot_name(disk.name)}",
                 "description": format!("riposte incident {incident_id}: evidence before containment"),
-                "labels": {"riposte-incident": incident_label},
+                "labels": {INCIDENT_LABEL_KEY: incident_label},
             });
             if let Some(loc) = &p.storage_location {
                 body["storageLocations"] = json!([loc]);
@@ -108,21 +130,21 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
                     format!("{base}/zones/{zone}/disks/${{disk.name}}/createSnapshot?guestFlush={}&requestId=${{request_id(disk.name)}}", p.guest_flush),
                     Some(body),
                 )
-                .note(&format!("for each attached persistent disk, concurrently; requestId = UUID from SHA-256(\"{key}\", disk name)")),
+                .note(&format!("for each attached persistent disk, concurrently; snapshot_name = riposte-<12 hex of SHA-256(incident id, zone)>-<disk name>, at most 63 characters; requestId = UUID from SHA-256(\"{key}\", disk name); an existing snapshot of that name counts as done")),
             );
         }
         Action::LabelInstance(p) => {
-            let mut labels = json!({"riposte-incident": incident_label});
+            let mut labels = json!({INCIDENT_LABEL_KEY: incident_label});
             for (k, v) in &p.labels {
                 labels[k] = json!(v);
             }
             out.push(
                 req(
                     "POST",
-                    format!("{instance}/setLabels?requestId={}", rid("setLabels")),
+                    format!("{instance}/setLabels?requestId=${{request_id(\"setLabels/\" + instance.labelFingerprint)}}"),
                     Some(json!({"labels": labels, "labelFingerprint": "${instance.labelFingerprint}"})),
                 )
-                .note("merged into ${instance.labels}: no existing label is dropped"),
+                .note("merged into ${instance.labels}: no existing label is dropped; on 412 conditionNotMet the VM is read and the labels merged again"),
             );
         }
         Action::QuarantineInstance(q) => {
@@ -140,7 +162,7 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
             })));
             out.push(req(
                 "POST",
-                format!("{instance}/setTags?requestId={}", rid("setTags")),
+                format!("{instance}/setTags?requestId=${{request_id(\"setTags/\" + instance.tags.fingerprint)}}"),
                 Some(json!({"items": ["${instance.tags.items}", q.tag], "fingerprint": "${instance.tags.fingerprint}"})),
             ));
         }
@@ -223,7 +245,7 @@ fn node_requests(action: &Action, cluster: &ClusterRef, node: &str) -> Vec<Plann
 fn pod_requests(action: &Action, cluster: &ClusterRef, ns: &str, pod: &str, incident_id: &str) -> Vec<PlannedRequest> {
     let mut out = vec![cluster_get(cluster)];
     let pod_url = format!("{API}/api/v1/namespaces/{ns}/pods/{pod}");
-    let incident_label = label_value(incident_id);
+    let incident_label = incident_label(incident_id);
     match action {
         Action::LabelPod(p) => {
             let mut labels = json!({"riposte.io/incident": incident_label});
@@ -279,6 +301,33 @@ fn pod_requests(action: &Action, cluster: &ClusterRef, ns: &str, pod: &str, inci
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn is_rfc1035(s: &str) -> bool {
+        s.len() <= 63
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn snapshot_names_are_valid_distinct_and_stable(
+            incident in "[a-z0-9-]{1,64}", zone in "[a-z]{2,8}-[a-z]{4,9}[0-9]-[a-f]",
+            a in "[a-z]([-a-z0-9]{0,61}[a-z0-9])?", b in "[a-z]([-a-z0-9]{0,61}[a-z0-9])?",
+        ) {
+            let (na, nb) = (snapshot_name(&incident, &zone, &a), snapshot_name(&incident, &zone, &b));
+            proptest::prop_assert!(is_rfc1035(&na), "{na}");
+            proptest::prop_assert_eq!(&na, &snapshot_name(&incident, &zone, &a));
+            proptest::prop_assert_eq!(a == b, na == nb);
+            proptest::prop_assert_ne!(na, snapshot_name(&incident, "other-zone1-a", &a));
+        }
+    }
+
+    #[test]
+    fn short_disk_names_are_kept_whole_in_the_snapshot_name() {
+        let name = snapshot_name("inc-1", "europe-west1-b", "gke-shop-default-pool-1a2b-x9z");
+        assert!(name.starts_with("riposte-") && name.ends_with("-gke-shop-default-pool-1a2b-x9z"), "{name}");
+    }
 
     #[test]
     fn request_id_is_a_stable_uuid() {

@@ -13,6 +13,16 @@ use crate::incident::{Incident, StepStatus};
 use crate::notify::{Event, Notifiers};
 use crate::store::{Ops, Store, StoreError};
 
+/// Aborts the task when dropped: if a step's future is cancelled, its lease stops being renewed
+/// and lapses, so another runner can take the step over (as after a crash).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs incidents' steps through an executor.
 #[derive(Clone)]
 pub struct Runner {
@@ -131,7 +141,7 @@ impl Runner {
         };
         let renewer = {
             let (runner, id) = (self.clone(), incident.id.clone());
-            tokio::spawn(async move {
+            AbortOnDrop(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(runner.lease / 3);
                 tick.tick().await;
                 loop {
@@ -143,16 +153,17 @@ impl Runner {
                         Err(e) => tracing::warn!(incident = %id, step = index, error = %e, "lease renewal failed"),
                     }
                 }
-            })
+            }))
         };
         let result = executor.execute(incident, &step).await;
-        renewer.abort();
+        drop(renewer);
         let (status, report) = match result {
             Ok(report) => (StepStatus::Done, Some(report)),
             Err(ExecError::Retryable(e)) if step.attempts < self.max_attempts => {
                 tracing::warn!(incident = %incident.id, step = index, attempt = step.attempts, error = %e, "step will be retried");
                 (StepStatus::Pending, None)
             }
+            Err(ExecError::Skip(reason)) => (StepStatus::Skipped { reason }, None),
             Err(e) => (StepStatus::Failed { error: e.to_string() }, None),
         };
         let recorded = ops.finish_step(&incident.id, index, &self.owner, status, report, Timestamp::now()).await?;

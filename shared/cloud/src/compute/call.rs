@@ -1,0 +1,106 @@
+//! One Compute Engine call: classify its failure the way the API documents it, and retry 429 and
+//! 5xx with jittered backoff inside a time budget. Every mutating call carries a `requestId`, so
+//! repeating it after a lost response is safe: Compute answers with the operation it already
+//! started instead of acting twice.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use google_cloud_gax::error::Error as GaxError;
+use riposte_core::executor::ExecError;
+use serde_json::Value;
+
+use crate::backoff::Backoff;
+
+/// How hard a call is retried before the step gives up for this attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBudget {
+    /// Waits between attempts.
+    pub backoff: Backoff,
+    /// No retry starts after this much time has passed since the first attempt.
+    pub total: Duration,
+}
+
+/// A failed call, as the API reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    /// HTTP status, when the server answered.
+    pub status: Option<u16>,
+    /// Compute's `errors[0].reason` (`conditionNotMet`, `alreadyExists`, `notFound`, …).
+    pub reason: String,
+    /// A human message.
+    pub message: String,
+}
+
+impl ApiError {
+    fn from_gax(e: &GaxError) -> ApiError {
+        let status = e.http_status_code();
+        let payload: Option<Value> = e.http_payload().and_then(|p| serde_json::from_slice(p).ok());
+        let error = payload.as_ref().and_then(|p| p.get("error"));
+        let first = error.and_then(|e| e.get("errors")).and_then(|e| e.get(0));
+        let text =
+            |v: Option<&Value>, key: &str| v.and_then(|v| v.get(key)).and_then(Value::as_str).map(str::to_string);
+        let reason = text(first, "reason").unwrap_or_default();
+        let message =
+            text(error, "message").or_else(|| e.status().map(|s| s.message.clone())).unwrap_or_else(|| e.to_string());
+        ApiError { status, reason, message }
+    }
+
+    /// Whether repeating the same request (same `requestId`) may succeed: throttling, server
+    /// errors and transport failures, never a client error.
+    fn transient(&self) -> bool {
+        match self.status {
+            None => true,
+            Some(code) => code == 429 || code == 408 || code >= 500,
+        }
+    }
+
+    /// 404: the resource does not exist.
+    pub fn not_found(&self) -> bool {
+        self.status == Some(404)
+    }
+
+    /// 409 `alreadyExists`.
+    pub fn already_exists(&self) -> bool {
+        self.status == Some(409)
+    }
+
+    /// 412 `conditionNotMet`: a fingerprint was stale.
+    pub fn stale_fingerprint(&self) -> bool {
+        self.status == Some(412)
+    }
+
+    /// The step error for a failure the step cannot work around.
+    pub fn into_exec(self, what: &str) -> ExecError {
+        let text = match self.status {
+            Some(code) => format!("{what}: HTTP {code} {}: {}", self.reason, self.message),
+            None => format!("{what}: {}", self.message),
+        };
+        if self.transient() { ExecError::Retryable(text) } else { ExecError::Permanent(text) }
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or the budget is spent. Transport errors
+/// (connect, timeout, I/O) count as transient; so does a credentials failure, because on Cloud Run
+/// it means the metadata server hiccuped.
+pub(crate) async fn with_retries<T, F, Fut>(budget: &RetryBudget, mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, GaxError>>,
+{
+    let start = Instant::now();
+    let mut n = 0;
+    loop {
+        let error = match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) => ApiError::from_gax(&e),
+        };
+        let delay = budget.backoff.delay(n);
+        if !error.transient() || start.elapsed() + delay > budget.total {
+            return Err(error);
+        }
+        tracing::debug!(status = ?error.status, reason = %error.reason, attempt = n, "Compute call will be retried");
+        tokio::time::sleep(delay).await;
+        n += 1;
+    }
+}

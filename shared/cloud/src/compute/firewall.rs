@@ -1,0 +1,260 @@
+//! Quarantine and forensic access through VPC firewall rules. Rules are ensured, not blindly
+//! created: 409 `alreadyExists` is success when the existing rule says the same thing, and a clear
+//! error when a rule of that name says something else (riposte never overwrites a rule it did not
+//! write). Only then is the quarantine tag added to the VM, so a tagged VM is always contained.
+
+use futures_util::future::join_all;
+use google_cloud_compute_v1::model::Firewall;
+use google_cloud_compute_v1::model::firewall::{Allowed, Denied, Direction};
+use riposte_core::action::{ForensicSsh, Quarantine};
+use riposte_core::executor::ExecError;
+use riposte_core::incident::digest;
+use riposte_core::requests::request_id;
+
+use super::call::with_retries;
+use super::instance::{Vm, last_segment};
+use super::operation::Scope;
+use super::{ComputeExecutor, Journal, StepContext};
+
+/// The comparable content of a rule: what it matches and what it does.
+#[derive(Debug, PartialEq, Eq)]
+struct RuleContent {
+    network: String,
+    direction: String,
+    priority: i32,
+    action: Vec<String>,
+    source_ranges: Vec<String>,
+    destination_ranges: Vec<String>,
+    source_tags: Vec<String>,
+    target_tags: Vec<String>,
+    disabled: bool,
+}
+
+/// `projects/p/global/networks/n` from any form of the network URL.
+fn network_path(url: &str) -> String {
+    url.find("projects/").map_or(url, |i| &url[i..]).to_string()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+impl RuleContent {
+    fn of(f: &Firewall) -> RuleContent {
+        let rules = |kind: &str, proto: &Option<String>, ports: &[String]| {
+            format!(
+                "{kind} {}:{}",
+                proto.as_deref().unwrap_or("").to_ascii_lowercase(),
+                sorted(ports.to_vec()).join(",")
+            )
+        };
+        let mut action: Vec<String> = f.allowed.iter().map(|a| rules("allow", &a.ip_protocol, &a.ports)).collect();
+        action.extend(f.denied.iter().map(|d| rules("deny", &d.ip_protocol, &d.ports)));
+        RuleContent {
+            network: network_path(f.network.as_deref().unwrap_or("")),
+            direction: match &f.direction {
+                Some(Direction::Egress) => "EGRESS".into(),
+                Some(Direction::Ingress) | None => "INGRESS".into(),
+                Some(other) => other.name().unwrap_or("UNKNOWN").into(),
+            },
+            priority: f.priority.unwrap_or(1000),
+            action: sorted(action),
+            source_ranges: sorted(f.source_ranges.clone()),
+            destination_ranges: sorted(f.destination_ranges.clone()),
+            source_tags: sorted(f.source_tags.clone()),
+            target_tags: sorted(f.target_tags.clone()),
+            disabled: f.disabled.unwrap_or(false),
+        }
+    }
+
+    /// What differs, field by field, for the error message.
+    fn differences(&self, want: &RuleContent) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cmp = |field: &str, have: String, wanted: String| {
+            if have != wanted {
+                out.push(format!("{field} is {have}, riposte needs {wanted}"));
+            }
+        };
+        cmp("network", self.network.clone(), want.network.clone());
+        cmp("direction", self.direction.clone(), want.direction.clone());
+        cmp("priority", self.priority.to_string(), want.priority.to_string());
+        cmp("action", format!("{:?}", self.action), format!("{:?}", want.action));
+        cmp("sourceRanges", format!("{:?}", self.source_ranges), format!("{:?}", want.source_ranges));
+        cmp("destinationRanges", format!("{:?}", self.destination_ranges), format!("{:?}", want.destination_ranges));
+        cmp("sourceTags", format!("{:?}", self.source_tags), format!("{:?}", want.source_tags));
+        cmp("targetTags", format!("{:?}", self.target_tags), format!("{:?}", want.target_tags));
+        cmp("disabled", self.disabled.to_string(), want.disabled.to_string());
+        out
+    }
+}
+
+/// The networks of the VM's interfaces, in interface order, without repeats.
+fn networks(vm: &Vm) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for nic in &vm.instance.network_interfaces {
+        if let Some(n) = &nic.network
+            && !out.contains(n)
+        {
+            out.push(n.clone());
+        }
+    }
+    out
+}
+
+/// A rule name for the `index`-th network: the configured name on the first, the name plus a hash
+/// of the network on others (names are global to the project, rules belong to one network).
+fn rule_name(base: &str, index: usize, network: &str) -> String {
+    if index == 0 {
+        return base.to_string();
+    }
+    let mut name: String = base.chars().take(54).collect();
+    name.push('-');
+    name.push_str(&digest(&[network])[..8]);
+    name
+}
+
+fn deny_all() -> Denied {
+    Denied::new().set_ip_protocol("all")
+}
+
+impl ComputeExecutor {
+    /// `quarantine_instance`: deny-all egress (priority 0) and ingress (priority 1) rules for the
+    /// tag on every network the VM is attached to, then the tag on the VM.
+    pub(crate) async fn quarantine(
+        &self,
+        vm: &Vm,
+        q: &Quarantine,
+        ctx: &StepContext<'_>,
+        journal: &mut Journal,
+    ) -> Result<String, ExecError> {
+        let nets = networks(vm);
+        if nets.is_empty() {
+            return Err(ExecError::Permanent(format!("{} has no network interface to quarantine", vm.path())));
+        }
+        let mut rules = Vec::new();
+        for (i, net) in nets.iter().enumerate() {
+            let egress = Firewall::new()
+                .set_name(rule_name(&q.deny_egress_rule, i, net))
+                .set_network(net.clone())
+                .set_direction(Direction::Egress)
+                .set_priority(0)
+                .set_destination_ranges(["0.0.0.0/0"])
+                .set_denied([deny_all()])
+                .set_target_tags([q.tag.clone()])
+                .set_description("riposte quarantine: deny all egress");
+            let ingress = Firewall::new()
+                .set_name(rule_name(&q.deny_ingress_rule, i, net))
+                .set_network(net.clone())
+                .set_direction(Direction::Ingress)
+                .set_priority(1)
+                .set_source_ranges(["0.0.0.0/0"])
+                .set_denied([deny_all()])
+                .set_target_tags([q.tag.clone()])
+                .set_description("riposte quarantine: deny all ingress");
+            let salt = |kind: &str| if i == 0 { kind.to_string() } else { format!("{kind}/{}", last_segment(net)) };
+            rules.push((egress, request_id(ctx.key, &salt("egress"))));
+            rules.push((ingress, request_id(ctx.key, &salt("ingress"))));
+        }
+        // The rules are independent: create them concurrently, then tag.
+        let outcomes = join_all(rules.iter().map(|(rule, rid)| self.ensure_rule(&vm.project, rule, rid))).await;
+        let mut lines = Vec::new();
+        for ((rule, rid), outcome) in rules.iter().zip(outcomes) {
+            let (name, created) = outcome?;
+            if created {
+                journal.sent(
+                    "POST",
+                    self.url(&format!("projects/{}/global/firewalls?requestId={rid}", vm.project)),
+                    Some(rule),
+                    None,
+                );
+            }
+            lines.push(format!("{name} {}", if created { "created" } else { "present" }));
+        }
+        let tagged = self.add_tag(vm, &q.tag, ctx, journal).await?;
+        Ok(format!(
+            "{} quarantined: rules {}; tag {} {}",
+            vm.path(),
+            lines.join(", "),
+            q.tag,
+            if tagged { "added" } else { "already present" }
+        ))
+    }
+
+    /// `allow_forensic_ssh`: tcp:22 from the forensics source tag to the quarantine tag, priority 0.
+    pub(crate) async fn allow_forensic_ssh(
+        &self,
+        vm: &Vm,
+        f: &ForensicSsh,
+        ctx: &StepContext<'_>,
+        journal: &mut Journal,
+    ) -> Result<String, ExecError> {
+        let net = networks(vm).into_iter().next().ok_or_else(|| {
+            ExecError::Permanent(format!("{} has no network interface for a forensic SSH rule", vm.path()))
+        })?;
+        let rule = Firewall::new()
+            .set_name(f.rule_name.clone())
+            .set_network(net)
+            .set_direction(Direction::Ingress)
+            .set_priority(0)
+            .set_source_tags([f.source_tag.clone()])
+            .set_allowed([Allowed::new().set_ip_protocol("tcp").set_ports(["22"])])
+            .set_target_tags([f.quarantine_tag.clone()])
+            .set_description("riposte: forensic SSH into quarantined VMs");
+        let rid = request_id(ctx.key, "ssh");
+        let (name, created) = self.ensure_rule(&vm.project, &rule, &rid).await?;
+        if created {
+            journal.sent(
+                "POST",
+                self.url(&format!("projects/{}/global/firewalls?requestId={rid}", vm.project)),
+                Some(&rule),
+                None,
+            );
+        }
+        Ok(format!(
+            "forensic SSH from tag {} to tag {}: rule {name} {}",
+            f.source_tag,
+            f.quarantine_tag,
+            if created { "created" } else { "present" }
+        ))
+    }
+
+    /// Creates `rule` unless an identical one exists. Returns its name and whether it was created.
+    async fn ensure_rule(&self, project: &str, rule: &Firewall, rid: &str) -> Result<(String, bool), ExecError> {
+        let name = rule.name.clone().unwrap_or_default();
+        let what = format!("firewall rule {name}");
+        let sent = with_retries(&self.settings.retry, || {
+            self.clients.firewalls.insert().set_project(project).set_request_id(rid).set_body(rule.clone()).send()
+        })
+        .await;
+        match sent {
+            Ok(op) => match self.wait(project, Scope::Global, op, &what).await? {
+                Ok(()) => Ok((name, true)),
+                Err(failed) if failed.code == "RESOURCE_ALREADY_EXISTS" => self.compare_rule(project, rule).await,
+                Err(failed) => Err(failed.into_exec(&what)),
+            },
+            Err(e) if e.already_exists() => self.compare_rule(project, rule).await,
+            Err(e) => Err(e.into_exec(&what)),
+        }
+    }
+
+    /// An existing rule of the same name is fine when it says the same thing.
+    async fn compare_rule(&self, project: &str, want: &Firewall) -> Result<(String, bool), ExecError> {
+        let name = want.name.clone().unwrap_or_default();
+        let have = with_retries(&self.settings.retry, || {
+            self.clients.firewalls.get().set_project(project).set_firewall(&name).send()
+        })
+        .await
+        .map_err(|e| e.into_exec(&format!("reading existing firewall rule {name}")))?;
+        let differences = RuleContent::of(&have).differences(&RuleContent::of(want));
+        if differences.is_empty() {
+            Ok((name, false))
+        } else {
+            Err(ExecError::Permanent(format!(
+                "firewall rule {name} already exists with different content ({}); riposte does not overwrite it: \
+                 delete or rename it, or give the policy another rule name",
+                differences.join("; ")
+            )))
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Merging into a VM's labels and network tags. Both are replaced wholesale by the API and guarded
+//! by a fingerprint, so riposte reads, merges (never dropping what is there) and writes with the
+//! fingerprint it read; on 412 `conditionNotMet` someone else wrote in between, and it reads and
+//! merges again. The `requestId` is derived from the step's key *and* the fingerprint: the same
+//! state gives the same request (a crash-retry is recognised), a new state a new one.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use futures_util::future::Either;
+use google_cloud_compute_v1::model::{Instance, InstancesSetLabelsRequest, Tags};
+use riposte_core::action::Labels;
+use riposte_core::executor::ExecError;
+use riposte_core::requests::{INCIDENT_LABEL_KEY, incident_label, request_id};
+
+use super::call::with_retries;
+use super::instance::Vm;
+use super::operation::Scope;
+use super::{ComputeExecutor, Journal, StepContext};
+
+/// How many times a write is retried after losing a fingerprint race before the attempt gives up.
+const FINGERPRINT_ROUNDS: usize = 8;
+
+/// Which fingerprinted list of the instance is written.
+#[derive(Clone, Copy)]
+enum Field {
+    Labels,
+    Tags,
+}
+
+impl Field {
+    fn method(self) -> &'static str {
+        match self {
+            Field::Labels => "setLabels",
+            Field::Tags => "setTags",
+        }
+    }
+}
+
+/// A write prepared from one read of the instance.
+#[derive(Clone)]
+enum Write {
+    Labels(InstancesSetLabelsRequest),
+    Tags(Tags),
+}
+
+fn fingerprint(bytes: Option<&[u8]>) -> String {
+    bytes.map(|b| STANDARD.encode(b)).unwrap_or_default()
+}
+
+impl ComputeExecutor {
+    /// `label_instance`: merges the policy's labels and `riposte-incident` into the VM's labels.
+    pub(crate) async fn label_instance(
+        &self,
+        vm: &Vm,
+        p: &Labels,
+        ctx: &StepContext<'_>,
+        journal: &mut Journal,
+    ) -> Result<String, ExecError> {
+        let mut wanted = p.labels.clone();
+        wanted.insert(INCIDENT_LABEL_KEY.into(), incident_label(ctx.incident_id));
+        let merge = |instance: &Instance| {
+            let missing = wanted.iter().any(|(k, v)| instance.labels.get(k) != Some(v));
+            missing.then(|| {
+                let mut labels = instance.labels.clone();
+                labels.extend(wanted.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let fp = fingerprint(instance.label_fingerprint.as_deref());
+                (
+                    fp,
+                    Write::Labels(
+                        InstancesSetLabelsRequest::new()
+                            .set_labels(labels)
+                            .set_label_fingerprint(instance.label_fingerprint.clone().unwrap_or_default()),
+                    ),
+                )
+            })
+        };
+        let wrote = self.merge_write(vm, Field::Labels, merge, ctx, journal).await?;
+        let list = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+        Ok(if wrote { format!("labelled {}: {list}", vm.path()) } else { format!("{} already had {list}", vm.path()) })
+    }
+
+    /// Adds network tag `tag` to the VM, keeping its other tags. Returns whether it wrote.
+    pub(crate) async fn add_tag(
+        &self,
+        vm: &Vm,
+        tag: &str,
+        ctx: &StepContext<'_>,
+        journal: &mut Journal,
+    ) -> Result<bool, ExecError> {
+        let merge = |instance: &Instance| {
+            let tags = instance.tags.clone().unwrap_or_default();
+            (!tags.items.iter().any(|t| t == tag)).then(|| {
+                let fp = fingerprint(tags.fingerprint.as_deref());
+                let mut items = tags.items.clone();
+                items.push(tag.to_string());
+                (fp, Write::Tags(Tags::new().set_items(items).set_fingerprint(tags.fingerprint.unwrap_or_default())))
+            })
+        };
+        self.merge_write(vm, Field::Tags, merge, ctx, journal).await
+    }
+
+    /// Reads, merges and writes until the write lands or nothing is missing. Returns whether it wrote.
+    async fn merge_write(
+        &self,
+        vm: &Vm,
+        field: Field,
+        merge: impl Fn(&Instance) -> Option<(String, Write)>,
+        ctx: &StepContext<'_>,
+        journal: &mut Journal,
+    ) -> Result<bool, ExecError> {
+        let what = format!("{} on {}", field.method(), vm.path());
+        let mut instance = vm.instance.clone();
+        for _ in 0..FINGERPRINT_ROUNDS {
+            let Some((fp, write)) = merge(&instance) else { return Ok(false) };
+            let rid = request_id(ctx.key, &format!("{}/{fp}", field.method()));
+            let sent = with_retries(&self.settings.retry, || {
+                let i = &self.clients.instances;
+                match write.clone() {
+                    Write::Labels(body) => Either::Left(
+                        i.set_labels()
+                            .set_project(&vm.project)
+                            .set_zone(&vm.zone)
+                            .set_instance(&vm.name)
+                            .set_request_id(&rid)
+                            .set_body(body)
+                            .send(),
+                    ),
+                    Write::Tags(body) => Either::Right(
+                        i.set_tags()
+                            .set_project(&vm.project)
+                            .set_zone(&vm.zone)
+                            .set_instance(&vm.name)
+                            .set_request_id(&rid)
+                            .set_body(body)
+                            .send(),
+                    ),
+                }
+            })
+            .await;
+            match sent {
+                Ok(op) => {
+                    let url = self.url(&format!("{}/{}?requestId={rid}", vm.path(), field.method()));
+                    match &write {
+                        Write::Labels(body) => journal.sent("POST", url, Some(body), None),
+                        Write::Tags(body) => journal.sent("POST", url, Some(body), None),
+                    }
+                    self.wait(&vm.project, Scope::Zone(&vm.zone), op, &what).await?.map_err(|f| f.into_exec(&what))?;
+                    return Ok(true);
+                }
+                Err(e) if e.stale_fingerprint() => {
+                    tracing::info!(vm = %vm.path(), field = field.method(), "fingerprint changed under us; merging again");
+                    instance = self.reread(vm, &what).await?;
+                }
+                Err(e) => return Err(e.into_exec(&what)),
+            }
+        }
+        Err(ExecError::Retryable(format!("{what}: the fingerprint kept changing ({FINGERPRINT_ROUNDS} rounds)")))
+    }
+}

@@ -1,0 +1,67 @@
+//! `remove_external_ip`: delete every one-to-one NAT access config, one interface at a time (the
+//! API refuses concurrent changes to one interface). The report names every IP removed.
+
+use google_cloud_compute_v1::model::access_config::Type as AccessType;
+use riposte_core::executor::ExecError;
+use riposte_core::names::is_gce_resource_name;
+use riposte_core::requests::request_id;
+
+use super::call::with_retries;
+use super::instance::Vm;
+use super::operation::Scope;
+use super::{ComputeExecutor, Journal, StepContext};
+
+impl ComputeExecutor {
+    /// Removes the VM's external IPs.
+    pub(crate) async fn remove_external_ips(
+        &self,
+        vm: &Vm,
+        ctx: &StepContext<'_>,
+        journal: &mut Journal,
+    ) -> Result<String, ExecError> {
+        let mut removed = Vec::new();
+        for nic in &vm.instance.network_interfaces {
+            let nic_name = nic.name.as_deref().unwrap_or("nic0");
+            for config in
+                nic.access_configs.iter().filter(|c| c.r#type.as_ref().is_none_or(|t| *t == AccessType::OneToOneNat))
+            {
+                let Some(config_name) = config.name.as_deref() else { continue };
+                // Both go into the query string; refuse anything that is not a plain name.
+                if !is_gce_resource_name(nic_name) || config_name.chars().any(|c| c.is_control()) {
+                    return Err(ExecError::Permanent(format!(
+                        "unexpected interface or access config name {nic_name:?}/{config_name:?}"
+                    )));
+                }
+                let ip = config.nat_ip.as_deref().unwrap_or("(ephemeral, unassigned)");
+                let what = format!("removing {ip} ({nic_name}/{config_name}) from {}", vm.path());
+                let rid = request_id(ctx.key, &format!("{nic_name}/{config_name}"));
+                let op = with_retries(&self.settings.retry, || {
+                    self.clients
+                        .instances
+                        .delete_access_config()
+                        .set_project(&vm.project)
+                        .set_zone(&vm.zone)
+                        .set_instance(&vm.name)
+                        .set_network_interface(nic_name)
+                        .set_access_config(config_name)
+                        .set_request_id(&rid)
+                        .send()
+                })
+                .await
+                .map_err(|e| e.into_exec(&what))?;
+                let url = self.url(&format!(
+                    "{}/deleteAccessConfig?accessConfig={config_name}&networkInterface={nic_name}&requestId={rid}",
+                    vm.path()
+                ));
+                journal.sent("POST", url, None::<&()>, Some(format!("removes external IP {ip}")));
+                self.wait(&vm.project, Scope::Zone(&vm.zone), op, &what).await?.map_err(|f| f.into_exec(&what))?;
+                removed.push(format!("{ip} ({nic_name}/{config_name})"));
+            }
+        }
+        Ok(if removed.is_empty() {
+            format!("{} has no external IP", vm.path())
+        } else {
+            format!("removed external IP(s) of {}: {}", vm.path(), removed.join(", "))
+        })
+    }
+}

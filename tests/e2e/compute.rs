@@ -1,0 +1,458 @@
+//! The Compute Engine executor end to end through the runner, against the stateful FAKE Compute
+//! Engine in `riposte_e2e::fake_compute` (no Compute emulator exists). Every test name says so.
+//!
+//! The alert is the real Falcosidekick fixture: it names the node (= the VM) and the region, not
+//! the zone, so every test also exercises the aggregated-list lookup of the VM.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use riposte_cloud::backoff::Backoff;
+use riposte_cloud::compute::{ComputeExecutor, ComputeSettings, RetryBudget};
+use riposte_core::incident::{Decision, Incident, StepStatus};
+use riposte_core::notify::Notifiers;
+use riposte_core::plan::plan_incident;
+use riposte_core::policy::PolicySet;
+use riposte_core::runner::Runner;
+use riposte_core::sources::SourceKind;
+use riposte_core::store::{EmbeddedStore, Ops, Store};
+use riposte_e2e::fake_compute::{FakeCompute, Faults, InstanceSpec};
+use serde_json::{Value, json};
+
+use crate::helpers::fixture;
+
+const PROJECT: &str = "shop-prod";
+const ZONE: &str = "europe-west1-b";
+/// The node named by the Falco fixture, which is its VM's name on GKE.
+const NODE: &str = "gke-prod-eu-default-pool-5c1d2e3f-k9zt";
+/// Another node's VM, outside any managed instance group.
+const SPARE: &str = "gke-prod-eu-spare-pool-0a1b2c3d-ab12";
+const MIG: &str = "gke-prod-eu-default-pool-5c1d2e3f-grp";
+
+/// The runbook's Compute steps: four automatic, two after approval.
+const CONTAINMENT: &str = r#"
+version: 1
+notifiers: {console: {type: console}}
+policies:
+  - name: vm-containment
+    match: {sources: [falco], severity: ">= critical"}
+    actions:
+      - snapshot_disks
+      - label_instance: {labels: {riposte-state: quarantined}}
+      - quarantine_instance
+      - allow_forensic_ssh
+    on_approval:
+      - remove_external_ip
+      - abandon_instance
+    approval: {expires_in: 30m, required: 1}
+"#;
+
+/// Deletion after approval.
+const DELETION: &str = r#"
+version: 1
+notifiers: {console: {type: console}}
+policies:
+  - name: vm-deletion
+    match: {sources: [falco], severity: ">= critical"}
+    on_approval: [delete_instance]
+    approval: {expires_in: 30m, required: 1}
+"#;
+
+/// A GKE node as Compute shows it: three disks, an external IP, in the node pool's group, with
+/// labels and tags of its own that riposte must keep.
+fn node_vm() -> InstanceSpec {
+    node_vm_named(NODE, 7052018843299811234)
+}
+
+fn node_vm_named(name: &str, id: u64) -> InstanceSpec {
+    let mut spec = InstanceSpec::new(PROJECT, ZONE, name, id);
+    spec.disks = vec![name.to_string(), format!("{name}-data"), format!("{name}-scratch")];
+    spec.labels = BTreeMap::from([("goog-gke-node".to_string(), String::new()), ("env".to_string(), "prod".into())]);
+    spec.tags = vec!["gke-prod-eu-5c1d2e3f-node".into()];
+    spec.external_ips = vec!["34.76.10.20".into()];
+    spec.mig = Some(MIG.into());
+    spec
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    fake: FakeCompute,
+    executor: Arc<ComputeExecutor>,
+}
+
+/// A retry budget small enough for tests, large enough for 30 % injected failures.
+fn test_settings(fake: &FakeCompute) -> ComputeSettings {
+    ComputeSettings {
+        endpoint: fake.url(),
+        retry: RetryBudget {
+            backoff: Backoff { initial: Duration::from_millis(5), max: Duration::from_millis(40) },
+            total: Duration::from_secs(20),
+        },
+        operation_deadline: Duration::from_secs(20),
+    }
+}
+
+async fn executor_for(fake: &FakeCompute) -> Arc<ComputeExecutor> {
+    let anonymous = google_cloud_auth::credentials::anonymous::Builder::new().build();
+    Arc::new(ComputeExecutor::new(test_settings(fake), Some(anonymous)).await.expect("executor"))
+}
+
+async fn harness(vms: Vec<InstanceSpec>) -> Harness {
+    let fake = FakeCompute::start().await;
+    for vm in vms {
+        fake.add_instance(vm);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+    let executor = executor_for(&fake).await;
+    Harness { _dir: dir, store, fake, executor }
+}
+
+impl Harness {
+    fn runner(&self, owner: &str) -> Runner {
+        Runner::new(self.store.clone(), self.executor.clone(), Notifiers::none(), owner.into())
+    }
+
+    /// Records an incident for the Falco fixture under `policy_yaml`, as intake would.
+    async fn incident(&self, policy_yaml: &str) -> String {
+        self.incident_on(policy_yaml, NODE).await
+    }
+
+    /// The same, with the fixture's node replaced by `node`.
+    async fn incident_on(&self, policy_yaml: &str, node: &str) -> String {
+        let policies = PolicySet::from_yaml(policy_yaml).expect("policy");
+        let body = String::from_utf8(fixture("falco/drop-exec-sidekick-customfields.json")).expect("utf8");
+        let alert = SourceKind::Falco
+            .parse(body.replace(NODE, node).as_bytes(), &http::HeaderMap::new())
+            .expect("parse")
+            .remove(0);
+        let now = Timestamp::now();
+        let incident = plan_incident(policies.matches(&alert)[0].policy, &policies.defaults, &alert, now);
+        self.store.record_alert(incident, now).await.expect("record").incident_id
+    }
+
+    async fn get(&self, id: &str) -> Incident {
+        self.store.get(id).await.expect("get").expect("incident")
+    }
+
+    async fn approve(&self, id: &str) {
+        let hash = self.get(id).await.approval.expect("approval").plan_hash;
+        let d = Decision { by: "alice@example.com".into(), slot: String::new(), approve: true, at: Timestamp::now() };
+        Ops(self.store.as_ref()).decide(id, &hash, d).await.expect("decide").expect("incident");
+    }
+
+    fn vm(&self) -> Value {
+        self.fake.instance(PROJECT, ZONE, NODE).expect("the VM exists")
+    }
+
+    /// No requestId took effect twice, and every effect carried one.
+    fn assert_each_effect_once(&self) {
+        let mut per_request: HashMap<String, usize> = HashMap::new();
+        for effect in self.fake.effects() {
+            let rid = effect
+                .request_id
+                .unwrap_or_else(|| panic!("{} {} sent without a requestId", effect.op_type, effect.target));
+            *per_request.entry(rid).or_default() += 1;
+        }
+        let repeated: Vec<_> = per_request.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(repeated.is_empty(), "effects repeated under one requestId: {repeated:?}");
+    }
+}
+
+fn statuses(incident: &Incident) -> Vec<(&'static str, StepStatus)> {
+    incident.steps.iter().map(|s| (s.action.name(), s.status.clone())).collect()
+}
+
+fn step<'a>(incident: &'a Incident, action: &str) -> &'a riposte_core::incident::Step {
+    incident.steps.iter().find(|s| s.action.name() == action).expect("step")
+}
+
+fn tags(vm: &Value) -> Vec<String> {
+    vm["tags"]["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_vm_containment_against_fake_compute_then_approved_ip_removal_and_abandon() {
+    let h = harness(vec![node_vm()]).await;
+    let id = h.incident(CONTAINMENT).await;
+    let runner = h.runner("r1");
+    assert_eq!(runner.run(&id).await.expect("run"), 4);
+    let incident = h.get(&id).await;
+    for (name, status) in statuses(&incident).into_iter().take(4) {
+        assert_eq!(status, StepStatus::Done, "{name}: {:?}", step(&incident, name).report);
+    }
+
+    // Evidence: every disk snapshotted, named for the incident, labelled with it.
+    let snapshots = h.fake.snapshots();
+    assert_eq!(snapshots.len(), 3, "{snapshots:#?}");
+    for s in &snapshots {
+        let name = s["name"].as_str().expect("name");
+        assert!(name.starts_with("riposte-") && name.len() <= 63, "{name}");
+        assert_eq!(s["labels"]["riposte-incident"], json!(riposte_core::requests::incident_label(&id)));
+    }
+    let mut disks: Vec<&str> =
+        snapshots.iter().filter_map(|s| s["sourceDisk"].as_str()).map(|d| d.rsplit('/').next().unwrap_or(d)).collect();
+    disks.sort();
+    assert_eq!(disks, [NODE.to_string(), format!("{NODE}-data"), format!("{NODE}-scratch")]);
+
+    // Labels merged, none dropped; tag added to the existing ones.
+    let vm = h.vm();
+    assert_eq!(vm["labels"]["env"], "prod");
+    assert_eq!(vm["labels"]["goog-gke-node"], "");
+    assert_eq!(vm["labels"]["riposte-state"], "quarantined");
+    assert_eq!(tags(&vm), ["gke-prod-eu-5c1d2e3f-node", "riposte-quarantine"]);
+
+    // The quarantine rules, on the VM's network, exactly as the runbook says.
+    let egress = h.fake.firewall(PROJECT, "riposte-quarantine-deny-egress").expect("egress rule");
+    assert_eq!((egress["direction"].as_str(), egress["priority"].as_i64()), (Some("EGRESS"), Some(0)));
+    assert_eq!(egress["destinationRanges"], json!(["0.0.0.0/0"]));
+    assert_eq!(egress["denied"], json!([{"IPProtocol": "all"}]));
+    assert_eq!(egress["targetTags"], json!(["riposte-quarantine"]));
+    assert!(egress["network"].as_str().expect("network").ends_with("/global/networks/default"));
+    let ingress = h.fake.firewall(PROJECT, "riposte-quarantine-deny-ingress").expect("ingress rule");
+    assert_eq!((ingress["direction"].as_str(), ingress["priority"].as_i64()), (Some("INGRESS"), Some(1)));
+    assert_eq!(ingress["sourceRanges"], json!(["0.0.0.0/0"]));
+    let ssh = h.fake.firewall(PROJECT, "riposte-forensic-ssh").expect("ssh rule");
+    assert_eq!(ssh["allowed"], json!([{"IPProtocol": "tcp", "ports": ["22"]}]));
+    assert_eq!(
+        (ssh["sourceTags"].clone(), ssh["targetTags"].clone()),
+        (json!(["intermediate"]), json!(["riposte-quarantine"]))
+    );
+
+    // The report is a journal of what was sent, with requestIds.
+    let report = step(&incident, "snapshot_disks").report.clone().expect("report");
+    assert!(!report.dry_run);
+    assert_eq!(report.requests.len(), 3);
+    assert!(report.requests.iter().all(|r| r.url.contains("/createSnapshot?") && r.url.contains("requestId=")));
+
+    // Nothing destructive yet.
+    assert_eq!(h.vm()["networkInterfaces"][0]["accessConfigs"][0]["natIP"], "34.76.10.20");
+
+    h.approve(&id).await;
+    assert_eq!(runner.run(&id).await.expect("run"), 2);
+    let incident = h.get(&id).await;
+    assert_eq!(step(&incident, "remove_external_ip").status, StepStatus::Done);
+    let removal = step(&incident, "remove_external_ip").report.clone().expect("report");
+    assert!(removal.message.contains("34.76.10.20"), "the journal names the IP removed: {}", removal.message);
+    assert!(h.vm()["networkInterfaces"][0]["accessConfigs"].as_array().is_none_or(|a| a.is_empty()));
+    let abandon = step(&incident, "abandon_instance");
+    assert_eq!(abandon.status, StepStatus::Done, "{:?}", abandon.report);
+    let abandons: Vec<_> = h.fake.requests().into_iter().filter(|r| r.path.ends_with("/abandonInstances")).collect();
+    assert_eq!(abandons.len(), 1);
+    assert!(abandons[0].path.contains(&format!("/instanceGroupManagers/{MIG}/")));
+    assert_eq!(abandons[0].body, Some(json!({"instances": [format!("zones/{ZONE}/instances/{NODE}")]})));
+    assert!(h.fake.instance(PROJECT, ZONE, NODE).is_some(), "abandoned, not deleted");
+    h.assert_each_effect_once();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_label_writers_against_fake_compute_lose_no_label() {
+    let h = harness(vec![node_vm()]).await;
+    // Two incidents label the same VM at the same moment; the fake holds both writes until both
+    // arrived, so one carries a stale fingerprint and gets 412.
+    let a = h.incident(CONTAINMENT.replace("riposte-state: quarantined", "team-a: seen").as_str()).await;
+    let other =
+        CONTAINMENT.replace("riposte-state: quarantined", "team-b: seen").replace("vm-containment", "vm-containment-b");
+    let b = h.incident(&other).await;
+    assert_ne!(a, b);
+    h.fake.gate("setLabels", 2);
+    let (ra, rb) = (h.runner("ra"), h.runner("rb"));
+    let (x, y) = tokio::join!(ra.run(&a), rb.run(&b));
+    x.expect("run a");
+    y.expect("run b");
+    for id in [&a, &b] {
+        assert_eq!(step(&h.get(id).await, "label_instance").status, StepStatus::Done);
+    }
+    assert!(h.fake.http_errors(412) >= 1, "the race must have happened");
+    let labels = &h.vm()["labels"];
+    assert_eq!((labels["team-a"].as_str(), labels["team-b"].as_str()), (Some("seen"), Some("seen")));
+    assert_eq!(labels["env"], "prod", "the VM's own labels survive both writes");
+    // Both incidents' ids cannot share the one riposte-incident key: the later write wins it.
+    assert!(labels["riposte-incident"].is_string());
+    h.assert_each_effect_once();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_firewall_rules_against_fake_compute_same_content_is_success_different_is_a_clear_error() {
+    // The same content, as a previous incident left it: 409, compared, accepted.
+    let h = harness(vec![node_vm()]).await;
+    h.fake.add_firewall(
+        PROJECT,
+        json!({
+            "name": "riposte-quarantine-deny-egress", "direction": "EGRESS", "priority": 0,
+            "network": format!("https://www.googleapis.com/compute/v1/projects/{PROJECT}/global/networks/default"),
+            "destinationRanges": ["0.0.0.0/0"], "denied": [{"IPProtocol": "all"}], "targetTags": ["riposte-quarantine"],
+        }),
+    );
+    // Someone else's rule under the SSH rule's name, with another meaning.
+    h.fake.add_firewall(
+        PROJECT,
+        json!({
+            "name": "riposte-forensic-ssh", "direction": "INGRESS", "priority": 1000,
+            "network": format!("https://www.googleapis.com/compute/v1/projects/{PROJECT}/global/networks/default"),
+            "sourceRanges": ["0.0.0.0/0"], "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "targetTags": ["riposte-quarantine"],
+        }),
+    );
+    let id = h.incident(CONTAINMENT).await;
+    h.runner("r1").run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    let quarantine = step(&incident, "quarantine_instance");
+    assert_eq!(quarantine.status, StepStatus::Done, "{:?}", quarantine.report);
+    let message = &quarantine.report.as_ref().expect("report").message;
+    assert!(message.contains("riposte-quarantine-deny-egress present"), "{message}");
+    assert!(message.contains("riposte-quarantine-deny-ingress created"), "{message}");
+    assert!(h.fake.http_errors(409) >= 2, "both rules answered 409 alreadyExists");
+    let StepStatus::Failed { error } = &step(&incident, "allow_forensic_ssh").status else {
+        panic!("a conflicting rule must fail the step: {:?}", step(&incident, "allow_forensic_ssh"));
+    };
+    assert!(error.contains("riposte-forensic-ssh already exists with different content"), "{error}");
+    assert!(error.contains("priority is 1000, riposte needs 0"), "{error}");
+    assert!(error.contains("sourceTags"), "{error}");
+    // Nothing was overwritten.
+    assert_eq!(h.fake.firewall(PROJECT, "riposte-forensic-ssh").expect("rule")["priority"], 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_inside_an_operation_against_fake_compute_fails_the_step_with_its_message() {
+    let h = harness(vec![node_vm()]).await;
+    h.fake.fail_next_operation("createSnapshot", "QUOTA_EXCEEDED", "Quota 'SNAPSHOTS' exceeded. Limit: 0.0 globally.");
+    let id = h.incident(CONTAINMENT).await;
+    h.runner("r1").run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    let StepStatus::Failed { error } = &step(&incident, "snapshot_disks").status else {
+        panic!("{:?}", step(&incident, "snapshot_disks"));
+    };
+    assert!(error.contains("QUOTA_EXCEEDED") && error.contains("Quota 'SNAPSHOTS' exceeded"), "{error}");
+    assert_eq!(h.fake.snapshots().len(), 2, "the other disks were snapshotted");
+    // The other steps are independent and done.
+    for name in ["label_instance", "quarantine_instance", "allow_forensic_ssh"] {
+        assert_eq!(step(&incident, name).status, StepStatus::Done, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_between_send_and_record_against_fake_compute_acts_once() {
+    let h = harness(vec![node_vm()]).await;
+    let id = h.incident(CONTAINMENT).await;
+    // The first snapshot and the first firewall insert take effect, then the process "dies"
+    // before it hears back: the task is aborted while the requests hang.
+    h.fake.stall_after_effect("createSnapshot");
+    h.fake.stall_after_effect("insert");
+    let lease = Duration::from_millis(400);
+    let crashed = h.runner("doomed").with_lease(lease, 5);
+    let doomed_id = id.clone();
+    let task = tokio::spawn(async move { crashed.run(&doomed_id).await });
+    crate::helpers::eventually(|| async {
+        let effects = h.fake.effects();
+        (effects.iter().any(|e| e.op_type == "createSnapshot") && effects.iter().any(|e| e.op_type == "insert"))
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    task.abort();
+    let before = h.get(&id).await;
+    // The snapshot step and whichever firewall step sent the stalled insert were claimed, never recorded.
+    let running: Vec<&str> =
+        before.steps.iter().filter(|s| s.status == StepStatus::Running).map(|s| s.action.name()).collect();
+    assert!(running.contains(&"snapshot_disks") && running.len() == 2, "{:?}", statuses(&before));
+
+    // A new process resumes after the lease lapses, with the same idempotency keys.
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    h.runner("successor").sweep().await.expect("sweep");
+    let after = h.get(&id).await;
+    for (name, status) in statuses(&after).into_iter().take(4) {
+        assert_eq!(status, StepStatus::Done, "{name}");
+    }
+    assert_eq!(h.fake.snapshots().len(), 3, "one snapshot per disk, not four");
+    let inserts = h.fake.effects().into_iter().filter(|e| e.op_type == "insert").count();
+    assert_eq!(inserts, 3, "two quarantine rules and the SSH rule, each once");
+    assert_eq!(tags(&h.vm()).iter().filter(|t| *t == "riposte-quarantine").count(), 1);
+    h.assert_each_effect_once();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_percent_429_and_503_against_fake_compute_every_action_completes_once() {
+    // Four nodes contained and stripped of their IPs, a fifth VM deleted: about a hundred calls.
+    let nodes: Vec<String> = (0..4).map(|i| format!("gke-prod-eu-default-pool-5c1d2e3f-n{i:03}")).collect();
+    let mut vms: Vec<InstanceSpec> = nodes.iter().zip(1u64..).map(|(n, id)| node_vm_named(n, id)).collect();
+    vms.push(InstanceSpec {
+        external_ips: vec!["34.76.99.1".into()],
+        ..InstanceSpec::new(PROJECT, "europe-west1-c", SPARE, 42)
+    });
+    let h = harness(vms).await;
+    h.fake.set_faults(Faults { reject_rate: 0.3, lost_response_rate: 0.1, seed: 7 });
+    h.fake.set_latency("createSnapshot", Duration::from_millis(50));
+
+    let mut ids = Vec::new();
+    for node in &nodes {
+        ids.push(h.incident_on(CONTAINMENT, node).await);
+    }
+    ids.push(h.incident_on(DELETION, SPARE).await);
+    for id in &ids {
+        h.approve(id).await;
+    }
+    let runner = h.runner("r1").with_lease(Duration::from_secs(30), 10);
+    let mut steps = Vec::new();
+    for _ in 0..10 {
+        runner.sweep().await.expect("sweep");
+        steps.clear();
+        for id in &ids {
+            steps.extend(h.get(id).await.steps);
+        }
+        if steps.iter().all(|s| s.status == StepStatus::Done) {
+            break;
+        }
+    }
+    for s in &steps {
+        assert_eq!(s.status, StepStatus::Done, "{}: {:?}", s.action.name(), s.report);
+    }
+    let (faults, total) = (h.fake.http_errors(429) + h.fake.http_errors(503), h.fake.requests().len());
+    assert!(
+        faults * 10 >= total && h.fake.http_errors(429) > 0 && h.fake.http_errors(503) > 0,
+        "about 30 % of {total} requests were refused, not {faults}"
+    );
+    h.assert_each_effect_once();
+    assert_eq!(h.fake.snapshots().len(), 12, "three disks on each of four nodes, once each");
+    for node in &nodes {
+        let vm = h.fake.instance(PROJECT, ZONE, node).expect("vm");
+        assert_eq!(tags(&vm).iter().filter(|t| *t == "riposte-quarantine").count(), 1);
+        assert!(vm["networkInterfaces"][0]["accessConfigs"].as_array().is_none_or(|a| a.is_empty()));
+    }
+    assert!(h.fake.instance(PROJECT, "europe-west1-c", SPARE).is_none(), "deleted");
+    let deletes: Vec<_> = h.fake.effects().into_iter().filter(|e| e.op_type == "delete").collect();
+    assert_eq!(deletes.len(), 1, "a VM outside any group is deleted directly, once: {deletes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_instance_against_fake_compute_goes_through_its_managed_group() {
+    let h = harness(vec![node_vm()]).await;
+    let id = h.incident(DELETION).await;
+    h.approve(&id).await;
+    h.runner("r1").run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    let delete = step(&incident, "delete_instance");
+    assert_eq!(delete.status, StepStatus::Done, "{:?}", delete.report);
+    assert!(delete.report.as_ref().expect("report").message.contains(MIG));
+    let ops: Vec<String> = h.fake.effects().into_iter().map(|e| e.op_type).collect();
+    assert_eq!(ops, ["deleteInstances"], "through the group, so it is not recreated");
+    assert!(h.fake.instance(PROJECT, ZONE, NODE).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_that_no_longer_exists_against_fake_compute_skips_steps_with_the_reason() {
+    let h = harness(Vec::new()).await;
+    let id = h.incident(CONTAINMENT).await;
+    h.runner("r1").run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    for s in incident.steps.iter().filter(|s| !s.gated) {
+        let StepStatus::Skipped { reason } = &s.status else { panic!("{}: {:?}", s.action.name(), s.status) };
+        assert!(reason.contains(NODE) && reason.contains("no longer exists"), "{reason}");
+    }
+    assert!(h.fake.effects().is_empty());
+}
