@@ -456,3 +456,173 @@ async fn a_vm_that_no_longer_exists_against_fake_compute_skips_steps_with_the_re
     }
     assert!(h.fake.effects().is_empty());
 }
+
+/// The IAM permission a Compute REST call needs, by method and path.
+fn permission_for(method: &str, path: &str) -> &'static str {
+    let rest = path.trim_start_matches("/compute/v1/projects/");
+    let segments: Vec<&str> = rest.split('/').skip(1).collect();
+    match (method, segments.as_slice()) {
+        ("GET", ["aggregated", "instances"]) => "compute.instances.list",
+        ("GET", ["zones", _, "instances", _]) => "compute.instances.get",
+        ("POST", ["zones", _, "instances", _, "setLabels"]) => "compute.instances.setLabels",
+        ("POST", ["zones", _, "instances", _, "setTags"]) => "compute.instances.setTags",
+        ("POST", ["zones", _, "instances", _, "deleteAccessConfig"]) => "compute.instances.deleteAccessConfig",
+        ("DELETE", ["zones", _, "instances", _]) => "compute.instances.delete",
+        ("POST", ["zones", _, "disks", _, "createSnapshot"]) => "compute.disks.createSnapshot",
+        ("POST", ["global", "firewalls"]) => "compute.firewalls.create",
+        ("GET", ["global", "firewalls", _]) => "compute.firewalls.get",
+        ("POST", ["zones", _, "instanceGroupManagers", _, "abandonInstances" | "deleteInstances"]) => {
+            "compute.instanceGroupManagers.update"
+        }
+        ("GET" | "POST", ["zones", _, "operations", ..]) => "compute.zoneOperations.get",
+        ("GET" | "POST", ["global", "operations", ..]) => "compute.globalOperations.get",
+        _ => panic!("no permission mapped for {method} {path}: add it here and to the action's permissions()"),
+    }
+}
+
+/// Permissions a call needs beyond its own, per Compute's IAM reference.
+fn implied_by(permission: &str) -> &'static [&'static str] {
+    match permission {
+        // The snapshot is created, with labels, as a new resource.
+        "compute.disks.createSnapshot" => &["compute.snapshots.create", "compute.snapshots.setLabels"],
+        // A rule is part of its network's policy.
+        "compute.firewalls.create" => &["compute.networks.updatePolicy"],
+        _ => &[],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_permissions_are_exactly_what_the_calls_against_fake_compute_need() {
+    use std::collections::BTreeSet;
+    let actions = [
+        ("snapshot_disks", false),
+        ("label_instance", false),
+        ("quarantine_instance", false),
+        ("allow_forensic_ssh", false),
+        ("remove_external_ip", true),
+        ("abandon_instance", true),
+        ("delete_instance", true),
+    ];
+    for (action, destructive) in actions {
+        let mut used = BTreeSet::new();
+        let mut declared = BTreeSet::new();
+        // delete_instance takes one path for a VM in a managed group and another for one outside;
+        // every action finds its VM by name across zones (Falco) or by id in its zone (Monitoring).
+        let vms = if action == "delete_instance" { vec![node_vm(), node_vm_named(SPARE, 9)] } else { vec![node_vm()] };
+        for vm in vms {
+            let vm = InstanceSpec { mig: vm.mig.filter(|_| vm.name == NODE), ..vm };
+            for (source, rel) in [
+                ("falco", "falco/drop-exec-sidekick-customfields.json"),
+                ("monitoring", "monitoring/incident-gce-cpu-open-critical.json"),
+            ] {
+                let h = harness(vec![vm.clone()]).await;
+                for op in [
+                    "createSnapshot",
+                    "setLabels",
+                    "setTags",
+                    "insert",
+                    "deleteAccessConfig",
+                    "abandonInstances",
+                    "deleteInstances",
+                    "delete",
+                ] {
+                    h.fake.set_latency(op, Duration::from_millis(20)); // so operations are waited for
+                }
+                // Rules of the same content already there for one run (create answers 409, then get),
+                // absent for the other (create, then the operation): every path is exercised.
+                let existing = if source == "falco" { 2 } else { 1 };
+                for rule in [
+                    json!({"name": "riposte-quarantine-deny-egress", "direction": "EGRESS", "priority": 0,
+                        "destinationRanges": ["0.0.0.0/0"], "denied": [{"IPProtocol": "all"}], "targetTags": ["riposte-quarantine"]}),
+                    json!({"name": "riposte-forensic-ssh", "direction": "INGRESS", "priority": 0,
+                        "sourceTags": ["intermediate"], "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "targetTags": ["riposte-quarantine"]}),
+                ]
+                .into_iter()
+                .take(existing)
+                {
+                    let mut rule = rule;
+                    rule["network"] = json!(format!("https://www.googleapis.com/compute/v1/projects/{PROJECT}/global/networks/default"));
+                    h.fake.add_firewall(PROJECT, rule);
+                }
+                let list = if destructive { "on_approval" } else { "actions" };
+                let policy = PolicySet::from_yaml(&format!(
+                    "version: 1\nnotifiers: {{console: {{type: console}}}}\npolicies:\n  - name: only-{action}\n    match: {{sources: [{source}]}}\n    {list}: [{action}]\n"
+                ))
+                .expect("policy");
+                let body = String::from_utf8(fixture(rel))
+                    .expect("utf8")
+                    .replace(NODE, &vm.name)
+                    .replace("7052018843299811234", &vm.id.to_string());
+                let kind: SourceKind = source.parse().expect("source");
+                let alert = kind.parse(body.as_bytes(), &http::HeaderMap::new()).expect("parse").remove(0);
+                let now = Timestamp::now();
+                let incident = plan_incident(policy.matches(&alert)[0].policy, &policy.defaults, &alert, now);
+                let id = h.store.record_alert(incident, now).await.expect("record").incident_id;
+                if destructive {
+                    h.approve(&id).await;
+                }
+                h.runner("r1").run(&id).await.expect("run");
+                let incident = h.get(&id).await;
+                let s = step(&incident, action);
+                assert_eq!(s.status, StepStatus::Done, "{action} on {} from {source}: {:?}", vm.name, s.report);
+                declared.extend(s.action.permissions().iter().copied());
+                for r in h.fake.requests() {
+                    let p = permission_for(&r.method, &r.path);
+                    used.insert(p);
+                    used.extend(implied_by(p).iter().copied());
+                }
+            }
+        }
+        assert_eq!(declared, used, "{action}: the permissions it declares (left) and the ones its calls need (right)");
+    }
+}
+
+/// Whether `text` matches `pattern`, where each `${…}` in the pattern stands for one non-empty
+/// value without `/`, `?` or `&` (a zone, a disk, a requestId).
+fn matches_pattern(pattern: &str, text: &str) -> bool {
+    match pattern.find("${") {
+        None => pattern == text,
+        Some(start) => {
+            let Some(end) = pattern[start..].find('}').map(|e| start + e + 1) else { return false };
+            let (literal, rest) = (&pattern[..start], &pattern[end..]);
+            let Some(after) = text.strip_prefix(literal) else { return false };
+            let value_len = after.find(['/', '?', '&']).unwrap_or(after.len());
+            (1..=value_len).any(|n| matches_pattern(rest, &after[n..]))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_shows_exactly_the_requests_the_executor_sends_against_fake_compute() {
+    let h = harness(vec![node_vm()]).await;
+    let id = h.incident(CONTAINMENT).await;
+    h.runner("r1").run(&id).await.expect("run");
+    h.approve(&id).await;
+    h.runner("r1").run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    let received = h.fake.requests();
+    for s in &incident.steps {
+        assert_eq!(s.status, StepStatus::Done, "{}", s.action.name());
+        // What replay / the dry-run executor shows for this step, host removed.
+        let planned: Vec<(String, String)> = s
+            .requests
+            .iter()
+            .map(|r| (r.method.clone(), r.url.replace("https://compute.googleapis.com", "")))
+            .collect();
+        let sent = &s.report.as_ref().expect("report").requests;
+        assert!(!sent.is_empty(), "{}", s.action.name());
+        for r in sent {
+            let path = r.url.replace(&h.fake.url(), "");
+            assert!(
+                planned.iter().any(|(m, p)| *m == r.method && matches_pattern(p, &path)),
+                "{}: sent {} {path}, which the dry run does not show: {planned:#?}",
+                s.action.name(),
+                r.method
+            );
+        }
+    }
+    // The reads too: the dry run shows the aggregated lookup the executor does.
+    let lookups = received.iter().filter(|r| r.path.ends_with("/aggregated/instances")).count();
+    assert_eq!(lookups, incident.steps.len(), "one lookup per step, as planned");
+    assert!(incident.steps.iter().all(|s| s.requests[0].url.contains("/aggregated/instances?filter=name%20%3D%20")));
+}

@@ -222,20 +222,25 @@ impl Action {
     /// The IAM permissions the action uses (Kubernetes verbs are granted through these on GKE).
     pub fn permissions(&self) -> &'static [&'static str] {
         match self {
+            // Every VM action may look the VM up across zones (`instances.list`, aggregated) when
+            // the alert gave no zone; operations.wait needs `*Operations.get`.
             Action::SnapshotDisks(_) => &[
                 "compute.instances.get",
-                "compute.disks.get",
+                "compute.instances.list",
                 "compute.disks.createSnapshot",
                 "compute.snapshots.create",
-                "compute.snapshots.get",
                 "compute.snapshots.setLabels",
                 "compute.zoneOperations.get",
             ],
-            Action::LabelInstance(_) => {
-                &["compute.instances.get", "compute.instances.setLabels", "compute.zoneOperations.get"]
-            }
+            Action::LabelInstance(_) => &[
+                "compute.instances.get",
+                "compute.instances.list",
+                "compute.instances.setLabels",
+                "compute.zoneOperations.get",
+            ],
             Action::QuarantineInstance(_) => &[
                 "compute.instances.get",
+                "compute.instances.list",
                 "compute.instances.setTags",
                 "compute.firewalls.create",
                 "compute.firewalls.get",
@@ -245,6 +250,7 @@ impl Action {
             ],
             Action::AllowForensicSsh(_) => &[
                 "compute.instances.get",
+                "compute.instances.list",
                 "compute.firewalls.create",
                 "compute.firewalls.get",
                 "compute.networks.updatePolicy",
@@ -266,12 +272,15 @@ impl Action {
                 "container.pods.list",
                 "container.pods.evict",
             ],
-            Action::RemoveExternalIp(_) => {
-                &["compute.instances.get", "compute.instances.deleteAccessConfig", "compute.zoneOperations.get"]
-            }
+            Action::RemoveExternalIp(_) => &[
+                "compute.instances.get",
+                "compute.instances.list",
+                "compute.instances.deleteAccessConfig",
+                "compute.zoneOperations.get",
+            ],
             Action::AbandonInstance(_) => &[
                 "compute.instances.get",
-                "compute.instanceGroupManagers.get",
+                "compute.instances.list",
                 "compute.instanceGroupManagers.update",
                 "compute.zoneOperations.get",
             ],
@@ -287,8 +296,8 @@ impl Action {
             ],
             Action::DeleteInstance(_) => &[
                 "compute.instances.get",
+                "compute.instances.list",
                 "compute.instances.delete",
-                "compute.instanceGroupManagers.get",
                 "compute.instanceGroupManagers.update",
                 "compute.zoneOperations.get",
             ],

@@ -98,8 +98,12 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
     let Target::Instance { project, zone, name, id } = target else { return Vec::new() };
     let mut out = Vec::new();
     let ident = name.as_ref().map(|n| n.to_string()).or(id.as_ref().map(|i| i.to_string())).unwrap_or_default();
+    // The VM is read once: by name or id in its zone, or found (with its zone) by the aggregated list.
     let zone = match zone {
-        Some(z) => z.to_string(),
+        Some(z) => {
+            out.push(req("GET", format!("{COMPUTE}/projects/{project}/zones/{z}/instances/{ident}"), None));
+            z.to_string()
+        }
         None => {
             let filter = match name {
                 Some(n) => format!("name%20%3D%20%22{n}%22"),
@@ -113,7 +117,6 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
     let instance = format!("{base}/zones/{zone}/instances/{ident}");
     let rid = |salt: &str| request_id(key, salt);
     let incident_label = incident_label(incident_id);
-    out.push(req("GET", instance.clone(), None));
     match action {
         Action::SnapshotDisks(p) => {
             let mut body = json!({
