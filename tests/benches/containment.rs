@@ -62,6 +62,7 @@ async fn one_containment() -> Duration {
         retry: RetryBudget {
             backoff: Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(1) },
             total: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(10),
         },
         operation_deadline: Duration::from_secs(60),
     };

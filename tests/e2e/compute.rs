@@ -90,6 +90,7 @@ fn test_settings(fake: &FakeCompute) -> ComputeSettings {
         retry: RetryBudget {
             backoff: Backoff { initial: Duration::from_millis(5), max: Duration::from_millis(40) },
             total: Duration::from_secs(20),
+            attempt_timeout: Duration::from_secs(10),
         },
         operation_deadline: Duration::from_secs(20),
     }
@@ -209,16 +210,16 @@ async fn full_vm_containment_against_fake_compute_then_approved_ip_removal_and_a
     assert_eq!(tags(&vm), ["gke-prod-eu-5c1d2e3f-node", "riposte-quarantine"]);
 
     // The quarantine rules, on the VM's network, exactly as the runbook says.
-    let egress = h.fake.firewall(PROJECT, "riposte-quarantine-deny-egress").expect("egress rule");
+    let egress = h.fake.firewall(PROJECT, "riposte-quarantine-deny-egress-default").expect("egress rule");
     assert_eq!((egress["direction"].as_str(), egress["priority"].as_i64()), (Some("EGRESS"), Some(0)));
     assert_eq!(egress["destinationRanges"], json!(["0.0.0.0/0"]));
     assert_eq!(egress["denied"], json!([{"IPProtocol": "all"}]));
     assert_eq!(egress["targetTags"], json!(["riposte-quarantine"]));
     assert!(egress["network"].as_str().expect("network").ends_with("/global/networks/default"));
-    let ingress = h.fake.firewall(PROJECT, "riposte-quarantine-deny-ingress").expect("ingress rule");
+    let ingress = h.fake.firewall(PROJECT, "riposte-quarantine-deny-ingress-default").expect("ingress rule");
     assert_eq!((ingress["direction"].as_str(), ingress["priority"].as_i64()), (Some("INGRESS"), Some(1)));
     assert_eq!(ingress["sourceRanges"], json!(["0.0.0.0/0"]));
-    let ssh = h.fake.firewall(PROJECT, "riposte-forensic-ssh").expect("ssh rule");
+    let ssh = h.fake.firewall(PROJECT, "riposte-forensic-ssh-default").expect("ssh rule");
     assert_eq!(ssh["allowed"], json!([{"IPProtocol": "tcp", "ports": ["22"]}]));
     assert_eq!(
         (ssh["sourceTags"].clone(), ssh["targetTags"].clone()),
@@ -285,7 +286,7 @@ async fn existing_firewall_rules_against_fake_compute_same_content_is_success_di
     h.fake.add_firewall(
         PROJECT,
         json!({
-            "name": "riposte-quarantine-deny-egress", "direction": "EGRESS", "priority": 0,
+            "name": "riposte-quarantine-deny-egress-default", "direction": "EGRESS", "priority": 0,
             "network": format!("https://www.googleapis.com/compute/v1/projects/{PROJECT}/global/networks/default"),
             "destinationRanges": ["0.0.0.0/0"], "denied": [{"IPProtocol": "all"}], "targetTags": ["riposte-quarantine"],
         }),
@@ -294,7 +295,7 @@ async fn existing_firewall_rules_against_fake_compute_same_content_is_success_di
     h.fake.add_firewall(
         PROJECT,
         json!({
-            "name": "riposte-forensic-ssh", "direction": "INGRESS", "priority": 1000,
+            "name": "riposte-forensic-ssh-default", "direction": "INGRESS", "priority": 1000,
             "network": format!("https://www.googleapis.com/compute/v1/projects/{PROJECT}/global/networks/default"),
             "sourceRanges": ["0.0.0.0/0"], "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "targetTags": ["riposte-quarantine"],
         }),
@@ -305,17 +306,17 @@ async fn existing_firewall_rules_against_fake_compute_same_content_is_success_di
     let quarantine = step(&incident, "quarantine_instance");
     assert_eq!(quarantine.status, StepStatus::Done, "{:?}", quarantine.report);
     let message = &quarantine.report.as_ref().expect("report").message;
-    assert!(message.contains("riposte-quarantine-deny-egress present"), "{message}");
-    assert!(message.contains("riposte-quarantine-deny-ingress created"), "{message}");
+    assert!(message.contains("riposte-quarantine-deny-egress-default present"), "{message}");
+    assert!(message.contains("riposte-quarantine-deny-ingress-default created"), "{message}");
     assert!(h.fake.http_errors(409) >= 2, "both rules answered 409 alreadyExists");
     let StepStatus::Failed { error } = &step(&incident, "allow_forensic_ssh").status else {
         panic!("a conflicting rule must fail the step: {:?}", step(&incident, "allow_forensic_ssh"));
     };
-    assert!(error.contains("riposte-forensic-ssh already exists with different content"), "{error}");
+    assert!(error.contains("riposte-forensic-ssh-default already exists with different content"), "{error}");
     assert!(error.contains("priority is 1000, riposte needs 0"), "{error}");
     assert!(error.contains("sourceTags"), "{error}");
     // Nothing was overwritten.
-    assert_eq!(h.fake.firewall(PROJECT, "riposte-forensic-ssh").expect("rule")["priority"], 1000);
+    assert_eq!(h.fake.firewall(PROJECT, "riposte-forensic-ssh-default").expect("rule")["priority"], 1000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,9 +533,9 @@ async fn declared_permissions_are_exactly_what_the_calls_against_fake_compute_ne
                 // absent for the other (create, then the operation): every path is exercised.
                 let existing = if source == "falco" { 2 } else { 1 };
                 for rule in [
-                    json!({"name": "riposte-quarantine-deny-egress", "direction": "EGRESS", "priority": 0,
+                    json!({"name": "riposte-quarantine-deny-egress-default", "direction": "EGRESS", "priority": 0,
                         "destinationRanges": ["0.0.0.0/0"], "denied": [{"IPProtocol": "all"}], "targetTags": ["riposte-quarantine"]}),
-                    json!({"name": "riposte-forensic-ssh", "direction": "INGRESS", "priority": 0,
+                    json!({"name": "riposte-forensic-ssh-default", "direction": "INGRESS", "priority": 0,
                         "sourceTags": ["intermediate"], "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "targetTags": ["riposte-quarantine"]}),
                 ]
                 .into_iter()
@@ -625,4 +626,36 @@ async fn dry_run_shows_exactly_the_requests_the_executor_sends_against_fake_comp
     let lookups = received.iter().filter(|r| r.path.ends_with("/aggregated/instances")).count();
     assert_eq!(lookups, incident.steps.len(), "one lookup per step, as planned");
     assert!(incident.steps.iter().all(|s| s.requests[0].url.contains("/aggregated/instances?filter=name%20%3D%20")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_vpc_quarantine_against_fake_compute_puts_rules_in_the_host_project_per_network() {
+    // One VM on the host project's shared network, one on the service project's own network: the
+    // rules of each live in the network's project, under names that cannot collide.
+    let mut shared = node_vm();
+    shared.network = "projects/net-host/global/networks/shared".into();
+    let mut own = node_vm_named(SPARE, 9);
+    own.mig = None;
+    let h = harness(vec![shared, own]).await;
+    for node in [NODE, SPARE] {
+        let id = h.incident_on(CONTAINMENT, node).await;
+        h.runner("r1").run(&id).await.expect("run");
+        let incident = h.get(&id).await;
+        for name in ["quarantine_instance", "allow_forensic_ssh"] {
+            assert_eq!(
+                step(&incident, name).status,
+                StepStatus::Done,
+                "{node} {name}: {:?}",
+                step(&incident, name).report
+            );
+        }
+    }
+    let host = h.fake.firewall("net-host", "riposte-quarantine-deny-egress-shared").expect("rule in the host project");
+    assert!(host["network"].as_str().expect("network").ends_with("projects/net-host/global/networks/shared"));
+    assert!(h.fake.firewall("net-host", "riposte-forensic-ssh-shared").is_some());
+    assert!(
+        h.fake.firewall(PROJECT, "riposte-quarantine-deny-egress-shared").is_none(),
+        "nothing in the service project for it"
+    );
+    assert!(h.fake.firewall(PROJECT, "riposte-quarantine-deny-ingress-default").is_some());
 }

@@ -219,10 +219,9 @@ async fn every_fixture_gets_the_expected_answer_and_steps_run_after_it() {
     let report = quarantine.report.as_ref().expect("report");
     assert!(report.dry_run);
     let urls: Vec<&str> = report.requests.iter().map(|r| r.url.as_str()).collect();
-    assert!(urls.iter().any(|u| u.ends_with(&format!(
-        "/setTags?requestId={}",
-        riposte_core::requests::request_id(&quarantine.idempotency_key, "setTags")
-    ))));
+    assert!(
+        urls.iter().any(|u| u.ends_with("/setTags?requestId=${request_id(\"setTags/\" + instance.tags.fingerprint)}"))
+    );
     assert_eq!(report.requests.iter().filter(|r| r.url.contains("/global/firewalls")).count(), 2);
     assert!(incident.steps.iter().filter(|s| s.gated).all(|s| s.status == StepStatus::AwaitingApproval));
     assert_eq!(incident.alert_count, 2);

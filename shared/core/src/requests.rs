@@ -114,14 +114,16 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
         }
     };
     let base = format!("{COMPUTE}/projects/{project}");
-    let instance = format!("{base}/zones/{zone}/instances/{ident}");
+    // After the read, the VM is addressed by the name Compute returned.
+    let vm_name = name.as_ref().map_or_else(|| "${instance.name}".to_string(), |n| n.to_string());
+    let instance = format!("{base}/zones/{zone}/instances/{vm_name}");
     let rid = |salt: &str| request_id(key, salt);
     let incident_label = incident_label(incident_id);
     match action {
         Action::SnapshotDisks(p) => {
             let mut body = json!({
                 "name": "${snapshot_name(disk.name)}",
-                "description": format!("riposte incident {incident_id}: evidence before containment"),
+                "description": format!("riposte incident {incident_id}: evidence from projects/{project}/zones/{zone}/instances/{vm_name} before containment"),
                 "labels": {INCIDENT_LABEL_KEY: incident_label},
             });
             if let Some(loc) = &p.storage_location {
@@ -137,10 +139,11 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
             );
         }
         Action::LabelInstance(p) => {
-            let mut labels = json!({INCIDENT_LABEL_KEY: incident_label});
+            let mut labels = json!({});
             for (k, v) in &p.labels {
                 labels[k] = json!(v);
             }
+            labels[INCIDENT_LABEL_KEY] = json!(incident_label);
             out.push(
                 req(
                     "POST",
@@ -151,31 +154,32 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
             );
         }
         Action::QuarantineInstance(q) => {
-            out.push(firewall(&base, &rid("egress"), json!({
-                "name": q.deny_egress_rule, "network": "${instance.networkInterfaces[0].network}",
+            let note = "for each network of the VM's interfaces, concurrently; created in the network's project (the host project of a Shared VPC); 409 with the same content counts as done";
+            out.push(firewall("egress", json!({
+                "name": format!("{}-${{network.name}}", q.deny_egress_rule), "network": "${network}",
                 "direction": "EGRESS", "priority": 0, "destinationRanges": ["0.0.0.0/0"],
                 "denied": [{"IPProtocol": "all"}], "targetTags": [q.tag],
                 "description": "riposte quarantine: deny all egress",
-            })));
-            out.push(firewall(&base, &rid("ingress"), json!({
-                "name": q.deny_ingress_rule, "network": "${instance.networkInterfaces[0].network}",
+            })).note(note));
+            out.push(firewall("ingress", json!({
+                "name": format!("{}-${{network.name}}", q.deny_ingress_rule), "network": "${network}",
                 "direction": "INGRESS", "priority": 1, "sourceRanges": ["0.0.0.0/0"],
                 "denied": [{"IPProtocol": "all"}], "targetTags": [q.tag],
                 "description": "riposte quarantine: deny all ingress",
-            })));
+            })).note(note));
             out.push(req(
                 "POST",
                 format!("{instance}/setTags?requestId=${{request_id(\"setTags/\" + instance.tags.fingerprint)}}"),
                 Some(json!({"items": ["${instance.tags.items}", q.tag], "fingerprint": "${instance.tags.fingerprint}"})),
-            ));
+            ).note("after both rules exist; merged into the VM's tags"));
         }
         Action::AllowForensicSsh(f) => {
-            out.push(firewall(&base, &rid("ssh"), json!({
-                "name": f.rule_name, "network": "${instance.networkInterfaces[0].network}",
+            out.push(firewall("ssh", json!({
+                "name": format!("{}-${{network.name}}", f.rule_name), "network": "${network}",
                 "direction": "INGRESS", "priority": 0, "sourceTags": [f.source_tag],
                 "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "targetTags": [f.quarantine_tag],
                 "description": "riposte: forensic SSH into quarantined VMs",
-            })));
+            })).note("on the network of the VM's first interface, in that network's project"));
         }
         Action::RemoveExternalIp(_) => out.push(
             req(
@@ -190,13 +194,13 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
         Action::AbandonInstance(_) => out.push(req(
             "POST",
             format!("{base}/zones/{zone}/instanceGroupManagers/${{created-by MIG}}/abandonInstances?requestId={}", rid("abandon")),
-            Some(json!({"instances": [format!("zones/{zone}/instances/{ident}")]})),
+            Some(json!({"instances": [format!("zones/{zone}/instances/{vm_name}")]})),
         )),
         Action::DeleteInstance(_) => {
             out.push(req(
                 "POST",
                 format!("{base}/zones/{zone}/instanceGroupManagers/${{created-by MIG}}/deleteInstances?requestId={}", rid("delete-through-mig")),
-                Some(json!({"instances": [format!("zones/{zone}/instances/{ident}")]})),
+                Some(json!({"instances": [format!("zones/{zone}/instances/{vm_name}")]})),
             ).note("when the VM belongs to a managed instance group"));
             out.push(req("DELETE", format!("{instance}?requestId={}", rid("delete")), None).note("when it does not"));
         }
@@ -205,8 +209,16 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
     out
 }
 
-fn firewall(base: &str, request_id: &str, body: Value) -> PlannedRequest {
-    req("POST", format!("{base}/global/firewalls?requestId={request_id}"), Some(body))
+/// A rule insert in the network's project; names longer than 63 characters end in a hash of the
+/// network name instead.
+fn firewall(kind: &str, body: Value) -> PlannedRequest {
+    req(
+        "POST",
+        format!(
+            "{COMPUTE}/projects/${{network.project}}/global/firewalls?requestId=${{request_id(\"{kind}/\" + network.project + \"/\" + network.name)}}"
+        ),
+        Some(body),
+    )
 }
 
 fn cluster_get(cluster: &ClusterRef) -> PlannedRequest {

@@ -106,7 +106,10 @@ impl Runner {
                         finished += 1;
                     }
                     let after = self.store.get(id).await?;
-                    if after.as_ref().and_then(|i| i.steps.get(index)).is_none_or(|s| s.status != StepStatus::Done) {
+                    // Skipped (the VM is gone, say) lets the next approved step run; anything else waits.
+                    let settled =
+                        |s: &crate::incident::Step| matches!(s.status, StepStatus::Done | StepStatus::Skipped { .. });
+                    if after.as_ref().and_then(|i| i.steps.get(index)).is_none_or(|s| !settled(s)) {
                         break;
                     }
                 }

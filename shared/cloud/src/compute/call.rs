@@ -19,6 +19,9 @@ pub struct RetryBudget {
     pub backoff: Backoff,
     /// No retry starts after this much time has passed since the first attempt.
     pub total: Duration,
+    /// One attempt without an answer for this long counts as a transient failure (a half-open
+    /// connection must not hold a step, and its lease, forever).
+    pub attempt_timeout: Duration,
 }
 
 /// A failed call, as the API reported it.
@@ -51,6 +54,9 @@ impl ApiError {
     fn transient(&self) -> bool {
         match self.status {
             None => true,
+            // 409 other than alreadyExists: another operation on the resource is in progress.
+            Some(409) => !self.already_exists(),
+            Some(400) => self.reason == "resourceNotReady",
             Some(code) => code == 429 || code == 408 || code >= 500,
         }
     }
@@ -60,9 +66,9 @@ impl ApiError {
         self.status == Some(404)
     }
 
-    /// 409 `alreadyExists`.
+    /// 409 `alreadyExists` (and not a 409 for an operation already in progress).
     pub fn already_exists(&self) -> bool {
-        self.status == Some(409)
+        self.status == Some(409) && (self.reason == "alreadyExists" || self.message.contains("already exists"))
     }
 
     /// 412 `conditionNotMet`: a fingerprint was stale.
@@ -91,9 +97,14 @@ where
     let start = Instant::now();
     let mut n = 0;
     loop {
-        let error = match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(e) => ApiError::from_gax(&e),
+        let error = match tokio::time::timeout(budget.attempt_timeout, attempt()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => ApiError::from_gax(&e),
+            Err(_) => ApiError {
+                status: None,
+                reason: "timeout".into(),
+                message: format!("no answer within {} s", budget.attempt_timeout.as_secs()),
+            },
         };
         let delay = budget.backoff.delay(n);
         if !error.transient() || start.elapsed() + delay > budget.total {

@@ -9,10 +9,11 @@ use google_cloud_compute_v1::model::firewall::{Allowed, Denied, Direction};
 use riposte_core::action::{ForensicSsh, Quarantine};
 use riposte_core::executor::ExecError;
 use riposte_core::incident::digest;
+use riposte_core::names::{ProjectId, is_gce_resource_name};
 use riposte_core::requests::request_id;
 
 use super::call::with_retries;
-use super::instance::{Vm, last_segment};
+use super::instance::Vm;
 use super::operation::Scope;
 use super::{ComputeExecutor, Journal, StepContext};
 
@@ -89,24 +90,51 @@ impl RuleContent {
     }
 }
 
-/// The networks of the VM's interfaces, in interface order, without repeats.
-fn networks(vm: &Vm) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for nic in &vm.instance.network_interfaces {
-        if let Some(n) = &nic.network
-            && !out.contains(n)
-        {
-            out.push(n.clone());
-        }
-    }
-    out
+/// A VPC network a VM is attached to. Its rules live in the network's own project, which for a
+/// Shared VPC is the host project, not the VM's.
+pub(crate) struct Network {
+    /// The network URL as the VM's interface gives it.
+    url: String,
+    /// The project that owns the network (and its firewall rules).
+    project: String,
+    /// The network's name.
+    name: String,
 }
 
-/// A rule name for the `index`-th network: the configured name on the first, the name plus a hash
-/// of the network on others (names are global to the project, rules belong to one network).
-fn rule_name(base: &str, index: usize, network: &str) -> String {
-    if index == 0 {
-        return base.to_string();
+/// The networks of the VM's interfaces, in interface order, without repeats. Project and name
+/// are read from the URL and validated: they go into request paths.
+fn networks(vm: &Vm) -> Result<Vec<Network>, ExecError> {
+    let mut out: Vec<Network> = Vec::new();
+    for url in vm.instance.network_interfaces.iter().filter_map(|n| n.network.as_deref()) {
+        if out.iter().any(|n| n.url == url) {
+            continue;
+        }
+        let path = network_path(url);
+        let parts: Vec<&str> = path.split('/').collect();
+        let ["projects", project, "global", "networks", name] = parts.as_slice() else {
+            return Err(ExecError::Permanent(format!("{}: unexpected network URL {url:?}", vm.path())));
+        };
+        let project = project
+            .parse::<ProjectId>()
+            .map_err(|e| ExecError::Permanent(format!("{}: network URL {url:?}: {e}", vm.path())))?;
+        if !is_gce_resource_name(name) {
+            return Err(ExecError::Permanent(format!("{}: network URL {url:?}: invalid network name", vm.path())));
+        }
+        out.push(Network { url: url.to_string(), project: project.to_string(), name: name.to_string() });
+    }
+    if out.is_empty() {
+        return Err(ExecError::Permanent(format!("{} has no network interface", vm.path())));
+    }
+    Ok(out)
+}
+
+/// The rule name on `network`: the configured name plus the network's name. Rule names are unique
+/// per project but a rule belongs to one network, so VMs on two VPCs of one project need two rules.
+/// Too long for 63 characters, the network part becomes a hash.
+pub(crate) fn rule_name(base: &str, network: &str) -> String {
+    let full = format!("{base}-{network}");
+    if full.len() <= 63 {
+        return full;
     }
     let mut name: String = base.chars().take(54).collect();
     name.push('-');
@@ -128,15 +156,12 @@ impl ComputeExecutor {
         ctx: &StepContext<'_>,
         journal: &mut Journal,
     ) -> Result<String, ExecError> {
-        let nets = networks(vm);
-        if nets.is_empty() {
-            return Err(ExecError::Permanent(format!("{} has no network interface to quarantine", vm.path())));
-        }
+        let nets = networks(vm)?;
         let mut rules = Vec::new();
-        for (i, net) in nets.iter().enumerate() {
+        for net in &nets {
             let egress = Firewall::new()
-                .set_name(rule_name(&q.deny_egress_rule, i, net))
-                .set_network(net.clone())
+                .set_name(rule_name(&q.deny_egress_rule, &net.name))
+                .set_network(net.url.clone())
                 .set_direction(Direction::Egress)
                 .set_priority(0)
                 .set_destination_ranges(["0.0.0.0/0"])
@@ -144,30 +169,26 @@ impl ComputeExecutor {
                 .set_target_tags([q.tag.clone()])
                 .set_description("riposte quarantine: deny all egress");
             let ingress = Firewall::new()
-                .set_name(rule_name(&q.deny_ingress_rule, i, net))
-                .set_network(net.clone())
+                .set_name(rule_name(&q.deny_ingress_rule, &net.name))
+                .set_network(net.url.clone())
                 .set_direction(Direction::Ingress)
                 .set_priority(1)
                 .set_source_ranges(["0.0.0.0/0"])
                 .set_denied([deny_all()])
                 .set_target_tags([q.tag.clone()])
                 .set_description("riposte quarantine: deny all ingress");
-            let salt = |kind: &str| if i == 0 { kind.to_string() } else { format!("{kind}/{}", last_segment(net)) };
-            rules.push((egress, request_id(ctx.key, &salt("egress"))));
-            rules.push((ingress, request_id(ctx.key, &salt("ingress"))));
+            let salt = |kind: &str| format!("{kind}/{}/{}", net.project, net.name);
+            rules.push((net, egress, request_id(ctx.key, &salt("egress"))));
+            rules.push((net, ingress, request_id(ctx.key, &salt("ingress"))));
         }
         // The rules are independent: create them concurrently, then tag.
-        let outcomes = join_all(rules.iter().map(|(rule, rid)| self.ensure_rule(&vm.project, rule, rid))).await;
+        let outcomes = join_all(rules.iter().map(|(net, rule, rid)| self.ensure_rule(&net.project, rule, rid))).await;
         let mut lines = Vec::new();
-        for ((rule, rid), outcome) in rules.iter().zip(outcomes) {
+        for ((net, rule, rid), outcome) in rules.iter().zip(outcomes) {
             let (name, created) = outcome?;
             if created {
-                journal.sent(
-                    "POST",
-                    self.url(&format!("projects/{}/global/firewalls?requestId={rid}", vm.project)),
-                    Some(rule),
-                    None,
-                );
+                let url = self.url(&format!("projects/{}/global/firewalls?requestId={rid}", net.project));
+                journal.sent("POST", url, Some(rule), None);
             }
             lines.push(format!("{name} {}", if created { "created" } else { "present" }));
         }
@@ -189,27 +210,23 @@ impl ComputeExecutor {
         ctx: &StepContext<'_>,
         journal: &mut Journal,
     ) -> Result<String, ExecError> {
-        let net = networks(vm).into_iter().next().ok_or_else(|| {
-            ExecError::Permanent(format!("{} has no network interface for a forensic SSH rule", vm.path()))
-        })?;
+        // The SSH rule goes on the network of the first interface, where the forensics host reaches it.
+        let nets = networks(vm)?;
+        let Some(net) = nets.first() else { return Err(ExecError::Permanent(format!("{} has no network", vm.path()))) };
         let rule = Firewall::new()
-            .set_name(f.rule_name.clone())
-            .set_network(net)
+            .set_name(rule_name(&f.rule_name, &net.name))
+            .set_network(net.url.clone())
             .set_direction(Direction::Ingress)
             .set_priority(0)
             .set_source_tags([f.source_tag.clone()])
             .set_allowed([Allowed::new().set_ip_protocol("tcp").set_ports(["22"])])
             .set_target_tags([f.quarantine_tag.clone()])
             .set_description("riposte: forensic SSH into quarantined VMs");
-        let rid = request_id(ctx.key, "ssh");
-        let (name, created) = self.ensure_rule(&vm.project, &rule, &rid).await?;
+        let rid = request_id(ctx.key, &format!("ssh/{}/{}", net.project, net.name));
+        let (name, created) = self.ensure_rule(&net.project, &rule, &rid).await?;
         if created {
-            journal.sent(
-                "POST",
-                self.url(&format!("projects/{}/global/firewalls?requestId={rid}", vm.project)),
-                Some(&rule),
-                None,
-            );
+            let url = self.url(&format!("projects/{}/global/firewalls?requestId={rid}", net.project));
+            journal.sent("POST", url, Some(&rule), None);
         }
         Ok(format!(
             "forensic SSH from tag {} to tag {}: rule {name} {}",
@@ -245,7 +262,14 @@ impl ComputeExecutor {
             self.clients.firewalls.get().set_project(project).set_firewall(&name).send()
         })
         .await
-        .map_err(|e| e.into_exec(&format!("reading existing firewall rule {name}")))?;
+        .map_err(|e| {
+            if e.not_found() {
+                // Another writer's insert answered 409 but its operation has not finished yet.
+                ExecError::Retryable(format!("firewall rule {name} is being created by someone else; will check again"))
+            } else {
+                e.into_exec(&format!("reading existing firewall rule {name}"))
+            }
+        })?;
         let differences = RuleContent::of(&have).differences(&RuleContent::of(want));
         if differences.is_empty() {
             Ok((name, false))

@@ -74,6 +74,16 @@ impl ComputeExecutor {
             },
             None => self.find_instance(project.as_str(), name.is_some(), &ident).await?,
         };
+        // Named and numbered by the alert: a VM of that name with another id is a new VM (a MIG or
+        // GKE auto-repair recreated it); acting on it would contain or delete an innocent machine.
+        if let (Some(_), Some(want)) = (name, id)
+            && instance.id.map(|i| i.to_string()).as_deref() != Some(want.as_str())
+        {
+            return Err(ExecError::Skip(format!(
+                "VM {ident} was recreated since the alert (id {}, the alert named id {want}): not acting on the new VM",
+                instance.id.map_or_else(|| "unknown".into(), |i| i.to_string())
+            )));
+        }
         let found = instance.name.as_deref().unwrap_or_default();
         let name = found
             .parse::<InstanceName>()

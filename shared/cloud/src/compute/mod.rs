@@ -3,7 +3,8 @@
 //!
 //! Every mutating call carries a `requestId` derived from the step's idempotency key, so a step
 //! that runs again after a crash (or a lost response) is recognised by Compute Engine as the same
-//! request and acts once. Operations are waited for; an error inside a finished operation fails the
+//! request (Compute keeps request ids for at least 60 minutes) and acts once; after that,
+//! deterministic names and reading before writing keep a late re-run from acting twice. Operations are waited for; an error inside a finished operation fails the
 //! step. 429 and 5xx answers are retried with jittered backoff inside a budget (see [`call`]).
 
 mod call;
@@ -55,6 +56,7 @@ impl Default for ComputeSettings {
             retry: RetryBudget {
                 backoff: Backoff { initial: Duration::from_millis(200), max: Duration::from_secs(10) },
                 total: Duration::from_secs(60),
+                attempt_timeout: Duration::from_secs(30),
             },
             operation_deadline: Duration::from_secs(600),
         }
@@ -121,7 +123,7 @@ impl Journal {
     }
 }
 
-/// What one step works with: the incident, the step's key and the journal.
+/// What one step works with: the incident and the step's idempotency key.
 pub(crate) struct StepContext<'a> {
     incident_id: &'a str,
     key: &'a str,

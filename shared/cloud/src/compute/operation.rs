@@ -2,14 +2,14 @@
 //! as soon as the operation is done, or after about two minutes), so containment finishes as soon
 //! as the slowest operation does, with no polling interval added to the critical path.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use google_cloud_compute_v1::model::Operation;
 use google_cloud_compute_v1::model::operation::Status;
 use riposte_core::executor::ExecError;
 
 use super::ComputeExecutor;
-use super::call::with_retries;
+use super::call::{RetryBudget, with_retries};
 
 /// An operation that finished with an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,11 @@ impl ComputeExecutor {
                     self.settings.operation_deadline.as_secs()
                 )));
             }
-            let budget = &self.settings.retry;
+            // operations.wait answers within about two minutes even when the operation runs on.
+            let budget = &RetryBudget {
+                attempt_timeout: self.settings.retry.attempt_timeout.max(Duration::from_secs(150)),
+                ..self.settings.retry
+            };
             op = match scope {
                 Scope::Zone(zone) => {
                     with_retries(budget, || {
