@@ -158,7 +158,7 @@ fn replay_shows_the_matched_policy_its_reasons_and_the_plan() {
         (
             "falco/drop-exec-sidekick-customfields.json",
             Some("crypto-mining-containment"),
-            "POST https://compute.googleapis.com/compute/v1/projects/shop-prod/global/firewalls?requestId=",
+            "POST https://compute.googleapis.com/compute/v1/projects/${network.project}/global/firewalls?requestId=${request_id(\"egress/\" + network.project + \"/\" + network.name)}",
         ),
         ("falco/sidekick-test-event.json", None, "no policy matched"),
         ("falco/terminal-shell-k8s.json", Some("terminal-shell-in-container"), "skipped: the alert names no node"),
@@ -167,7 +167,7 @@ fn replay_shows_the_matched_policy_its_reasons_and_the_plan() {
         (
             "monitoring/incident-gce-cpu-open-critical.json",
             Some("node-cpu-pegged"),
-            "zones/europe-west1-b/instances/gke-prod-eu-default-pool-5c1d2e3f-k9zt/setTags?requestId=",
+            "zones/europe-west1-b/instances/gke-prod-eu-default-pool-5c1d2e3f-k9zt/setTags?requestId=${request_id(\"setTags/\"",
         ),
         ("pubsub/push-falco-container-log.json", Some("crypto-mining-containment"), "[6] drain_node (on approval)"),
         (
