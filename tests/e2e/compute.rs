@@ -171,6 +171,10 @@ fn step<'a>(incident: &'a Incident, action: &str) -> &'a riposte_core::incident:
     incident.steps.iter().find(|s| s.action.name() == action).expect("step")
 }
 
+fn disk_url(zone: &str, disk: &str) -> String {
+    format!("https://www.googleapis.com/compute/v1/projects/{PROJECT}/zones/{zone}/disks/{disk}")
+}
+
 fn tags(vm: &Value) -> Vec<String> {
     vm["tags"]["items"]
         .as_array()
@@ -453,7 +457,7 @@ async fn a_vm_that_no_longer_exists_against_fake_compute_skips_steps_with_the_re
     let incident = h.get(&id).await;
     for s in incident.steps.iter().filter(|s| !s.gated) {
         let StepStatus::Skipped { reason } = &s.status else { panic!("{}: {:?}", s.action.name(), s.status) };
-        assert!(reason.contains(NODE) && reason.contains("no longer exists"), "{reason}");
+        assert!(reason.contains(NODE) && reason.contains("no such VM in any zone"), "{reason}");
     }
     assert!(h.fake.effects().is_empty());
 }
@@ -469,7 +473,11 @@ fn permission_for(method: &str, path: &str) -> &'static str {
         ("POST", ["zones", _, "instances", _, "setTags"]) => "compute.instances.setTags",
         ("POST", ["zones", _, "instances", _, "deleteAccessConfig"]) => "compute.instances.deleteAccessConfig",
         ("DELETE", ["zones", _, "instances", _]) => "compute.instances.delete",
-        ("POST", ["zones", _, "disks", _, "createSnapshot"]) => "compute.disks.createSnapshot",
+        ("POST", ["zones" | "regions", _, "disks", _, "createSnapshot"]) => "compute.disks.createSnapshot",
+        ("GET", ["global", "snapshots", _]) => "compute.snapshots.get",
+        ("POST", ["zones", _, "instanceGroupManagers", _, "listManagedInstances"]) => {
+            "compute.instanceGroupManagers.get"
+        }
         ("POST", ["global", "firewalls"]) => "compute.firewalls.create",
         ("GET", ["global", "firewalls", _]) => "compute.firewalls.get",
         ("POST", ["zones", _, "instanceGroupManagers", _, "abandonInstances" | "deleteInstances"]) => {
@@ -477,6 +485,7 @@ fn permission_for(method: &str, path: &str) -> &'static str {
         }
         ("GET" | "POST", ["zones", _, "operations", ..]) => "compute.zoneOperations.get",
         ("GET" | "POST", ["global", "operations", ..]) => "compute.globalOperations.get",
+        ("GET" | "POST", ["regions", _, "operations", ..]) => "compute.regionOperations.get",
         _ => panic!("no permission mapped for {method} {path}: add it here and to the action's permissions()"),
     }
 }
@@ -509,7 +518,13 @@ async fn declared_permissions_are_exactly_what_the_calls_against_fake_compute_ne
         let mut declared = BTreeSet::new();
         // delete_instance takes one path for a VM in a managed group and another for one outside;
         // every action finds its VM by name across zones (Falco) or by id in its zone (Monitoring).
-        let vms = if action == "delete_instance" { vec![node_vm(), node_vm_named(SPARE, 9)] } else { vec![node_vm()] };
+        // The node also has a regional disk (a GKE regional persistent volume), for the regional path.
+        let with_regional = InstanceSpec { regional_disks: vec!["pv-regional-data".into()], ..node_vm() };
+        let vms = if action == "delete_instance" {
+            vec![with_regional, node_vm_named(SPARE, 9)]
+        } else {
+            vec![with_regional]
+        };
         for vm in vms {
             let vm = InstanceSpec { mig: vm.mig.filter(|_| vm.name == NODE), ..vm };
             for (source, rel) in [
@@ -559,6 +574,11 @@ async fn declared_permissions_are_exactly_what_the_calls_against_fake_compute_ne
                 let now = Timestamp::now();
                 let incident = plan_incident(policy.matches(&alert)[0].policy, &policy.defaults, &alert, now);
                 let id = h.store.record_alert(incident, now).await.expect("record").incident_id;
+                if action == "snapshot_disks" && source == "falco" {
+                    // Left READY by an earlier attempt: createSnapshot answers 409, the snapshot is read.
+                    let name = riposte_core::requests::snapshot_name(&id, ZONE, &vm.name);
+                    h.fake.add_snapshot(PROJECT, &name, &disk_url(ZONE, &vm.name), "READY");
+                }
                 if destructive {
                     h.approve(&id).await;
                 }
@@ -658,4 +678,93 @@ async fn shared_vpc_quarantine_against_fake_compute_puts_rules_in_the_host_proje
         "nothing in the service project for it"
     );
     assert!(h.fake.firewall(PROJECT, "riposte-quarantine-deny-ingress-default").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regional_disks_are_snapshotted_too_against_fake_compute() {
+    let h = harness(vec![InstanceSpec { regional_disks: vec!["pv-regional-data".into()], ..node_vm() }]).await;
+    let id = h.incident(CONTAINMENT).await;
+    h.runner("r1").run(&id).await.expect("run");
+    let snapshot = step(&h.get(&id).await, "snapshot_disks").clone();
+    assert_eq!(snapshot.status, StepStatus::Done, "{:?}", snapshot.report);
+    let sources: Vec<String> =
+        h.fake.snapshots().iter().filter_map(|s| s["sourceDisk"].as_str().map(String::from)).collect();
+    assert_eq!(sources.len(), 4, "{sources:?}");
+    assert!(sources.iter().any(|s| s.ends_with("/regions/europe-west1/disks/pv-regional-data")), "{sources:?}");
+    let regional = h.fake.requests().into_iter().filter(|r| r.path.contains("/regions/europe-west1/")).count();
+    assert!(regional >= 1, "a regional createSnapshot (and its regional operation)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_snapshots_against_fake_compute_are_waited_for_when_creating_and_refused_when_of_another_disk() {
+    let h = harness(vec![node_vm()]).await;
+    let id = h.incident(CONTAINMENT).await;
+    // An earlier attempt's snapshot of the boot disk is still being created; someone else's
+    // snapshot of another disk took the data disk's name.
+    let boot = riposte_core::requests::snapshot_name(&id, ZONE, NODE);
+    h.fake.add_snapshot(PROJECT, &boot, &disk_url(ZONE, NODE), "CREATING");
+    let data = riposte_core::requests::snapshot_name(&id, ZONE, &format!("{NODE}-data"));
+    h.fake.add_snapshot(PROJECT, &data, &disk_url(ZONE, "some-other-disk"), "READY");
+    let fake = h.fake.clone();
+    let finisher = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fake.add_snapshot(PROJECT, &boot, &disk_url(ZONE, NODE), "READY");
+    });
+    h.runner("r1").run(&id).await.expect("run");
+    finisher.await.expect("finisher");
+    let snapshot = step(&h.get(&id).await, "snapshot_disks").clone();
+    let StepStatus::Failed { error } = &snapshot.status else { panic!("{snapshot:?}") };
+    assert!(error.contains(&format!("{data} is of disk")) && error.contains("some-other-disk"), "{error}");
+    // The boot disk's snapshot was waited for until READY, not taken twice, and the scratch disk's made.
+    let requests = h.fake.requests();
+    let reads = requests
+        .iter()
+        .filter(|r| {
+            r.path.ends_with(&format!("/global/snapshots/{}", riposte_core::requests::snapshot_name(&id, ZONE, NODE)))
+        })
+        .count();
+    assert!(reads >= 2, "polled while CREATING: {reads} read(s)");
+    assert_eq!(
+        h.fake.effects().iter().filter(|e| e.op_type == "createSnapshot").count(),
+        1,
+        "only the scratch disk's snapshot is new"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_deletion_against_fake_compute_is_done_only_when_the_vm_is_gone() {
+    let h = harness(vec![node_vm()]).await;
+    h.fake.set_mig_delete_delay(Duration::from_millis(400));
+    let id = h.incident(DELETION).await;
+    h.approve(&id).await;
+    h.runner("r1").run(&id).await.expect("run");
+    let delete = step(&h.get(&id).await, "delete_instance").clone();
+    assert_eq!(delete.status, StepStatus::Done, "{:?}", delete.report);
+    assert!(h.fake.instance(PROJECT, ZONE, NODE).is_none(), "recorded done only once the VM is gone");
+    let reads = h
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/instances/{NODE}")))
+        .count();
+    assert!(reads >= 2, "the VM was read until it was gone: {reads}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandon_then_delete_against_fake_compute_deletes_directly_once_out_of_the_group() {
+    let h = harness(vec![node_vm()]).await;
+    let policy = DELETION.replace("on_approval: [delete_instance]", "on_approval: [abandon_instance, delete_instance]");
+    let id = h.incident(&policy).await;
+    h.approve(&id).await;
+    h.runner("r1").run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    for name in ["abandon_instance", "delete_instance"] {
+        assert_eq!(step(&incident, name).status, StepStatus::Done, "{name}: {:?}", step(&incident, name).report);
+    }
+    // created-by still names the group after the abandon; membership, not metadata, decides.
+    let ops: Vec<String> = h.fake.effects().into_iter().map(|e| e.op_type).collect();
+    assert_eq!(ops, ["abandonInstances", "delete"]);
+    assert!(h.fake.instance(PROJECT, ZONE, NODE).is_none());
+    // The group lost its member through the abandon, not the delete.
+    assert_eq!(h.fake.mig_members(PROJECT, ZONE, MIG).expect("group"), Vec::<String>::new());
 }

@@ -201,3 +201,37 @@ async fn against_a_fake_an_expired_approval_skips_the_destructive_steps() {
     assert!(!fake.executed().contains(&"drain_node"));
     assert!(s.store.with_work(Timestamp::now()).await.expect("work").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_a_fake_a_runner_that_loses_its_lease_stops_executing() {
+    let s = setup().await;
+    // Steps that would take a minute; the lease is renewed every 100 ms.
+    let fake = ScriptedFakeExecutor::new(Script { delay: Duration::from_secs(60), ..Script::default() });
+    let first = runner(&s.store, &fake, "r1").with_lease(Duration::from_millis(300), 5);
+    let running = tokio::spawn({
+        let (first, id) = (first.clone(), s.id.clone());
+        async move { first.run(&id).await }
+    });
+    crate::helpers::eventually(|| async { (fake.executed().len() == 6).then_some(()) }).await;
+    // Another runner owns every step now (as after a stall longer than the lease).
+    s.store
+        .update(
+            &s.id,
+            Box::new(|inc| {
+                for step in inc.steps.iter_mut().filter_map(|st| st.lease.as_mut()) {
+                    step.owner = "r2".into();
+                }
+                true
+            }),
+        )
+        .await
+        .expect("update");
+    let finished = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the first runner stops instead of finishing minute-long steps")
+        .expect("join")
+        .expect("run");
+    assert_eq!(finished, 0, "it records nothing: the steps belong to r2");
+    let after = statuses(&s.store, &s.id).await;
+    assert!(after.iter().take(6).all(|(_, st, _)| *st == StepStatus::Running), "{after:?}");
+}

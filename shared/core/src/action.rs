@@ -229,8 +229,10 @@ impl Action {
                 "compute.instances.list",
                 "compute.disks.createSnapshot",
                 "compute.snapshots.create",
+                "compute.snapshots.get",
                 "compute.snapshots.setLabels",
                 "compute.zoneOperations.get",
+                "compute.regionOperations.get",
             ],
             Action::LabelInstance(_) => &[
                 "compute.instances.get",
@@ -281,6 +283,7 @@ impl Action {
             Action::AbandonInstance(_) => &[
                 "compute.instances.get",
                 "compute.instances.list",
+                "compute.instanceGroupManagers.get",
                 "compute.instanceGroupManagers.update",
                 "compute.zoneOperations.get",
             ],
@@ -298,6 +301,7 @@ impl Action {
                 "compute.instances.get",
                 "compute.instances.list",
                 "compute.instances.delete",
+                "compute.instanceGroupManagers.get",
                 "compute.instanceGroupManagers.update",
                 "compute.zoneOperations.get",
             ],

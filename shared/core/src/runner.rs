@@ -142,6 +142,9 @@ impl Runner {
         else {
             return Ok(false);
         };
+        // The renewer says when the lease is lost (another runner took the step over after a
+        // stall): this runner then stops executing instead of racing the new owner.
+        let (lost_tx, mut lost_rx) = tokio::sync::oneshot::channel::<()>();
         let renewer = {
             let (runner, id) = (self.clone(), incident.id.clone());
             AbortOnDrop(tokio::spawn(async move {
@@ -152,13 +155,22 @@ impl Runner {
                     let until = runner.lease_until(Timestamp::now());
                     match Ops(runner.store.as_ref()).renew_lease(&id, index, &runner.owner, until).await {
                         Ok(true) => {}
-                        Ok(false) => break,
+                        Ok(false) => {
+                            let _ = lost_tx.send(());
+                            break;
+                        }
                         Err(e) => tracing::warn!(incident = %id, step = index, error = %e, "lease renewal failed"),
                     }
                 }
             }))
         };
-        let result = executor.execute(incident, &step).await;
+        let result = tokio::select! {
+            result = executor.execute(incident, &step) => result,
+            Ok(()) = &mut lost_rx => {
+                tracing::warn!(incident = %incident.id, step = index, "lease lost while executing; stopped, the new owner carries on with the same idempotency key");
+                return Ok(false);
+            }
+        };
         drop(renewer);
         let (status, report) = match result {
             Ok(report) => (StepStatus::Done, Some(report)),

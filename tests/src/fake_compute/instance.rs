@@ -1,10 +1,12 @@
-//! The fake's zonal resources (instances, disks, managed instance groups) and their API JSON.
+//! The fake's zonal and regional resources (instances, disks, managed instance groups) and their
+//! API JSON.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::links::{self, PROJECT_NUMBER, link, network_link, region_of, zonal, zone_link};
+use super::links::{self, PROJECT_NUMBER, link, network_link, region_of, regional, zonal, zone_link};
 
 /// An instance as the fake stores it.
 #[derive(Clone, Debug)]
@@ -14,8 +16,10 @@ pub(crate) struct Instance {
     pub name: String,
     pub id: u64,
     pub created: String,
-    /// Disk names, boot disk first.
+    /// Zonal disk names, boot disk first.
     pub disks: Vec<String>,
+    /// Regional disk names (in the zone's region), attached after the zonal ones.
+    pub regional_disks: Vec<String>,
     pub network: String,
     pub network_ip: String,
     pub nic_fingerprint: String,
@@ -27,6 +31,9 @@ pub(crate) struct Instance {
     /// The group manager path in the `created-by` metadata (`projects/NUMBER/zones/Z/...`).
     pub created_by: Option<String>,
     pub metadata_fingerprint: String,
+    /// When a scheduled deletion (a group's `deleteInstances` with a delay) removes it; until
+    /// then it is `STOPPING`.
+    pub deleted_at: Option<Instant>,
 }
 
 /// A `ONE_TO_ONE_NAT` access config on `nic0`.
@@ -47,19 +54,26 @@ impl Instance {
         index == 0
     }
 
+    /// `RUNNING`, or `STOPPING` while a scheduled deletion is pending.
+    pub fn status(&self) -> &'static str {
+        if self.deleted_at.is_some() { "STOPPING" } else { "RUNNING" }
+    }
+
     /// The instance as `instances.get` returns it.
     pub fn to_json(&self) -> Value {
         let (project, zone) = (&self.project, &self.zone);
-        let disks: Vec<Value> = self
-            .disks
-            .iter()
+        let zonal_disks = self.disks.iter().map(|disk| (disk, zonal(project, zone, "disks", disk)));
+        let regional_disks =
+            self.regional_disks.iter().map(|disk| (disk, regional(project, region_of(zone), "disks", disk)));
+        let disks: Vec<Value> = zonal_disks
+            .chain(regional_disks)
             .enumerate()
-            .map(|(index, disk)| {
+            .map(|(index, (disk, source))| {
                 json!({
                     "kind": "compute#attachedDisk",
                     "type": "PERSISTENT",
                     "mode": "READ_WRITE",
-                    "source": link(&zonal(project, zone, "disks", disk)),
+                    "source": link(&source),
                     "deviceName": disk,
                     "index": index,
                     "boot": index == 0,
@@ -108,7 +122,7 @@ impl Instance {
             "name": self.name,
             "zone": zone_link(project, zone),
             "machineType": link(&zonal(project, zone, "machineTypes", "e2-medium")),
-            "status": "RUNNING",
+            "status": self.status(),
             "selfLink": link(&self.path()),
             "labelFingerprint": self.label_fingerprint,
             "tags": tags,
@@ -130,7 +144,7 @@ pub(crate) fn created_by(zone: &str, mig: &str) -> String {
     format!("projects/{PROJECT_NUMBER}/zones/{zone}/instanceGroupManagers/{mig}")
 }
 
-/// A zonal persistent disk (only its existence and id matter to the fake).
+/// A zonal or regional persistent disk (only its existence and id matter to the fake).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Disk {
     pub id: u64,
@@ -142,14 +156,21 @@ pub(crate) struct Mig {
     pub id: u64,
     pub created: String,
     pub fingerprint: String,
-    /// Member instance names.
+    /// Member instance names (those being deleted included, until they are gone).
     pub members: BTreeSet<String>,
     pub target_size: i64,
 }
 
 impl Mig {
-    /// The group as `instanceGroupManagers.get` returns it.
-    pub fn to_json(&self, project: &str, zone: &str, name: &str) -> Value {
+    /// The group as `instanceGroupManagers.get` returns it, `deleting` of its members being
+    /// deleted (the group is stable when none is).
+    pub fn to_json(&self, project: &str, zone: &str, name: &str, deleting: usize) -> Value {
+        let none = self.members.len().saturating_sub(deleting);
+        let current_actions = json!({
+            "abandoning": 0, "creating": 0, "creatingWithoutRetries": 0, "deleting": deleting, "none": none,
+            "recreating": 0, "refreshing": 0, "restarting": 0, "resuming": 0, "starting": 0, "stopping": 0,
+            "suspending": 0, "verifying": 0,
+        });
         json!({
             "kind": "compute#instanceGroupManager",
             "id": self.id.to_string(),
@@ -161,16 +182,9 @@ impl Mig {
             "instanceTemplate": link(&links::global(project, "instanceTemplates", name)),
             "targetSize": self.target_size,
             "fingerprint": self.fingerprint,
-            "status": {"isStable": true},
+            "currentActions": current_actions,
+            "status": {"isStable": deleting == 0},
             "selfLink": link(&zonal(project, zone, "instanceGroupManagers", name)),
         })
     }
-}
-
-/// A snapshot with the project it belongs to.
-#[derive(Clone, Debug)]
-pub(crate) struct Snapshot {
-    pub project: String,
-    pub name: String,
-    pub json: Value,
 }

@@ -14,6 +14,11 @@ pub(crate) fn zonal(project: &str, zone: &str, collection: &str, name: &str) -> 
     format!("projects/{project}/zones/{zone}/{collection}/{name}")
 }
 
+/// `projects/P/regions/R/COLLECTION/NAME`.
+pub(crate) fn regional(project: &str, region: &str, collection: &str, name: &str) -> String {
+    format!("projects/{project}/regions/{region}/{collection}/{name}")
+}
+
 /// `projects/P/global/COLLECTION/NAME`.
 pub(crate) fn global(project: &str, collection: &str, name: &str) -> String {
     format!("projects/{project}/global/{collection}/{name}")
@@ -27,6 +32,41 @@ pub(crate) fn link(path: &str) -> String {
 /// The full link of a zone.
 pub(crate) fn zone_link(project: &str, zone: &str) -> String {
     link(&format!("projects/{project}/zones/{zone}"))
+}
+
+/// The full link of a region.
+pub(crate) fn region_link(project: &str, region: &str) -> String {
+    link(&format!("projects/{project}/regions/{region}"))
+}
+
+/// Where a resource or an operation lives: the project's global scope, a zone or a region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Global,
+    Zone(String),
+    Region(String),
+}
+
+impl Scope {
+    /// `projects/P/global`, `projects/P/zones/Z` or `projects/P/regions/R`.
+    pub fn path(&self, project: &str) -> String {
+        match self {
+            Scope::Global => format!("projects/{project}/global"),
+            Scope::Zone(zone) => format!("projects/{project}/zones/{zone}"),
+            Scope::Region(region) => format!("projects/{project}/regions/{region}"),
+        }
+    }
+}
+
+/// A disk reference (full link or resource path) split into `(project, scope, name)`, when it
+/// names a zonal or regional disk.
+pub(crate) fn parse_disk(reference: &str) -> Option<(String, Scope, String)> {
+    let path = reference.strip_prefix(API).map_or(reference, |p| p.trim_start_matches('/'));
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        ["projects", p, "zones", z, "disks", d] => Some((p.to_string(), Scope::Zone(z.to_string()), d.to_string())),
+        ["projects", p, "regions", r, "disks", d] => Some((p.to_string(), Scope::Region(r.to_string()), d.to_string())),
+        _ => None,
+    }
 }
 
 /// A reference to a network (name, relative path or link) as a full link, as Compute stores it.
@@ -49,11 +89,16 @@ pub(crate) fn region_of(zone: &str) -> &str {
 
 /// The multi-region a snapshot is stored in by default, from the disk's zone.
 pub(crate) fn default_storage_location(zone: &str) -> String {
-    match zone.split('-').next().unwrap_or(zone) {
+    storage_location_of_region(region_of(zone))
+}
+
+/// The multi-region a snapshot is stored in by default, from the (regional) disk's region.
+pub(crate) fn storage_location_of_region(region: &str) -> String {
+    match region.split('-').next().unwrap_or(region) {
         "us" | "northamerica" | "southamerica" => "us".to_owned(),
         "europe" => "eu".to_owned(),
         "asia" | "australia" => "asia".to_owned(),
-        _ => region_of(zone).to_owned(),
+        _ => region.to_owned(),
     }
 }
 

@@ -3,14 +3,30 @@
 //!
 //! It speaks the real wire format (camelCase JSON, int64 as strings, base64 fingerprints, full
 //! `https://www.googleapis.com/compute/v1/...` links, Compute's error bodies) for the handful of
-//! calls the executor makes: instances (get, aggregated list, setLabels, setTags,
-//! deleteAccessConfig, delete), disks.createSnapshot, snapshots.get, firewalls (insert, get),
-//! zonal managed instance groups (get, abandonInstances, deleteInstances) and zonal/global
-//! operations (get, wait).
+//! calls the executor makes, all under `/compute/v1/projects/{p}/`:
+//!
+//! - instances: `GET zones/{z}/instances/{i}` (by name or id), `GET zones/{z}/instances`,
+//!   `GET aggregated/instances` (with a `name = …`/`id = …` filter), `POST …/{i}/setLabels`,
+//!   `POST …/{i}/setTags`, `POST …/{i}/deleteAccessConfig`, `DELETE zones/{z}/instances/{i}`;
+//! - snapshots: `POST zones/{z}/disks/{d}/createSnapshot` (zonal disk, optional `guestFlush`),
+//!   `POST regions/{r}/disks/{d}/createSnapshot` (regional disk; no `guestFlush`: sending it is
+//!   refused with 400 as by the real API), `GET global/snapshots/{s}` (`status` is `CREATING`
+//!   until the createSnapshot operation is `DONE`, then `READY`);
+//! - firewalls: `POST global/firewalls`, `GET global/firewalls/{f}`;
+//! - zonal managed instance groups: `GET zones/{z}/instanceGroupManagers/{m}`,
+//!   `POST …/{m}/listManagedInstances` (a read: `{"managedInstances": [{"instance", "id",
+//!   "instanceStatus", "currentAction", "version"}]}`, the key omitted when the group is empty),
+//!   `POST …/{m}/abandonInstances`, `POST …/{m}/deleteInstances` (scheduled with
+//!   [`FakeCompute::set_mig_delete_delay`]: the members stay, `DELETING` and `STOPPING`, until it
+//!   has passed);
+//! - operations, zonal, regional and global: `GET …/operations/{o}`, `POST …/operations/{o}/wait`
+//!   (zonal ones carry `zone`, regional ones `region`).
 //!
 //! Like the real service, effects are applied when the request is accepted (and the operation
 //! created), a repeated `requestId` returns the same operation without applying anything again,
-//! and a stale fingerprint is refused with 412. On top of that the fake injects faults
+//! and a stale fingerprint is refused with 412. Time-driven changes (scheduled group deletions,
+//! snapshot status) are applied lazily whenever a request arrives or an accessor is called, never
+//! by background timers. On top of that the fake injects faults
 //! ([`Faults`], [`FakeCompute::fail_next_operation`], [`FakeCompute::stall_after_effect`]),
 //! latency ([`FakeCompute::set_latency`], [`FakeCompute::set_request_latency`]) and forced races
 //! ([`FakeCompute::gate`]), and records what happened ([`FakeCompute::effects`],
@@ -26,13 +42,14 @@ mod operations;
 mod reads;
 mod routes;
 mod server;
+mod snapshot;
 mod state;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -59,6 +76,9 @@ pub struct InstanceSpec {
     /// Persistent disk names, boot disk first; the zonal disks are created too. The boot disk is
     /// auto-deleted with the instance, the others are not (the console's defaults).
     pub disks: Vec<String>,
+    /// Regional persistent disk names, in the instance's region (its zone without the last
+    /// `-x`), attached after the zonal ones, not auto-deleted; the disks are created too.
+    pub regional_disks: Vec<String>,
     /// Network name, e.g. `default`.
     pub network: String,
     /// One `ONE_TO_ONE_NAT` access config per IP on `nic0`, named `external-nat`,
@@ -74,8 +94,8 @@ pub struct InstanceSpec {
 }
 
 impl InstanceSpec {
-    /// An instance with one boot disk named like it, on network `default`, with one external IP
-    /// `34.0.0.1`, no labels, no tags and no group.
+    /// An instance with one boot disk named like it, no regional disk, on network `default`, with
+    /// one external IP `34.0.0.1`, no labels, no tags and no group.
     pub fn new(project: &str, zone: &str, name: &str, id: u64) -> InstanceSpec {
         InstanceSpec {
             project: project.to_owned(),
@@ -83,6 +103,7 @@ impl InstanceSpec {
             name: name.to_owned(),
             id,
             disks: vec![name.to_owned()],
+            regional_disks: Vec::new(),
             network: "default".to_owned(),
             external_ips: vec!["34.0.0.1".to_owned()],
             labels: BTreeMap::new(),
@@ -115,7 +136,8 @@ pub struct Effect {
     /// The request's `requestId`, if it had one.
     pub request_id: Option<String>,
     /// The operation's target as a resource path (its `targetLink` without the API prefix), e.g.
-    /// `projects/p/zones/z/instances/i`; the disk for `createSnapshot`, the group for
+    /// `projects/p/zones/z/instances/i`; the disk for `createSnapshot` (`projects/p/zones/z/disks/d`
+    /// or `projects/p/regions/r/disks/d`), the group for
     /// `abandonInstances`/`deleteInstances`, the rule for a firewall `insert`.
     pub target: String,
 }
@@ -175,6 +197,16 @@ impl FakeCompute {
         self.lock().latencies.insert(op_type.to_owned(), latency);
     }
 
+    /// How long after a group's `deleteInstances` request its members are actually deleted
+    /// (default zero: at once). Meanwhile each stays a member, listed by `listManagedInstances`
+    /// with `currentAction: DELETING` and `instanceStatus: STOPPING`, and the instance is
+    /// `STOPPING`; the group's target size shrinks at once, the operation (latency from
+    /// [`FakeCompute::set_latency`]`("deleteInstances", …)`) and the [`Effect`] are created at
+    /// request time as without a delay. Applies to requests accepted from now on.
+    pub fn set_mig_delete_delay(&self, delay: Duration) {
+        self.lock().mig_delete_delay = delay;
+    }
+
     /// A delay added before every HTTP response.
     pub fn set_request_latency(&self, latency: Duration) {
         self.lock().request_latency = latency;
@@ -200,6 +232,13 @@ impl FakeCompute {
         self.lock().gates.insert(op_type.to_owned(), Arc::new(faults::Gate::new(n)));
     }
 
+    /// Adds (or replaces) a snapshot named `name` of `source_disk_url` (a disk link, zonal or
+    /// regional; a resource path works too) with `status` (e.g. `CREATING`, `READY`, `FAILED`),
+    /// which it keeps. A later `createSnapshot` of that name gets 409 `alreadyExists`.
+    pub fn add_snapshot(&self, project: &str, name: &str, source_disk_url: &str, status: &str) {
+        self.lock().add_snapshot(project, name, source_disk_url, status);
+    }
+
     /// The instance's JSON as `GET` returns it, or `None` when it does not exist.
     pub fn instance(&self, project: &str, zone: &str, name: &str) -> Option<Value> {
         let state = self.lock();
@@ -211,19 +250,20 @@ impl FakeCompute {
         self.lock().firewalls.get(&(project.to_owned(), name.to_owned())).cloned()
     }
 
-    /// Every snapshot created, in creation order (with `sourceDisk`, `labels`, …).
+    /// Every snapshot created or added, in creation order, as `GET` returns them now (with
+    /// `status`, `sourceDisk`, `labels`, …).
     pub fn snapshots(&self) -> Vec<Value> {
-        self.lock().snapshots.iter().map(|s| s.json.clone()).collect()
+        let now = Instant::now();
+        self.lock().snapshots.iter().map(|s| s.to_json(now)).collect()
     }
 
     /// The managed instance group's JSON as `GET` returns it, or `None`.
     pub fn mig(&self, project: &str, zone: &str, name: &str) -> Option<Value> {
-        let state = self.lock();
-        state.migs.get(&state::key3(project, zone, name)).map(|m| m.to_json(project, zone, name))
+        self.lock().mig_json(project, zone, name)
     }
 
-    /// The names of the group's current members (not part of the API's group resource), or
-    /// `None` when the group does not exist.
+    /// The names of the group's current members (not part of the API's group resource; those
+    /// being deleted included until they are gone), or `None` when the group does not exist.
     pub fn mig_members(&self, project: &str, zone: &str, name: &str) -> Option<Vec<String>> {
         let state = self.lock();
         state.migs.get(&state::key3(project, zone, name)).map(|m| m.members.iter().cloned().collect())
@@ -246,8 +286,15 @@ impl FakeCompute {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+        lock_current(&self.state)
     }
+}
+
+/// Locks the state and applies what is due by now (scheduled deletions).
+fn lock_current(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    let mut guard = lock(state);
+    guard.purge(Instant::now());
+    guard
 }
 
 /// Locks the state, ignoring poisoning (a panicking test thread must not cascade).

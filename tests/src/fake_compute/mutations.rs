@@ -2,13 +2,15 @@
 //! `State::accept` creates the operation and applies the effect (unless a failure is queued).
 //! A `requestId` seen before short-circuits everything: same operation, no effect.
 
-use serde_json::{Value, json};
+use std::time::Instant;
+
+use serde_json::Value;
 
 use super::body::{string_list, string_map};
 use super::errors::ApiError;
-use super::instance::Snapshot;
-use super::links::{self, default_storage_location, link, zonal};
-use super::routes::{Mutation, Query, Zonal};
+use super::links::{self, Scope, default_storage_location, link, regional, storage_location_of_region, zonal};
+use super::routes::{Mutation, Query, Regional, Zonal};
+use super::snapshot::{Snapshot, SnapshotFields, Status};
 use super::state::{Key3, NewOperation, Outcome, State, key3};
 
 /// A mutation's request.
@@ -42,7 +44,12 @@ pub(crate) fn apply(state: &mut State, mutation: &Mutation, call: Call<'_>) -> R
             let key = state.resolve_instance(&r.project, &r.zone, &r.name)?;
             Ok(on_instance(state, &key, op_type, call, |state| state.delete_instance(&key)))
         }
-        Mutation::CreateSnapshot(disk) => create_snapshot(state, disk, call),
+        Mutation::CreateSnapshot(Zonal { project, zone, name }) => {
+            create_snapshot(state, project, Scope::Zone(zone.clone()), name, call)
+        }
+        Mutation::CreateRegionalSnapshot(Regional { project, region, name }) => {
+            create_snapshot(state, project, Scope::Region(region.clone()), name, call)
+        }
         Mutation::InsertFirewall { project } => insert_firewall(state, project, call),
         Mutation::AbandonInstances(mig) | Mutation::DeleteInstances(mig) => {
             mig_instances(state, mig, matches!(mutation, Mutation::DeleteInstances(_)), op_type, call)
@@ -61,7 +68,8 @@ fn on_instance(
     let (project, zone, _) = key;
     let instance = &state.instances[key];
     let (target, target_id) = (instance.path(), Some(instance.id));
-    let op = NewOperation { op_type, request_id: call.request_id(), project, zone: Some(zone), target, target_id };
+    let scope = Scope::Zone(zone.clone());
+    let op = NewOperation { op_type, request_id: call.request_id(), project, scope, target, target_id };
     state.accept(op, effect)
 }
 
@@ -120,58 +128,74 @@ fn delete_access_config(state: &mut State, r: &Zonal, call: Call<'_>) -> Result<
     }))
 }
 
-fn create_snapshot(state: &mut State, disk: &Zonal, call: Call<'_>) -> Result<Outcome, ApiError> {
-    let Zonal { project, zone, name: disk_name } = disk;
-    let disk_path = zonal(project, zone, "disks", disk_name);
-    let disk_id = state.disks.get(&key3(project, zone, disk_name)).ok_or_else(|| ApiError::not_found(&disk_path))?.id;
+/// `disks.createSnapshot` (zonal disk) or `regionDisks.createSnapshot` (regional disk, which
+/// has no `guestFlush` parameter); the snapshot is `CREATING` until the operation is `DONE`.
+fn create_snapshot(
+    state: &mut State,
+    project: &str,
+    scope: Scope,
+    disk_name: &str,
+    call: Call<'_>,
+) -> Result<Outcome, ApiError> {
+    let (disk_path, disk, storage_location) = match &scope {
+        Scope::Zone(zone) => (
+            zonal(project, zone, "disks", disk_name),
+            state.disks.get(&key3(project, zone, disk_name)),
+            default_storage_location(zone),
+        ),
+        Scope::Region(region) => (
+            regional(project, region, "disks", disk_name),
+            state.regional_disks.get(&key3(project, region, disk_name)),
+            storage_location_of_region(region),
+        ),
+        Scope::Global => return Err(ApiError::not_found(&links::global(project, "disks", disk_name))),
+    };
+    let guest_flush = call.query.get("guestFlush").map(|v| v == "true");
+    if guest_flush.is_some() && matches!(scope, Scope::Region(_)) {
+        return Err(ApiError::invalid(
+            "Invalid JSON payload received. Unknown name \"guestFlush\": Cannot bind query parameter. \
+             Field 'guestFlush' could not be found in request message.",
+        ));
+    }
+    let disk_id = disk.ok_or_else(|| ApiError::not_found(&disk_path))?.id;
     let name = call.body_field("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     if name.is_empty() {
         return Err(ApiError::invalid_name(&name));
     }
-    let path = links::global(project, "snapshots", &name);
-    if state.snapshots.iter().any(|s| s.project == *project && s.name == name) {
-        return Err(ApiError::already_exists(&path));
+    if state.snapshots.iter().any(|s| s.project == project && s.name == name) {
+        return Err(ApiError::already_exists(&links::global(project, "snapshots", &name)));
     }
     let labels = string_map(call.body_field("labels"), "resource.labels")?;
     let storage_locations = match call.body_field("storageLocations") {
         Some(locations) => string_list(Some(locations), "resource.storageLocations")?,
-        None => vec![default_storage_location(zone)],
+        None => vec![storage_location],
     };
     let description = call.body_field("description").and_then(Value::as_str).map(str::to_owned);
-    let guest_flush = call.query.get("guestFlush").map(|v| v == "true");
     let op = NewOperation {
         op_type: "createSnapshot",
         request_id: call.request_id(),
         project,
-        zone: Some(zone),
+        scope,
         target: disk_path.clone(),
         target_id: Some(disk_id),
     };
     Ok(state.accept(op, |state| {
-        let id = state.next();
-        let label_fingerprint = state.fingerprint();
-        let mut snapshot = json!({
-            "kind": "compute#snapshot",
-            "id": (4_000_000 + id).to_string(),
-            "creationTimestamp": links::now(),
-            "name": name,
-            "status": "READY",
-            "sourceDisk": link(&disk_path),
-            "sourceDiskId": disk_id.to_string(),
-            "diskSizeGb": "10",
-            "storageBytes": "0",
-            "storageLocations": storage_locations,
-            "labels": labels,
-            "labelFingerprint": label_fingerprint,
-            "selfLink": link(&path),
-        });
-        if let Some(description) = description {
-            snapshot["description"] = json!(description);
-        }
-        if let Some(guest_flush) = guest_flush {
-            snapshot["guestFlush"] = json!(guest_flush);
-        }
-        state.snapshots.push(Snapshot { project: project.clone(), name, json: snapshot });
+        // Taken before the operation's start, so the snapshot is READY by the time it is DONE.
+        let latency = state.latencies.get("createSnapshot").copied().unwrap_or_default();
+        let source_disk = link(&disk_path);
+        let fields = SnapshotFields {
+            project,
+            name: &name,
+            source_disk: &source_disk,
+            source_disk_id: Some(disk_id),
+            storage_locations,
+            labels,
+            description,
+            guest_flush,
+        };
+        let json = state.snapshot_json(fields);
+        let status = Status::ReadyAt(Instant::now() + latency);
+        state.snapshots.push(Snapshot { project: project.to_owned(), name, json, status });
     }))
 }
 
@@ -189,15 +213,16 @@ fn insert_firewall(state: &mut State, project: &str, call: Call<'_>) -> Result<O
     }
     let rule = state.complete_firewall(project, rule);
     let target_id = rule.get("id").and_then(Value::as_str).and_then(|id| id.parse().ok());
-    let op =
-        NewOperation { op_type: "insert", request_id: call.request_id(), project, zone: None, target: path, target_id };
+    let scope = Scope::Global;
+    let op = NewOperation { op_type: "insert", request_id: call.request_id(), project, scope, target: path, target_id };
     Ok(state.accept(op, |state| {
         state.firewalls.insert((project.to_owned(), name), rule);
     }))
 }
 
-/// `abandonInstances` (members leave the group, instances stay, `created-by` too) or
-/// `deleteInstances` (members are deleted); the target size shrinks either way.
+/// `abandonInstances` (members leave the group at once, instances stay, `created-by` too) or
+/// `deleteInstances` (members are deleted, at once or, with a `mig_delete_delay`, once it has
+/// passed: until then they stay members, `STOPPING`); the target size shrinks at once either way.
 fn mig_instances(
     state: &mut State,
     mig: &Zonal,
@@ -227,21 +252,34 @@ fn mig_instances(
         op_type,
         request_id: call.request_id(),
         project,
-        zone: Some(zone),
+        scope: Scope::Zone(zone.clone()),
         target: path,
         target_id: Some(group.id),
     };
     Ok(state.accept(op, |state| {
-        if let Some(group) = state.migs.get_mut(&mig_key) {
-            for member in &members {
-                if group.members.remove(member) {
+        let delay = state.mig_delete_delay;
+        let scheduling = delete && !delay.is_zero();
+        for member in &members {
+            let key = key3(project, zone, member);
+            // A member already being deleted has already left the target size.
+            let scheduled = state.instances.get(&key).is_some_and(|i| i.deleted_at.is_some());
+            if let Some(group) = state.migs.get_mut(&mig_key) {
+                let shrinks = !scheduled && group.members.contains(member);
+                if !scheduling {
+                    group.members.remove(member);
+                }
+                if shrinks {
                     group.target_size -= 1;
                 }
             }
-        }
-        if delete {
-            for member in &members {
-                state.delete_instance(&key3(project, zone, member));
+            if !delete {
+                continue;
+            }
+            match state.instances.get_mut(&key) {
+                Some(instance) if scheduling => {
+                    instance.deleted_at.get_or_insert(Instant::now() + delay);
+                }
+                _ => state.delete_instance(&key),
             }
         }
     }))

@@ -1,5 +1,6 @@
-//! Operations: what every mutation returns, `RUNNING` for their type's latency, then `DONE`
-//! (with `error` when failed on purpose); `get` and the long-polling `wait`.
+//! Operations (global, zonal or regional): what every mutation returns, `RUNNING` for their
+//! type's latency, then `DONE` (with `error` when failed on purpose); `get` and the long-polling
+//! `wait`.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::errors::ApiError;
-use super::links::{link, zone_link};
+use super::links::{Scope, link, region_link, zone_link};
 use super::lock;
 use super::state::State;
 
@@ -21,8 +22,8 @@ pub(crate) struct Operation {
     pub name: String,
     pub op_type: String,
     pub project: String,
-    /// `None` for global operations.
-    pub zone: Option<String>,
+    /// Global, zonal or regional.
+    pub scope: Scope,
     /// Target resource path.
     pub target: String,
     pub target_id: Option<u64>,
@@ -34,12 +35,10 @@ pub(crate) struct Operation {
 }
 
 impl Operation {
-    /// `projects/P/zones/Z/operations/NAME` or `projects/P/global/operations/NAME`.
+    /// `projects/P/zones/Z/operations/NAME`, `projects/P/regions/R/operations/NAME` or
+    /// `projects/P/global/operations/NAME`.
     pub fn path(&self) -> String {
-        match &self.zone {
-            Some(zone) => format!("projects/{}/zones/{zone}/operations/{}", self.project, self.name),
-            None => format!("projects/{}/global/operations/{}", self.project, self.name),
-        }
+        format!("{}/operations/{}", self.scope.path(&self.project), self.name)
     }
 
     /// How long until it is `DONE`.
@@ -67,8 +66,10 @@ impl Operation {
         if let Some(target_id) = self.target_id {
             op["targetId"] = json!(target_id.to_string());
         }
-        if let Some(zone) = &self.zone {
-            op["zone"] = json!(zone_link(&self.project, zone));
+        match &self.scope {
+            Scope::Zone(zone) => op["zone"] = json!(zone_link(&self.project, zone)),
+            Scope::Region(region) => op["region"] = json!(region_link(&self.project, region)),
+            Scope::Global => {}
         }
         if done {
             let end = self.insert_time.checked_add(self.latency).unwrap_or(self.insert_time);

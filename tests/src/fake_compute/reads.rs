@@ -1,7 +1,8 @@
 //! The calls that only read: instances (get, list, aggregated list with a filter), snapshots,
-//! firewalls, groups and operations.
+//! firewalls, groups (get, listManagedInstances) and operations.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
@@ -9,7 +10,7 @@ use super::errors::ApiError;
 use super::instance::Instance;
 use super::links::{self, link, zonal};
 use super::operations;
-use super::routes::{Query, Read};
+use super::routes::{Query, Read, Zonal};
 use super::state::{State, key3};
 
 /// Zones the aggregated list always reports (empty ones with a warning), besides those in use.
@@ -37,7 +38,7 @@ pub(crate) fn read(state: &State, read: &Read, query: &Query) -> Result<Value, A
             .snapshots
             .iter()
             .find(|s| s.project == *project && s.name == *name)
-            .map(|s| s.json.clone())
+            .map(|s| s.to_json(Instant::now()))
             .ok_or_else(|| ApiError::not_found(&links::global(project, "snapshots", name))),
         Read::GetFirewall { project, name } => state
             .firewalls
@@ -45,12 +46,42 @@ pub(crate) fn read(state: &State, read: &Read, query: &Query) -> Result<Value, A
             .cloned()
             .ok_or_else(|| ApiError::not_found(&links::global(project, "firewalls", name))),
         Read::GetMig(r) => state
-            .migs
-            .get(&key3(&r.project, &r.zone, &r.name))
-            .map(|m| m.to_json(&r.project, &r.zone, &r.name))
+            .mig_json(&r.project, &r.zone, &r.name)
             .ok_or_else(|| ApiError::not_found(&zonal(&r.project, &r.zone, "instanceGroupManagers", &r.name))),
+        Read::ListManagedInstances(r) => managed_instances(state, r),
         Read::GetOperation(path) => operations::get(state, path),
     }
+}
+
+/// `instanceGroupManagers.listManagedInstances`: the current members (those being deleted
+/// included, `DELETING`); no paging.
+fn managed_instances(state: &State, r: &Zonal) -> Result<Value, ApiError> {
+    let Zonal { project, zone, name } = r;
+    let group = state
+        .migs
+        .get(&key3(project, zone, name))
+        .ok_or_else(|| ApiError::not_found(&zonal(project, zone, "instanceGroupManagers", name)))?;
+    let template = link(&links::global(project, "instanceTemplates", name));
+    let members: Vec<Value> = group
+        .members
+        .iter()
+        .filter_map(|member| state.instances.get(&key3(project, zone, member)))
+        .map(|instance| {
+            let deleting = instance.deleted_at.is_some();
+            json!({
+                "instance": link(&instance.path()),
+                "id": instance.id.to_string(),
+                "instanceStatus": instance.status(),
+                "currentAction": if deleting { "DELETING" } else { "NONE" },
+                "version": {"instanceTemplate": template},
+            })
+        })
+        .collect();
+    let mut list = json!({});
+    if !members.is_empty() {
+        list["managedInstances"] = json!(members);
+    }
+    Ok(list)
 }
 
 /// `instances.aggregatedList`: every zone in use (and a few others) with its instances or a

@@ -9,6 +9,14 @@ pub(crate) struct Zonal {
     pub name: String,
 }
 
+/// A regional resource reference from the path: `(project, region, name)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Regional {
+    pub project: String,
+    pub region: String,
+    pub name: String,
+}
+
 /// A call that only reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Read {
@@ -29,6 +37,8 @@ pub(crate) enum Read {
         name: String,
     },
     GetMig(Zonal),
+    /// `instanceGroupManagers.listManagedInstances` (a POST, but a read).
+    ListManagedInstances(Zonal),
     /// By operation path.
     GetOperation(String),
 }
@@ -40,8 +50,10 @@ pub(crate) enum Mutation {
     SetTags(Zonal),
     DeleteAccessConfig(Zonal),
     DeleteInstance(Zonal),
-    /// The disk.
+    /// The zonal disk.
     CreateSnapshot(Zonal),
+    /// The regional disk (`regionDisks.createSnapshot`).
+    CreateRegionalSnapshot(Regional),
     InsertFirewall {
         project: String,
     },
@@ -57,7 +69,7 @@ impl Mutation {
             Mutation::SetTags(_) => "setTags",
             Mutation::DeleteAccessConfig(_) => "deleteAccessConfig",
             Mutation::DeleteInstance(_) => "delete",
-            Mutation::CreateSnapshot(_) => "createSnapshot",
+            Mutation::CreateSnapshot(_) | Mutation::CreateRegionalSnapshot(_) => "createSnapshot",
             Mutation::InsertFirewall { .. } => "insert",
             Mutation::AbandonInstances(_) => "abandonInstances",
             Mutation::DeleteInstances(_) => "deleteInstances",
@@ -98,6 +110,10 @@ pub(crate) fn parse(method: &str, path: &str) -> Option<Route> {
         ("POST", [p, "zones", z, "disks", d, "createSnapshot"]) => {
             Route::Mutate(Mutation::CreateSnapshot(zonal(p, z, d)))
         }
+        ("POST", [p, "regions", r, "disks", d, "createSnapshot"]) => {
+            let disk = Regional { project: p.to_string(), region: r.to_string(), name: d.to_string() };
+            Route::Mutate(Mutation::CreateRegionalSnapshot(disk))
+        }
         ("GET", [p, "global", "snapshots", n]) => {
             Route::Read(Read::GetSnapshot { project: p.to_string(), name: n.to_string() })
         }
@@ -106,16 +122,23 @@ pub(crate) fn parse(method: &str, path: &str) -> Option<Route> {
             Route::Read(Read::GetFirewall { project: p.to_string(), name: n.to_string() })
         }
         ("GET", [p, "zones", z, "instanceGroupManagers", m]) => Route::Read(Read::GetMig(zonal(p, z, m))),
-        ("POST", [p, "zones", z, "instanceGroupManagers", m, verb]) => Route::Mutate(match *verb {
-            "abandonInstances" => Mutation::AbandonInstances(zonal(p, z, m)),
-            "deleteInstances" => Mutation::DeleteInstances(zonal(p, z, m)),
+        ("POST", [p, "zones", z, "instanceGroupManagers", m, verb]) => match *verb {
+            "abandonInstances" => Route::Mutate(Mutation::AbandonInstances(zonal(p, z, m))),
+            "deleteInstances" => Route::Mutate(Mutation::DeleteInstances(zonal(p, z, m))),
+            "listManagedInstances" => Route::Read(Read::ListManagedInstances(zonal(p, z, m))),
             _ => return None,
-        }),
+        },
         ("GET", [p, "zones", z, "operations", o]) => {
             Route::Read(Read::GetOperation(format!("projects/{p}/zones/{z}/operations/{o}")))
         }
         ("POST", [p, "zones", z, "operations", o, "wait"]) => {
             Route::WaitOperation(format!("projects/{p}/zones/{z}/operations/{o}"))
+        }
+        ("GET", [p, "regions", r, "operations", o]) => {
+            Route::Read(Read::GetOperation(format!("projects/{p}/regions/{r}/operations/{o}")))
+        }
+        ("POST", [p, "regions", r, "operations", o, "wait"]) => {
+            Route::WaitOperation(format!("projects/{p}/regions/{r}/operations/{o}"))
         }
         ("GET", [p, "global", "operations", o]) => {
             Route::Read(Read::GetOperation(format!("projects/{p}/global/operations/{o}")))

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::errors::ApiError;
 use super::routes::{self, Mutation, Query, Route};
 use super::state::State;
-use super::{RecordedRequest, lock, mutations, operations, reads};
+use super::{RecordedRequest, lock, lock_current, mutations, operations, reads};
 
 /// Bodies larger than this are refused (nothing the client sends comes close).
 const MAX_BODY: usize = 16 << 20;
@@ -36,7 +36,7 @@ async fn handle(AxumState(state): AxumState<Shared>, request: Request) -> Respon
     let (method, path) = (parts.method.as_str(), parts.uri.path());
     let route = routes::parse(method, path);
     let (rejected, lost, latency) = {
-        let mut state = lock(&state);
+        let mut state = lock_current(&state);
         state.requests.push(RecordedRequest {
             method: method.to_owned(),
             path: path.to_owned(),
@@ -76,7 +76,7 @@ async fn serve(
     lost: bool,
 ) -> Result<Value, ApiError> {
     match route {
-        Route::Read(read) => reads::read(&lock(state), &read, query),
+        Route::Read(read) => reads::read(&lock_current(state), &read, query),
         Route::WaitOperation(path) => operations::wait(state, &path).await,
         Route::Mutate(mutation) => mutate(state, &mutation, query, body, lost).await,
     }
@@ -95,7 +95,7 @@ async fn mutate(
     if let Some(turn) = &turn {
         turn.wait().await;
     }
-    let outcome = mutations::apply(&mut lock(state), mutation, mutations::Call { query, body });
+    let outcome = mutations::apply(&mut lock_current(state), mutation, mutations::Call { query, body });
     drop(turn);
     let outcome = outcome?;
     if outcome.stall {

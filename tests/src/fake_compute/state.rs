@@ -9,12 +9,13 @@ use serde_json::{Value, json};
 use super::body::default_field;
 use super::errors::ApiError;
 use super::faults::{Gate, Turn, XorShift};
-use super::instance::{AccessConfig, Disk, Instance, Mig, Snapshot, created_by};
-use super::links::{self, fingerprint, link, network_link, zonal};
+use super::instance::{AccessConfig, Disk, Instance, Mig, created_by};
+use super::links::{self, Scope, fingerprint, link, network_link, region_of, zonal};
 use super::operations::Operation;
+use super::snapshot::Snapshot;
 use super::{Effect, Faults, InstanceSpec, RecordedRequest};
 
-/// `(project, zone, name)`.
+/// `(project, zone, name)`, or `(project, region, name)` for a regional resource.
 pub(crate) type Key3 = (String, String, String);
 
 /// The key of a zonal resource.
@@ -30,6 +31,8 @@ const OPERATION_ID_BASE: u64 = 7_000_000_000_000_000_000;
 pub(crate) struct State {
     pub instances: BTreeMap<Key3, Instance>,
     pub disks: BTreeMap<Key3, Disk>,
+    /// By `(project, region, name)`.
+    pub regional_disks: BTreeMap<Key3, Disk>,
     pub migs: BTreeMap<Key3, Mig>,
     /// `(project, name)` → the rule's JSON.
     pub firewalls: BTreeMap<(String, String), Value>,
@@ -44,6 +47,8 @@ pub(crate) struct State {
     pub rng: XorShift,
     pub latencies: HashMap<String, Duration>,
     pub request_latency: Duration,
+    /// How long after a group's `deleteInstances` its members are actually deleted.
+    pub mig_delete_delay: Duration,
     pub failures: HashMap<String, VecDeque<(String, String)>>,
     pub stalls: HashMap<String, usize>,
     pub gates: HashMap<String, Arc<Gate>>,
@@ -63,6 +68,7 @@ impl Default for State {
         State {
             instances: BTreeMap::new(),
             disks: BTreeMap::new(),
+            regional_disks: BTreeMap::new(),
             migs: BTreeMap::new(),
             firewalls: BTreeMap::new(),
             snapshots: Vec::new(),
@@ -72,6 +78,7 @@ impl Default for State {
             rng: XorShift::new(0),
             latencies: HashMap::new(),
             request_latency: Duration::ZERO,
+            mig_delete_delay: Duration::ZERO,
             failures: HashMap::new(),
             stalls: HashMap::new(),
             gates: HashMap::new(),
@@ -130,10 +137,15 @@ impl State {
     }
 
     pub fn add_instance(&mut self, spec: InstanceSpec) {
-        let InstanceSpec { project, zone, name, id, disks, network, external_ips, labels, tags, mig } = spec;
+        let InstanceSpec { project, zone, name, id, disks, regional_disks, network, external_ips, labels, tags, mig } =
+            spec;
         for disk in &disks {
             let id = self.next();
             self.disks.entry(key3(&project, &zone, disk)).or_insert(Disk { id: 1_000_000 + id });
+        }
+        for disk in &regional_disks {
+            let id = self.next();
+            self.regional_disks.entry(key3(&project, region_of(&zone), disk)).or_insert(Disk { id: 1_000_000 + id });
         }
         let created_by = mig.as_ref().map(|mig| {
             let (id, fingerprint, created) = (self.next(), self.fingerprint(), links::now());
@@ -169,11 +181,13 @@ impl State {
             name,
             id,
             disks,
+            regional_disks,
             network,
             access_configs,
             labels,
             tags,
             created_by,
+            deleted_at: None,
         };
         self.instances.insert(key3(&instance.project, &instance.zone, &instance.name), instance);
     }
@@ -191,7 +205,8 @@ impl State {
         key.ok_or_else(|| ApiError::not_found(&zonal(project, zone, "instances", name_or_id)))
     }
 
-    /// Deletes an instance, its auto-delete disks and its group membership.
+    /// Deletes an instance, its auto-delete disks and its group membership (the target size
+    /// shrinks, unless a scheduled deletion already shrank it).
     pub fn delete_instance(&mut self, key: &Key3) {
         let Some(instance) = self.instances.remove(key) else { return };
         for (index, disk) in instance.disks.iter().enumerate() {
@@ -199,11 +214,41 @@ impl State {
                 self.disks.remove(&key3(&instance.project, &instance.zone, disk));
             }
         }
+        let scheduled = instance.deleted_at.is_some();
         for ((project, zone, _), mig) in self.migs.iter_mut() {
-            if *project == instance.project && *zone == instance.zone && mig.members.remove(&instance.name) {
+            if *project == instance.project
+                && *zone == instance.zone
+                && mig.members.remove(&instance.name)
+                && !scheduled
+            {
                 mig.target_size -= 1;
             }
         }
+    }
+
+    /// Deletes the instances whose scheduled deletion is due at `now` (called before anything
+    /// looks at the state, so the timing is lazy and deterministic).
+    pub fn purge(&mut self, now: Instant) {
+        let due: Vec<Key3> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.deleted_at.is_some_and(|at| at <= now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &due {
+            self.delete_instance(key);
+        }
+    }
+
+    /// The group's JSON as `instanceGroupManagers.get` returns it, or `None`.
+    pub fn mig_json(&self, project: &str, zone: &str, name: &str) -> Option<Value> {
+        let mig = self.migs.get(&key3(project, zone, name))?;
+        let deleting = mig
+            .members
+            .iter()
+            .filter(|m| self.instances.get(&key3(project, zone, m)).is_some_and(|i| i.deleted_at.is_some()))
+            .count();
+        Some(mig.to_json(project, zone, name, deleting))
     }
 
     /// A firewall rule with the output fields and defaults Compute adds on insert.
@@ -255,7 +300,7 @@ impl State {
             name: format!("operation-{n}-{:013x}", self.names.next_u64() >> 12),
             op_type: op.op_type.to_owned(),
             project: op.project.to_owned(),
-            zone: op.zone.map(str::to_owned),
+            scope: op.scope,
             target: op.target,
             target_id: op.target_id,
             insert_time: jiff::Timestamp::now(),
@@ -279,8 +324,8 @@ pub(crate) struct NewOperation<'a> {
     pub op_type: &'static str,
     pub request_id: Option<&'a str>,
     pub project: &'a str,
-    /// `None` for a global operation.
-    pub zone: Option<&'a str>,
+    /// Global, zonal or regional operation.
+    pub scope: Scope,
     /// Target resource path.
     pub target: String,
     pub target_id: Option<u64>,

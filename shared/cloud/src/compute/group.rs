@@ -1,7 +1,10 @@
 //! Managed instance groups: a MIG would recreate or autoheal a VM riposte contains or deletes, so
 //! `abandon_instance` takes the VM out of its group and `delete_instance` deletes through the group
-//! (lowering its target size) when there is one. The group comes from the VM's `created-by`
-//! metadata, which Compute sets on every VM a MIG creates.
+//! (lowering its target size) when the VM is a member. The group comes from the VM's `created-by`
+//! metadata, which Compute sets on every VM a MIG creates and does not remove on abandon, so
+//! membership is confirmed with `listManagedInstances` before acting.
+
+use std::time::Instant;
 
 use google_cloud_compute_v1::model::{
     InstanceGroupManagersAbandonInstancesRequest, InstanceGroupManagersDeleteInstancesRequest,
@@ -11,7 +14,7 @@ use riposte_core::names::{Zone, is_gce_resource_name};
 use riposte_core::requests::request_id;
 
 use super::call::with_retries;
-use super::instance::Vm;
+use super::instance::{Vm, last_segment};
 use super::operation::Scope;
 use super::{ComputeExecutor, Journal, StepContext};
 
@@ -46,6 +49,42 @@ fn group_of(vm: &Vm) -> Result<Option<Group>, ExecError> {
 }
 
 impl ComputeExecutor {
+    /// Whether `vm` is a member of `group` now. `Ok(None)`: the group no longer exists.
+    async fn membership(&self, vm: &Vm, group: &Group) -> Result<Option<bool>, ExecError> {
+        let what = format!("listing the members of group {}", group.name);
+        let mut page_token = String::new();
+        loop {
+            let page = with_retries(&self.settings.retry, || {
+                self.clients
+                    .groups
+                    .list_managed_instances()
+                    .set_project(&vm.project)
+                    .set_zone(&group.zone)
+                    .set_instance_group_manager(&group.name)
+                    .set_page_token(page_token.clone())
+                    .send()
+            })
+            .await;
+            let page = match page {
+                Ok(p) => p,
+                Err(e) if e.not_found() => return Ok(None),
+                Err(e) => return Err(e.into_exec(&what)),
+            };
+            let member = page
+                .managed_instances
+                .iter()
+                .filter_map(|m| m.instance.as_deref())
+                .any(|url| last_segment(url) == vm.name && url.contains(&format!("/zones/{}/instances/", vm.zone)));
+            if member {
+                return Ok(Some(true));
+            }
+            match page.next_page_token {
+                Some(t) if !t.is_empty() => page_token = t,
+                _ => return Ok(Some(false)),
+            }
+        }
+    }
+
     /// `abandon_instance`.
     pub(crate) async fn abandon(
         &self,
@@ -59,6 +98,19 @@ impl ComputeExecutor {
                 vm.path()
             )));
         };
+        match self.membership(vm, &group).await? {
+            None => {
+                return Err(ExecError::Skip(format!(
+                    "the managed instance group {} of {} no longer exists: nothing to abandon",
+                    group.name,
+                    vm.path()
+                )));
+            }
+            Some(false) => {
+                return Ok(format!("{} is no longer a member of group {} (abandoned earlier)", vm.path(), group.name));
+            }
+            Some(true) => {}
+        }
         let body = InstanceGroupManagersAbandonInstancesRequest::new().set_instances([self.member(vm)]);
         let rid = request_id(ctx.key, "abandon");
         let what = format!("abandoning {} from group {}", vm.path(), group.name);
@@ -84,7 +136,7 @@ impl ComputeExecutor {
         ))
     }
 
-    /// `delete_instance`: through the group when managed, directly otherwise.
+    /// `delete_instance`: through the group when the VM is a member, directly otherwise.
     pub(crate) async fn delete(
         &self,
         vm: &Vm,
@@ -92,46 +144,70 @@ impl ComputeExecutor {
         journal: &mut Journal,
     ) -> Result<String, ExecError> {
         let what = format!("deleting {}", vm.path());
-        let (op, zone, how) = match group_of(vm)? {
-            Some(group) => {
-                let body = InstanceGroupManagersDeleteInstancesRequest::new().set_instances([self.member(vm)]);
-                let rid = request_id(ctx.key, "delete-through-mig");
-                let op = with_retries(&self.settings.retry, || {
-                    self.clients
-                        .groups
-                        .delete_instances()
-                        .set_project(&vm.project)
-                        .set_zone(&group.zone)
-                        .set_instance_group_manager(&group.name)
-                        .set_request_id(&rid)
-                        .set_body(body.clone())
-                        .send()
-                })
-                .await
-                .map_err(|e| e.into_exec(&what))?;
-                journal.sent("POST", self.group_url(vm, &group, "deleteInstances", &rid), Some(&body), None);
-                (op, group.zone.clone(), format!("through managed instance group {}", group.name))
-            }
-            None => {
-                let rid = request_id(ctx.key, "delete");
-                let op = with_retries(&self.settings.retry, || {
-                    self.clients
-                        .instances
-                        .delete()
-                        .set_project(&vm.project)
-                        .set_zone(&vm.zone)
-                        .set_instance(&vm.name)
-                        .set_request_id(&rid)
-                        .send()
-                })
-                .await
-                .map_err(|e| e.into_exec(&what))?;
-                journal.sent("DELETE", self.url(&format!("{}?requestId={rid}", vm.path())), None::<&()>, None);
-                (op, vm.zone.clone(), "directly (not in a managed instance group)".to_string())
-            }
+        let group = match group_of(vm)? {
+            Some(group) if self.membership(vm, &group).await? == Some(true) => Some(group),
+            _ => None,
         };
-        self.wait(&vm.project, Scope::Zone(&zone), op, &what).await?.map_err(|f| f.into_exec(&what))?;
-        Ok(format!("deleted {} {how}", vm.path()))
+        let Some(group) = group else {
+            let rid = request_id(ctx.key, "delete");
+            let op = with_retries(&self.settings.retry, || {
+                self.clients
+                    .instances
+                    .delete()
+                    .set_project(&vm.project)
+                    .set_zone(&vm.zone)
+                    .set_instance(&vm.name)
+                    .set_request_id(&rid)
+                    .send()
+            })
+            .await
+            .map_err(|e| e.into_exec(&what))?;
+            journal.sent("DELETE", self.url(&format!("{}?requestId={rid}", vm.path())), None::<&()>, None);
+            self.wait(&vm.project, Scope::Zone(&vm.zone), op, &what).await?.map_err(|f| f.into_exec(&what))?;
+            return Ok(format!("deleted {} directly (not a member of a managed instance group)", vm.path()));
+        };
+        let body = InstanceGroupManagersDeleteInstancesRequest::new().set_instances([self.member(vm)]);
+        let rid = request_id(ctx.key, "delete-through-mig");
+        let op = with_retries(&self.settings.retry, || {
+            self.clients
+                .groups
+                .delete_instances()
+                .set_project(&vm.project)
+                .set_zone(&group.zone)
+                .set_instance_group_manager(&group.name)
+                .set_request_id(&rid)
+                .set_body(body.clone())
+                .send()
+        })
+        .await
+        .map_err(|e| e.into_exec(&what))?;
+        journal.sent("POST", self.group_url(vm, &group, "deleteInstances", &rid), Some(&body), None);
+        self.wait(&vm.project, Scope::Zone(&group.zone), op, &what).await?.map_err(|f| f.into_exec(&what))?;
+        // The group's operation is done when the deletion is scheduled: wait for the VM to go.
+        self.until_gone(vm, &what).await?;
+        Ok(format!("deleted {} through managed instance group {}", vm.path(), group.name))
+    }
+
+    /// Reads the VM until it is gone (404), within the operation deadline.
+    async fn until_gone(&self, vm: &Vm, what: &str) -> Result<(), ExecError> {
+        let start = Instant::now();
+        let mut attempt = 0;
+        loop {
+            match self.get_instance(&vm.project, &vm.zone, &vm.name).await {
+                Err(e) if e.not_found() => return Ok(()),
+                Err(e) => return Err(e.into_exec(what)),
+                Ok(_) if start.elapsed() > self.settings.operation_deadline => {
+                    return Err(ExecError::Retryable(format!(
+                        "{what}: the group scheduled the deletion, the VM still exists after {} s",
+                        self.settings.operation_deadline.as_secs()
+                    )));
+                }
+                Ok(_) => {
+                    tokio::time::sleep(self.settings.retry.backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     /// The VM as a group member (`zones/z/instances/n`).

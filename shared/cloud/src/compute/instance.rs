@@ -67,7 +67,7 @@ impl ComputeExecutor {
                 Ok(i) => (zone.to_string(), i),
                 Err(e) if e.not_found() => {
                     return Err(ExecError::Skip(format!(
-                        "VM {ident} not found in {project}/{zone}: it no longer exists"
+                        "VM {ident} not found in {project}/{zone}: it no longer exists (or the alert names the wrong zone)"
                     )));
                 }
                 Err(e) => return Err(e.into_exec(&format!("reading VM {ident}"))),
@@ -121,7 +121,9 @@ impl ComputeExecutor {
         if found.len() != 1 {
             let zones: Vec<&str> = found.iter().filter_map(|i| i.zone.as_deref()).map(last_segment).collect();
             return Err(ExecError::Skip(match zones.len() {
-                0 => format!("{what}: no such VM; it no longer exists"),
+                0 => format!(
+                    "{what}: no such VM in any zone; it no longer exists (or the alert names the wrong project)"
+                ),
                 n => format!("{what}: {n} VMs match (zones {}); give the zone in the alert", zones.join(", ")),
             }));
         }

@@ -21,7 +21,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use google_cloud_auth::credentials::Credentials;
 use google_cloud_compute_v1::client::{
-    Disks, Firewalls, GlobalOperations, InstanceGroupManagers, Instances, ZoneOperations,
+    Disks, Firewalls, GlobalOperations, InstanceGroupManagers, Instances, RegionDisks, RegionOperations, Snapshots,
+    ZoneOperations,
 };
 use google_cloud_gax::retry_policy::NeverRetry;
 use riposte_core::action::Action;
@@ -67,9 +68,12 @@ impl Default for ComputeSettings {
 struct Clients {
     instances: Instances,
     disks: Disks,
+    region_disks: RegionDisks,
+    snapshots: Snapshots,
     firewalls: Firewalls,
     groups: InstanceGroupManagers,
     zone_operations: ZoneOperations,
+    region_operations: RegionOperations,
     global_operations: GlobalOperations,
 }
 
@@ -100,9 +104,12 @@ impl ComputeExecutor {
         let clients = Clients {
             instances: client!(Instances, settings, credentials),
             disks: client!(Disks, settings, credentials),
+            region_disks: client!(RegionDisks, settings, credentials),
+            snapshots: client!(Snapshots, settings, credentials),
             firewalls: client!(Firewalls, settings, credentials),
             groups: client!(InstanceGroupManagers, settings, credentials),
             zone_operations: client!(ZoneOperations, settings, credentials),
+            region_operations: client!(RegionOperations, settings, credentials),
             global_operations: client!(GlobalOperations, settings, credentials),
         };
         Ok(ComputeExecutor { clients, settings })

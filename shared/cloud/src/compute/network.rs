@@ -11,6 +11,20 @@ use super::instance::Vm;
 use super::operation::Scope;
 use super::{ComputeExecutor, Journal, StepContext};
 
+/// The error, saying which IPs were already removed before it (the step's report is only kept on
+/// success, and the error is what the incident records).
+fn with_removed(e: ExecError, removed: &[String]) -> ExecError {
+    if removed.is_empty() {
+        return e;
+    }
+    let done = format!("already removed: {}; then ", removed.join(", "));
+    match e {
+        ExecError::Retryable(m) => ExecError::Retryable(done + &m),
+        ExecError::Permanent(m) => ExecError::Permanent(done + &m),
+        ExecError::Skip(m) => ExecError::Skip(done + &m),
+    }
+}
+
 impl ComputeExecutor {
     /// Removes the VM's external IPs.
     pub(crate) async fn remove_external_ips(
@@ -34,6 +48,9 @@ impl ComputeExecutor {
                 }
                 let ip = config.nat_ip.as_deref().unwrap_or("(ephemeral, unassigned)");
                 let what = format!("removing {ip} ({nic_name}/{config_name}) from {}", vm.path());
+                // Logged before the call: an ephemeral IP is gone for good once released, and a
+                // crash before the step is recorded must not lose which one it was.
+                tracing::info!(incident = ctx.incident_id, vm = %vm.path(), ip, interface = nic_name, access_config = config_name, "removing external IP");
                 let rid = request_id(ctx.key, &format!("{nic_name}/{config_name}"));
                 let op = with_retries(&self.settings.retry, || {
                     self.clients
@@ -48,13 +65,16 @@ impl ComputeExecutor {
                         .send()
                 })
                 .await
-                .map_err(|e| e.into_exec(&what))?;
+                .map_err(|e| with_removed(e.into_exec(&what), &removed))?;
                 let url = self.url(&format!(
                     "{}/deleteAccessConfig?accessConfig={config_name}&networkInterface={nic_name}&requestId={rid}",
                     vm.path()
                 ));
                 journal.sent("POST", url, None::<&()>, Some(format!("removes external IP {ip}")));
-                self.wait(&vm.project, Scope::Zone(&vm.zone), op, &what).await?.map_err(|f| f.into_exec(&what))?;
+                self.wait(&vm.project, Scope::Zone(&vm.zone), op, &what)
+                    .await
+                    .map_err(|e| with_removed(e, &removed))?
+                    .map_err(|f| with_removed(f.into_exec(&what), &removed))?;
                 removed.push(format!("{ip} ({nic_name}/{config_name})"));
             }
         }

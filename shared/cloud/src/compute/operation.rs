@@ -32,6 +32,8 @@ impl OperationFailed {
 pub(crate) enum Scope<'a> {
     /// Zonal resources (instances, disks, instance group managers).
     Zone(&'a str),
+    /// Regional resources (regional persistent disks).
+    Region(&'a str),
     /// Global resources (firewall rules).
     Global,
 }
@@ -68,6 +70,18 @@ impl ComputeExecutor {
                             .wait()
                             .set_project(project)
                             .set_zone(zone)
+                            .set_operation(&name)
+                            .send()
+                    })
+                    .await
+                }
+                Scope::Region(region) => {
+                    with_retries(budget, || {
+                        self.clients
+                            .region_operations
+                            .wait()
+                            .set_project(project)
+                            .set_region(region)
                             .set_operation(&name)
                             .send()
                     })

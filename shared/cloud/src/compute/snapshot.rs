@@ -1,15 +1,18 @@
-//! `snapshot_disks`: evidence first. Every attached persistent disk is snapshotted concurrently
-//! under a name derived from the incident, so a retried step recognises its own snapshots: an
-//! existing snapshot of that name counts as done.
+//! `snapshot_disks`: evidence first. Every attached persistent disk, zonal or regional, is
+//! snapshotted concurrently under a name derived from the incident, so a retried step recognises
+//! its own snapshots: an existing snapshot of that name from the same disk counts as done once it
+//! is READY (a snapshot still being created by an earlier attempt is waited for).
 
 use std::collections::HashMap;
+use std::time::Instant;
 
-use futures_util::future::join_all;
+use futures_util::future::{Either, join_all};
 use google_cloud_compute_v1::model::Snapshot;
 use google_cloud_compute_v1::model::attached_disk::Type as DiskType;
+use google_cloud_compute_v1::model::snapshot::Status as SnapshotStatus;
 use riposte_core::action::SnapshotDisks;
 use riposte_core::executor::ExecError;
-use riposte_core::names::Zone;
+use riposte_core::names::{Zone, is_gce_resource_name};
 use riposte_core::requests::{INCIDENT_LABEL_KEY, incident_label, request_id, snapshot_name};
 
 use super::call::with_retries;
@@ -17,36 +20,73 @@ use super::instance::{Vm, last_segment};
 use super::operation::Scope;
 use super::{ComputeExecutor, Journal, StepContext};
 
-/// A zonal persistent disk attached to the VM.
+/// Where a disk lives: a zonal disk or a regional (replicated) one.
+enum Location {
+    Zone(String),
+    Region(String),
+}
+
+/// A persistent disk attached to the VM.
 struct Disk {
-    zone: String,
+    location: Location,
     name: String,
 }
 
-/// The zonal persistent disks of `vm`, or the sources riposte cannot snapshot (regional disks).
+impl Disk {
+    /// `zones/z/disks/d` or `regions/r/disks/d`: the tail of the disk's URL.
+    fn path(&self) -> String {
+        match &self.location {
+            Location::Zone(z) => format!("zones/{z}/disks/{}", self.name),
+            Location::Region(r) => format!("regions/{r}/disks/{}", self.name),
+        }
+    }
+
+    fn scope(&self) -> Scope<'_> {
+        match &self.location {
+            Location::Zone(z) => Scope::Zone(z),
+            Location::Region(r) => Scope::Region(r),
+        }
+    }
+
+    /// The zone or region, for the snapshot name (disk names are unique only within one).
+    fn place(&self) -> &str {
+        match &self.location {
+            Location::Zone(p) | Location::Region(p) => p,
+        }
+    }
+}
+
+/// A region name: a zone name without its last `-x` (`europe-west1`). Validated like a zone's stem.
+fn is_region(s: &str) -> bool {
+    format!("{s}-a").parse::<Zone>().is_ok()
+}
+
+/// The persistent disks of `vm`, and the sources riposte cannot read as one.
 fn disks(vm: &Vm) -> (Vec<Disk>, Vec<String>) {
-    let mut zonal = Vec::new();
-    let mut unsupported = Vec::new();
+    let mut found = Vec::new();
+    let mut unreadable = Vec::new();
     for d in &vm.instance.disks {
         if d.r#type.as_ref().is_some_and(|t| *t != DiskType::Persistent) {
             continue; // local SSDs cannot be snapshotted
         }
         let Some(source) = d.source.as_deref() else { continue };
         let parts: Vec<&str> = source.split('/').collect();
-        let zone = parts.iter().position(|p| *p == "zones").and_then(|i| parts.get(i + 1));
         let name = last_segment(source);
-        match zone.map(|z| z.parse::<Zone>()) {
-            Some(Ok(zone)) if riposte_core::names::is_gce_resource_name(name) => {
-                zonal.push(Disk { zone: zone.to_string(), name: name.to_string() })
-            }
-            _ => unsupported.push(source.to_string()),
+        let location = match parts.as_slice() {
+            [.., "zones", z, "disks", _] if z.parse::<Zone>().is_ok() => Some(Location::Zone(z.to_string())),
+            [.., "regions", r, "disks", _] if is_region(r) => Some(Location::Region(r.to_string())),
+            _ => None,
+        };
+        match location {
+            Some(location) if is_gce_resource_name(name) => found.push(Disk { location, name: name.to_string() }),
+            _ => unreadable.push(source.to_string()),
         }
     }
-    (zonal, unsupported)
+    (found, unreadable)
 }
 
 impl ComputeExecutor {
-    /// Snapshots every zonal persistent disk of `vm`, concurrently, and waits for all of them.
+    /// Snapshots every persistent disk of `vm`, concurrently, and waits for all of them.
     pub(crate) async fn snapshot_disks(
         &self,
         vm: &Vm,
@@ -54,14 +94,14 @@ impl ComputeExecutor {
         ctx: &StepContext<'_>,
         journal: &mut Journal,
     ) -> Result<String, ExecError> {
-        let (zonal, unsupported) = disks(vm);
-        if zonal.is_empty() && unsupported.is_empty() {
+        let (found, unreadable) = disks(vm);
+        if found.is_empty() && unreadable.is_empty() {
             return Err(ExecError::Skip(format!("{} has no persistent disk to snapshot", vm.path())));
         }
         let labels = HashMap::from([(INCIDENT_LABEL_KEY.to_string(), incident_label(ctx.incident_id))]);
-        let outcomes = join_all(zonal.iter().map(|disk| {
+        let outcomes = join_all(found.iter().map(|disk| {
             let mut snapshot = Snapshot::new()
-                .set_name(snapshot_name(ctx.incident_id, &disk.zone, &disk.name))
+                .set_name(snapshot_name(ctx.incident_id, disk.place(), &disk.name))
                 .set_description(format!(
                     "riposte incident {}: evidence from {} before containment",
                     ctx.incident_id,
@@ -85,11 +125,13 @@ impl ComputeExecutor {
             match outcome {
                 Ok(created) => {
                     if created {
-                        let path = format!(
-                            "projects/{}/zones/{}/disks/{}/createSnapshot?guestFlush={}&requestId={rid}",
-                            vm.project, disk.zone, disk.name, p.guest_flush
-                        );
-                        journal.sent("POST", self.url(&path), Some(&snapshot), None);
+                        let query = match disk.location {
+                            // Regional snapshots have no guest flush.
+                            Location::Zone(_) => format!("guestFlush={}&requestId={rid}", p.guest_flush),
+                            Location::Region(_) => format!("requestId={rid}"),
+                        };
+                        let url = self.url(&format!("projects/{}/{}/createSnapshot?{query}", vm.project, disk.path()));
+                        journal.sent("POST", url, Some(&snapshot), None);
                     }
                     lines.push(format!("{} → {name}{}", disk.name, if created { "" } else { " (already there)" }));
                 }
@@ -100,11 +142,11 @@ impl ComputeExecutor {
         if let Some(e) = first_error {
             return Err(e);
         }
-        if !unsupported.is_empty() {
+        if !unreadable.is_empty() {
             return Err(ExecError::Permanent(format!(
-                "snapshotted {}; cannot snapshot {} (not a zonal persistent disk)",
+                "snapshotted {}; cannot snapshot {} (not a zonal or regional persistent disk URL)",
                 lines.join(", "),
-                unsupported.join(", ")
+                unreadable.join(", ")
             )));
         }
         Ok(format!("snapshotted {} disk(s) of {}: {}", lines.len(), vm.path(), lines.join(", ")))
@@ -119,28 +161,87 @@ impl ComputeExecutor {
         rid: &str,
         guest_flush: bool,
     ) -> Result<bool, ExecError> {
-        let what = format!("snapshot of disk {}", disk.name);
-        let sent = with_retries(&self.settings.retry, || {
-            self.clients
-                .disks
-                .create_snapshot()
-                .set_project(project)
-                .set_zone(&disk.zone)
-                .set_disk(&disk.name)
-                .set_guest_flush(guest_flush)
-                .set_request_id(rid)
-                .set_body(snapshot.clone())
-                .send()
+        let what = format!("snapshot of disk {}", disk.path());
+        let sent = with_retries(&self.settings.retry, || match &disk.location {
+            Location::Zone(zone) => Either::Left(
+                self.clients
+                    .disks
+                    .create_snapshot()
+                    .set_project(project)
+                    .set_zone(zone)
+                    .set_disk(&disk.name)
+                    .set_guest_flush(guest_flush)
+                    .set_request_id(rid)
+                    .set_body(snapshot.clone())
+                    .send(),
+            ),
+            Location::Region(region) => Either::Right(
+                self.clients
+                    .region_disks
+                    .create_snapshot()
+                    .set_project(project)
+                    .set_region(region)
+                    .set_disk(&disk.name)
+                    .set_request_id(rid)
+                    .set_body(snapshot.clone())
+                    .send(),
+            ),
         })
         .await;
+        let name = snapshot.name.clone().unwrap_or_default();
         match sent {
-            Ok(op) => match self.wait(project, Scope::Zone(&disk.zone), op, &what).await? {
+            Ok(op) => match self.wait(project, disk.scope(), op, &what).await? {
                 Ok(()) => Ok(true),
-                Err(failed) if failed.code == "RESOURCE_ALREADY_EXISTS" => Ok(false),
+                Err(failed) if failed.code == "RESOURCE_ALREADY_EXISTS" => {
+                    self.existing_snapshot(project, &name, disk).await
+                }
                 Err(failed) => Err(failed.into_exec(&what)),
             },
-            Err(e) if e.already_exists() => Ok(false),
+            Err(e) if e.already_exists() => self.existing_snapshot(project, &name, disk).await,
             Err(e) => Err(e.into_exec(&what)),
+        }
+    }
+
+    /// A snapshot of riposte's name already exists: it is this step's own evidence when it comes
+    /// from the same disk, and done once READY. Returns `Ok(false)` (not created by this call).
+    async fn existing_snapshot(&self, project: &str, name: &str, disk: &Disk) -> Result<bool, ExecError> {
+        let what = format!("existing snapshot {name}");
+        let start = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let snapshot = with_retries(&self.settings.retry, || {
+                self.clients.snapshots.get().set_project(project).set_snapshot(name).send()
+            })
+            .await
+            .map_err(|e| {
+                if e.not_found() {
+                    ExecError::Retryable(format!("{what}: reported as existing, not found yet"))
+                } else {
+                    e.into_exec(&what)
+                }
+            })?;
+            let source = snapshot.source_disk.as_deref().unwrap_or_default();
+            if !source.ends_with(&disk.path()) {
+                return Err(ExecError::Permanent(format!(
+                    "{what} is of disk {source}, not {}; riposte does not reuse it",
+                    disk.path()
+                )));
+            }
+            match snapshot.status {
+                Some(SnapshotStatus::Ready) => return Ok(false),
+                Some(SnapshotStatus::Creating | SnapshotStatus::Uploading) | None => {}
+                Some(other) => {
+                    return Err(ExecError::Permanent(format!(
+                        "{what} is {}: delete it so riposte can take a new one",
+                        other.name().unwrap_or("in an unknown state")
+                    )));
+                }
+            }
+            if start.elapsed() > self.settings.operation_deadline {
+                return Err(ExecError::Retryable(format!("{what} is still being created")));
+            }
+            tokio::time::sleep(self.settings.retry.backoff.delay(attempt)).await;
+            attempt += 1;
         }
     }
 }
