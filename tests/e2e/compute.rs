@@ -768,3 +768,31 @@ async fn abandon_then_delete_against_fake_compute_deletes_directly_once_out_of_t
     // The group lost its member through the abandon, not the delete.
     assert_eq!(h.fake.mig_members(PROJECT, ZONE, MIG).expect("group"), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dual_stack_vm_against_fake_compute_gets_ipv6_deny_rules_and_a_clear_word_on_its_ipv6() {
+    let h = harness(vec![InstanceSpec { external_ipv6: Some("2600:1900:4000:1::".into()), ..node_vm() }]).await;
+    let id = h.incident(CONTAINMENT).await;
+    h.runner("r1").run(&id).await.expect("run");
+    assert_eq!(step(&h.get(&id).await, "quarantine_instance").status, StepStatus::Done);
+    let egress6 = h.fake.firewall(PROJECT, "riposte-quarantine-deny-egress-v6-default").expect("IPv6 egress rule");
+    assert_eq!((egress6["direction"].as_str(), egress6["priority"].as_i64()), (Some("EGRESS"), Some(0)));
+    assert_eq!(egress6["destinationRanges"], json!(["::/0"]));
+    let ingress6 = h.fake.firewall(PROJECT, "riposte-quarantine-deny-ingress-v6-default").expect("IPv6 ingress rule");
+    assert_eq!((ingress6["sourceRanges"].clone(), ingress6["priority"].as_i64()), (json!(["::/0"]), Some(1)));
+    // The IPv4 rules are unchanged.
+    assert_eq!(
+        h.fake.firewall(PROJECT, "riposte-quarantine-deny-egress-default").expect("v4")["destinationRanges"],
+        json!(["0.0.0.0/0"])
+    );
+
+    h.approve(&id).await;
+    h.runner("r1").run(&id).await.expect("run");
+    let removal = step(&h.get(&id).await, "remove_external_ip").clone();
+    let StepStatus::Failed { error } = &removal.status else { panic!("{removal:?}") };
+    assert!(
+        error.contains("removed 34.76.10.20") && error.contains("still has external IPv6 2600:1900:4000:1::"),
+        "{error}"
+    );
+    assert!(h.vm()["networkInterfaces"][0]["accessConfigs"].as_array().is_none_or(|a| a.is_empty()), "IPv4 removed");
+}

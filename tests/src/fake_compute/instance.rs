@@ -24,6 +24,8 @@ pub(crate) struct Instance {
     pub network_ip: String,
     pub nic_fingerprint: String,
     pub access_configs: Vec<AccessConfig>,
+    /// The external IPv6 address of `nic0`, when dual-stack.
+    pub external_ipv6: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub label_fingerprint: String,
     pub tags: Vec<String>,
@@ -90,8 +92,15 @@ impl Instance {
             "subnetwork": link(&format!("projects/{project}/regions/{}/subnetworks/{}", region_of(zone), self.network)),
             "networkIP": self.network_ip,
             "fingerprint": self.nic_fingerprint,
-            "stackType": "IPV4_ONLY",
+            "stackType": if self.external_ipv6.is_some() { "IPV4_IPV6" } else { "IPV4_ONLY" },
         });
+        if let Some(ip) = &self.external_ipv6 {
+            nic["ipv6AccessType"] = json!("EXTERNAL");
+            nic["ipv6AccessConfigs"] = json!([{
+                "kind": "compute#accessConfig", "type": "DIRECT_IPV6", "name": "external-ipv6",
+                "externalIpv6": ip, "externalIpv6PrefixLength": 96, "networkTier": "PREMIUM",
+            }]);
+        }
         if !self.access_configs.is_empty() {
             nic["accessConfigs"] = self
                 .access_configs

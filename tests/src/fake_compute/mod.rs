@@ -84,6 +84,9 @@ pub struct InstanceSpec {
     /// One `ONE_TO_ONE_NAT` access config per IP on `nic0`, named `external-nat`,
     /// `external-nat-2`, …
     pub external_ips: Vec<String>,
+    /// An external IPv6 address on `nic0`, which makes the interface dual-stack (`IPV4_IPV6`, with
+    /// an `ipv6AccessConfigs` entry `external-ipv6`).
+    pub external_ipv6: Option<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Network tags.
@@ -106,6 +109,7 @@ impl InstanceSpec {
             regional_disks: Vec::new(),
             network: "default".to_owned(),
             external_ips: vec!["34.0.0.1".to_owned()],
+            external_ipv6: None,
             labels: BTreeMap::new(),
             tags: Vec::new(),
             mig: None,

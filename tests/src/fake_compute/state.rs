@@ -137,8 +137,20 @@ impl State {
     }
 
     pub fn add_instance(&mut self, spec: InstanceSpec) {
-        let InstanceSpec { project, zone, name, id, disks, regional_disks, network, external_ips, labels, tags, mig } =
-            spec;
+        let InstanceSpec {
+            project,
+            zone,
+            name,
+            id,
+            disks,
+            regional_disks,
+            network,
+            external_ips,
+            external_ipv6,
+            labels,
+            tags,
+            mig,
+        } = spec;
         for disk in &disks {
             let id = self.next();
             self.disks.entry(key3(&project, &zone, disk)).or_insert(Disk { id: 1_000_000 + id });
@@ -184,6 +196,7 @@ impl State {
             regional_disks,
             network,
             access_configs,
+            external_ipv6,
             labels,
             tags,
             created_by,

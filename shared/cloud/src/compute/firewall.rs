@@ -6,6 +6,7 @@
 use futures_util::future::join_all;
 use google_cloud_compute_v1::model::Firewall;
 use google_cloud_compute_v1::model::firewall::{Allowed, Denied, Direction};
+use google_cloud_compute_v1::model::network_interface::StackType;
 use riposte_core::action::{ForensicSsh, Quarantine};
 use riposte_core::executor::ExecError;
 use riposte_core::incident::digest;
@@ -142,6 +143,15 @@ pub(crate) fn rule_name(base: &str, network: &str) -> String {
     name
 }
 
+/// Whether any interface of the VM has IPv6 (dual-stack or IPv6-only).
+fn has_ipv6(vm: &Vm) -> bool {
+    vm.instance.network_interfaces.iter().any(|n| {
+        matches!(n.stack_type, Some(StackType::Ipv4Ipv6 | StackType::Ipv6Only))
+            || n.ipv_6_address.is_some()
+            || !n.ipv_6_access_configs.is_empty()
+    })
+}
+
 fn deny_all() -> Denied {
     Denied::new().set_ip_protocol("all")
 }
@@ -178,6 +188,20 @@ impl ComputeExecutor {
                 .set_target_tags([q.tag.clone()])
                 .set_description("riposte quarantine: deny all ingress");
             let salt = |kind: &str| format!("{kind}/{}/{}", net.project, net.name);
+            if has_ipv6(vm) {
+                // One rule cannot mix IPv4 and IPv6 ranges: a dual-stack VM needs a second pair.
+                let v6 = |rule: &Firewall, base: &str| {
+                    let mut rule = rule.clone().set_name(rule_name(&format!("{base}-v6"), &net.name));
+                    if rule.destination_ranges.is_empty() {
+                        rule.source_ranges = vec!["::/0".into()];
+                    } else {
+                        rule.destination_ranges = vec!["::/0".into()];
+                    }
+                    rule
+                };
+                rules.push((net, v6(&egress, &q.deny_egress_rule), request_id(ctx.key, &salt("egress6"))));
+                rules.push((net, v6(&ingress, &q.deny_ingress_rule), request_id(ctx.key, &salt("ingress6"))));
+            }
             rules.push((net, egress, request_id(ctx.key, &salt("egress"))));
             rules.push((net, ingress, request_id(ctx.key, &salt("ingress"))));
         }

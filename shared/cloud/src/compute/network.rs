@@ -78,6 +78,29 @@ impl ComputeExecutor {
                 removed.push(format!("{ip} ({nic_name}/{config_name})"));
             }
         }
+        // External IPv6 ranges are not access configs riposte can delete: changing the interface's
+        // stack type is a different, disruptive call. Say so instead of claiming the VM is offline.
+        let v6: Vec<String> = vm
+            .instance
+            .network_interfaces
+            .iter()
+            .flat_map(|nic| {
+                nic.ipv_6_access_configs.iter().filter_map(move |c| {
+                    c.external_ipv_6.as_deref().map(|ip| format!("{ip} ({})", nic.name.as_deref().unwrap_or("nic0")))
+                })
+            })
+            .collect();
+        if !v6.is_empty() {
+            let done = if removed.is_empty() { String::new() } else { format!("removed {}; ", removed.join(", ")) };
+            return Err(ExecError::Permanent(format!(
+                "{done}{} still has external IPv6 {}: riposte does not remove IPv6 access; the quarantine rules \
+                 deny it, or run `gcloud compute instances network-interfaces update {} --zone {} --stack-type IPV4_ONLY`",
+                vm.path(),
+                v6.join(", "),
+                vm.name,
+                vm.zone
+            )));
+        }
         Ok(if removed.is_empty() {
             format!("{} has no external IP", vm.path())
         } else {
