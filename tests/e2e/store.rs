@@ -348,3 +348,69 @@ async fn two_instances_on_one_firestore_emulator_make_one_incident_and_one_decis
     assert_eq!(winners, 1, "exactly one decision approved, across instances");
     assert_eq!(b.get(&id).await.expect("get").expect("incident").approval.expect("a").decisions.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_the_firestore_store_shares_incidents_across_processes_on_the_real_emulator() {
+    use std::process::Command;
+    let emulator = crate::helpers::FirestoreEmulator::start().await;
+    let project = "serve-firestore";
+    let env = [
+        ("RIPOSTE_STORE", "firestore"),
+        ("FIRESTORE_EMULATOR_HOST", emulator.host.as_str()),
+        ("GOOGLE_CLOUD_PROJECT", project),
+    ];
+    let client = reqwest::Client::new();
+    let post = |url: String| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("{url}/v1/falco"))
+                .header("content-type", "application/json")
+                .body(fixture("falco/drop-exec-sidekick-customfields.json"))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.expect("json")
+        }
+    };
+
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let a = crate::helpers::spawn_binary(dir_a.path(), &env);
+    assert!(
+        a.stdout.lock().expect("lock").iter().any(|l| l.contains("store: the Firestore emulator at")),
+        "serve says where its state is"
+    );
+    let first = post(a.url.clone()).await;
+    let id = first["incident_id"].as_str().expect("id").to_string();
+    assert_eq!(first["duplicate"], false);
+    // The incident is in Firestore, not in a local file.
+    let store = emulator.store(project);
+    assert!(store.get(&id).await.expect("get").is_some());
+    assert!(!dir_a.path().join("riposte.redb").exists());
+
+    // A second instance (another Cloud Run instance, or a restart) joins the same incident.
+    let b = crate::helpers::spawn_binary(dir_b.path(), &env);
+    let second = post(b.url.clone()).await;
+    assert_eq!((second["incident_id"].as_str(), &second["duplicate"]), (Some(id.as_str()), &serde_json::json!(true)));
+    a.stop();
+    b.stop();
+    assert_eq!(store.get(&id).await.expect("get").expect("incident").alert_count, 2);
+
+    // `riposte incident list` reads Firestore directly.
+    let out = Command::new(crate::helpers::binary()).args(["incident", "list"]).envs(env).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
+
+    // Firestore without a project is refused at start, saying what to set.
+    let out = Command::new(crate::helpers::binary())
+        .args(["serve"])
+        .env("RIPOSTE_STORE", "firestore")
+        .env_remove("GOOGLE_CLOUD_PROJECT")
+        .env_remove("RIPOSTE_FIRESTORE_PROJECT")
+        .env_remove("K_SERVICE")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RIPOSTE_STORE=firestore needs the project"));
+}

@@ -28,6 +28,12 @@ pub mod vars {
     pub const STATE_DIR: &str = "RIPOSTE_STATE_DIR";
     /// `dry-run` (default: records requests, sends none) or `google-cloud` (acts on Compute Engine).
     pub const EXECUTOR: &str = "RIPOSTE_EXECUTOR";
+    /// `embedded` (default: a redb file in the state directory) or `firestore`.
+    pub const STORE: &str = "RIPOSTE_STORE";
+    /// Project of the Firestore database (default: `GOOGLE_CLOUD_PROJECT`).
+    pub const FIRESTORE_PROJECT: &str = "RIPOSTE_FIRESTORE_PROJECT";
+    /// The project riposte runs in (set on Cloud Run deployments by riposte's terraform).
+    pub const GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
     /// Compute Engine API root for the `google-cloud` executor (default `https://compute.googleapis.com`).
     pub const COMPUTE_ENDPOINT: &str = "RIPOSTE_COMPUTE_ENDPOINT";
     /// `text` or `json` (default: json on Cloud Run).
@@ -76,8 +82,51 @@ pub enum ExecutorChoice {
     },
 }
 
+/// Where incidents are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// A redb file in the state directory (one process).
+    Embedded,
+    /// Firestore in this project (`FIRESTORE_EMULATOR_HOST` selects the emulator).
+    Firestore {
+        /// The project.
+        project: String,
+    },
+}
+
+impl StoreChoice {
+    /// Reads `RIPOSTE_STORE` and the Firestore project; problems are pushed to `errors`.
+    pub fn from_env(errors: &mut Vec<String>) -> StoreChoice {
+        match env(vars::STORE).as_deref() {
+            None | Some("embedded") => StoreChoice::Embedded,
+            Some("firestore") => match env(vars::FIRESTORE_PROJECT).or_else(|| env(vars::GOOGLE_CLOUD_PROJECT)) {
+                Some(p) if p.parse::<riposte_core::names::ProjectId>().is_ok() => StoreChoice::Firestore { project: p },
+                Some(p) => {
+                    errors.push(format!("{}={p:?} is not a project id", vars::FIRESTORE_PROJECT));
+                    StoreChoice::Embedded
+                }
+                None => {
+                    errors.push(format!(
+                        "{}=firestore needs the project: set {} or {}",
+                        vars::STORE,
+                        vars::FIRESTORE_PROJECT,
+                        vars::GOOGLE_CLOUD_PROJECT
+                    ));
+                    StoreChoice::Embedded
+                }
+            },
+            Some(other) => {
+                errors.push(format!("{}={other:?}: expected embedded or firestore", vars::STORE));
+                StoreChoice::Embedded
+            }
+        }
+    }
+}
+
 /// Everything `serve` reads from the environment.
 pub struct EnvConfig {
+    /// The store.
+    pub store: StoreChoice,
     /// The executor.
     pub executor: ExecutorChoice,
     /// Per-endpoint credentials.
@@ -108,6 +157,7 @@ impl std::fmt::Debug for EnvConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Only what is safe to print: the signing key is a secret.
         f.debug_struct("EnvConfig")
+            .field("store", &self.store)
             .field("executor", &self.executor)
             .field("on_cloud_run", &self.on_cloud_run)
             .field("port", &self.port)
@@ -177,6 +227,7 @@ impl EnvConfig {
                 false
             }
         };
+        let store = StoreChoice::from_env(&mut errors);
         let compute_endpoint = env(vars::COMPUTE_ENDPOINT)
             .unwrap_or_else(|| riposte_cloud::compute::DEFAULT_ENDPOINT.into())
             .trim_end_matches('/')
@@ -242,6 +293,7 @@ impl EnvConfig {
             return Err(CliError::Usage(format!("invalid configuration:\n  - {}", errors.join("\n  - "))));
         }
         Ok(EnvConfig {
+            store,
             executor,
             credentials,
             admin_token: env(vars::ADMIN_TOKEN).and_then(Secret::new),

@@ -4,11 +4,13 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use riposte_cloud::firestore::FirestoreStore;
 use riposte_core::incident::{Incident, StepStatus, is_incident_id};
 use riposte_core::notify::printable;
 use riposte_core::store::{EmbeddedStore, IncidentSummary, Store, StoreError, status_name};
 
 use crate::CliError;
+use crate::config::StoreChoice;
 use crate::config::{default_state_dir, vars};
 use crate::serve::{ServeInfo, info_path};
 
@@ -39,11 +41,21 @@ pub enum IncidentCommand {
 
 /// Where incidents are read from.
 enum Source {
-    Store(EmbeddedStore),
+    Store(Box<dyn Store>),
     Server(ServeInfo),
 }
 
 fn open(state_dir: &Path) -> Result<Source, CliError> {
+    // With RIPOSTE_STORE=firestore, read Firestore directly (any number of readers may).
+    let mut errors = Vec::new();
+    let choice = StoreChoice::from_env(&mut errors);
+    if !errors.is_empty() {
+        return Err(CliError::Usage(errors.join("; ")));
+    }
+    if let StoreChoice::Firestore { project } = choice {
+        let store = FirestoreStore::from_environment(&project).map_err(|e| CliError::Usage(e.to_string()))?;
+        return Ok(Source::Store(Box::new(store)));
+    }
     if !state_dir.join("riposte.redb").exists() {
         return Err(CliError::Usage(format!(
             "no store in {}: run `riposte serve` first, or pass --state-dir",
@@ -51,7 +63,7 @@ fn open(state_dir: &Path) -> Result<Source, CliError> {
         )));
     }
     match EmbeddedStore::open(state_dir) {
-        Ok(s) => Ok(Source::Store(s)),
+        Ok(s) => Ok(Source::Store(Box::new(s))),
         Err(StoreError::Locked(_)) => {
             let text = std::fs::read_to_string(info_path(state_dir)).map_err(|e| {
                 CliError::Runtime(format!("the store is held by another process and its serve.json is unreadable: {e}"))

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use riposte_approve::{ApproveState, IapVerifier};
 use riposte_cloud::compute::{ComputeExecutor, ComputeSettings};
+use riposte_cloud::firestore::FirestoreStore;
 use riposte_cloud::secrets::{SecretManager, resolve_all};
 use riposte_core::approval::Keys;
 use riposte_core::executor::{DryRunExecutor, Executor};
@@ -17,7 +18,7 @@ use riposte_core::store::{EmbeddedStore, Store, StoreError};
 use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, IngestState, app};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EnvConfig, ExecutorChoice, default_state_dir, vars};
+use crate::config::{EnvConfig, ExecutorChoice, StoreChoice, default_state_dir, vars};
 use crate::{CliError, load_policies};
 
 /// Options of `riposte serve`.
@@ -70,16 +71,32 @@ async fn serve(
     state_dir: PathBuf,
     port: Option<u16>,
 ) -> Result<(), CliError> {
-    let store = EmbeddedStore::open(&state_dir).map_err(|e| match e {
-        StoreError::Locked(path) => CliError::Usage(format!(
-            "the store {path} is in use by another `riposte serve`; stop it or pass another --state-dir"
-        )),
-        other => CliError::Runtime(other.to_string()),
-    })?;
-    if env.on_cloud_run {
-        tracing::warn!("the embedded store lives on this instance's disk: state is lost when Cloud Run replaces it");
-    }
-    let store: Arc<dyn Store> = Arc::new(store);
+    let (store, store_note): (Arc<dyn Store>, String) = match &env.store {
+        StoreChoice::Embedded => {
+            let store = EmbeddedStore::open(&state_dir).map_err(|e| match e {
+                StoreError::Locked(path) => CliError::Usage(format!(
+                    "the store {path} is in use by another `riposte serve`; stop it or pass another --state-dir"
+                )),
+                other => CliError::Runtime(other.to_string()),
+            })?;
+            if env.on_cloud_run {
+                tracing::warn!(
+                    "the embedded store lives on this instance's disk: state is lost when Cloud Run replaces it (set RIPOSTE_STORE=firestore)"
+                );
+            }
+            (Arc::new(store), state_dir.join("riposte.redb").display().to_string())
+        }
+        StoreChoice::Firestore { project } => {
+            let store = FirestoreStore::from_environment(project).map_err(|e| CliError::Usage(e.to_string()))?;
+            // Fail at start, not at the first alert, when Firestore cannot be reached.
+            store.list(1).await.map_err(|e| CliError::Runtime(format!("cannot read the Firestore store: {e}")))?;
+            let place = std::env::var("FIRESTORE_EMULATOR_HOST").ok().filter(|h| !h.is_empty()).map_or_else(
+                || format!("Firestore in {project}"),
+                |h| format!("the Firestore emulator at {h}, project {project}"),
+            );
+            (Arc::new(store), place)
+        }
+    };
     // Secrets given as `sm://projects/P/secrets/S` are read from Secret Manager, all at start.
     let mut wanted: Vec<(String, String)> = policies
         .notifiers
@@ -153,7 +170,9 @@ async fn serve(
 
     let info = ServeInfo { url: format!("http://127.0.0.1:{}", addr.port()), pid: std::process::id() };
     let info_file = info_path(&state_dir);
-    if let Err(e) = std::fs::write(&info_file, serde_json::to_vec(&info).unwrap_or_default()) {
+    if env.store == StoreChoice::Embedded
+        && let Err(e) = std::fs::write(&info_file, serde_json::to_vec(&info).unwrap_or_default())
+    {
         tracing::warn!(error = %e, "cannot write {}; `riposte incident` will not reach this server", info_file.display());
     }
 
@@ -191,10 +210,9 @@ async fn serve(
         approval_links: Some(ApprovalLinks { keys, base_url: public_url.clone() }),
     };
     let policy_count = state.policies.policies.len();
-    tracing::info!(%url, policy = %origin, policies = policy_count, state_dir = %state_dir.display(), executor = executor.name(), "riposte is serving");
+    tracing::info!(%url, policy = %origin, policies = policy_count, store = %store_note, executor = executor.name(), "riposte is serving");
     println!(
-        "riposte listening on {url}  (policy: {origin}, {policy_count} policies; store: {}; executor: {executor_note})",
-        state_dir.join("riposte.redb").display()
+        "riposte listening on {url}  (policy: {origin}, {policy_count} policies; store: {store_note}; executor: {executor_note})"
     );
 
     // Resume whatever a previous run left unfinished, then keep sweeping.
