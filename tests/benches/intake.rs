@@ -116,6 +116,7 @@ fn main() {
             limits: BodyLimits::default(),
             admin: AdminAccess::Disabled,
             approval_links: None,
+            sweep: riposte_ingest::SweepAccess::Disabled,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/v1/falco", listener.local_addr().expect("addr"));

@@ -10,7 +10,7 @@ use riposte_core::policy::PolicySet;
 use riposte_ingest::{AdminAccess, BodyLimits, Credentials};
 use serde_json::Value;
 
-use crate::helpers::{TestApp, eventually, expire_approval_now, fixture, spawn_app, spawn_app_with};
+use crate::helpers::{FakeGoogleKeys, TestApp, eventually, expire_approval_now, fixture, spawn_app, spawn_app_with};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
@@ -205,41 +205,27 @@ async fn refused_links_get_a_clear_page_and_change_nothing() {
     );
 }
 
-/// A fake Identity-Aware Proxy: an ES256 key published as a JWK set, and assertions signed
-/// with it (IAP itself cannot run here).
+const IAP_AUDIENCE: &str = "/projects/481516234/global/backendServices/42";
+
+/// A fake Identity-Aware Proxy (IAP itself cannot run here): assertions signed by a fake Google key.
 struct FakeIap {
     jwks_url: String,
-    key: jsonwebtoken::EncodingKey,
+    google: FakeGoogleKeys,
 }
-
-const IAP_AUDIENCE: &str = "/projects/481516234/global/backendServices/42";
 
 impl FakeIap {
     async fn start() -> FakeIap {
-        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
-        use base64::Engine as _;
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).expect("pair");
-        let point = pair.public_key().as_ref().to_vec(); // 0x04 || X || Y
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "iap-1",
-            "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65])}]});
-        let router =
-            axum::Router::new().route("/jwk", axum::routing::get(move || async move { axum::Json(jwks.clone()) }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let jwks_url = format!("http://{}/jwk", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        FakeIap { jwks_url, key: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()) }
+        let google = FakeGoogleKeys::start("iap-1").await;
+        FakeIap { jwks_url: google.jwks_url.clone(), google }
     }
 
     fn assertion(&self, email: &str, audience: &str, kid: &str) -> String {
         let now = Timestamp::now().as_second();
-        let claims = serde_json::json!({"iss": riposte_approve::IAP_ISSUER, "aud": audience, "email": email,
-            "sub": format!("accounts.google.com:{email}"), "iat": now, "exp": now + 600});
-        let header =
-            jsonwebtoken::Header { kid: Some(kid.into()), ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256) };
-        jsonwebtoken::encode(&header, &claims, &self.key).expect("assertion")
+        self.google.sign(
+            kid,
+            &serde_json::json!({"iss": riposte_approve::IAP_ISSUER, "aud": audience, "email": email,
+                "sub": format!("accounts.google.com:{email}"), "iat": now, "exp": now + 600}),
+        )
     }
 }
 

@@ -91,6 +91,7 @@ pub async fn spawn_app_with(
         limits,
         admin,
         approval_links: Some(ApprovalLinks { keys: keys.clone(), base_url: url.clone() }),
+        sweep: riposte_ingest::SweepAccess::Disabled,
     };
     let approve =
         ApproveState { store: store.clone(), runner, keys: keys.clone(), public_origin: url.clone(), iap, notifiers };
@@ -284,5 +285,41 @@ impl Drop for FirestoreEmulator {
         // `--` so the negative pid is read as a process group, not as a signal option.
         let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.child.id())]).status();
         let _ = self.child.wait();
+    }
+}
+
+/// A fake of Google's token signing: an ES256 key published as a JWK set on a local port, and
+/// JWTs signed with it (IAP assertions, OIDC ID tokens). Google's real keys cannot sign here.
+pub struct FakeGoogleKeys {
+    /// Where the key set is served (`http://127.0.0.1:PORT/jwk`).
+    pub jwks_url: String,
+    key: jsonwebtoken::EncodingKey,
+}
+
+impl FakeGoogleKeys {
+    /// Makes a key with id `kid` and serves its public half.
+    pub async fn start(kid: &str) -> FakeGoogleKeys {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+        use base64::Engine as _;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).expect("pair");
+        let point = pair.public_key().as_ref().to_vec(); // 0x04 || X || Y
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+            "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65])}]});
+        let router =
+            axum::Router::new().route("/jwk", axum::routing::get(move || async move { axum::Json(jwks.clone()) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let jwks_url = format!("http://{}/jwk", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        FakeGoogleKeys { jwks_url, key: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()) }
+    }
+
+    /// A JWT with `claims`, signed with this key under key id `kid` (an unknown kid fails).
+    pub fn sign(&self, kid: &str, claims: &serde_json::Value) -> String {
+        let header =
+            jsonwebtoken::Header { kid: Some(kid.into()), ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256) };
+        jsonwebtoken::encode(&header, claims, &self.key).expect("token")
     }
 }

@@ -18,4 +18,5 @@ mod policy_properties;
 mod runner;
 mod secrets;
 mod store;
+mod sweep;
 mod variants;

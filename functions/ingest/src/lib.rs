@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 mod secret;
+mod sweep;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub use auth::Credentials;
 pub use error::ApiError;
 pub use secret::Secret;
+pub use sweep::SweepAccess;
 
 /// Body size limits per endpoint, in bytes.
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +91,8 @@ pub struct IngestState {
     pub admin: AdminAccess,
     /// Signs the approval links sent with new incidents (none: no links are sent).
     pub approval_links: Option<ApprovalLinks>,
+    /// Who may trigger `POST /tasks/sweep`.
+    pub sweep: SweepAccess,
 }
 
 /// How approval links are made: the signing keys and the approve service's base URL.
@@ -109,6 +113,7 @@ pub fn app(state: IngestState) -> Router {
         .route("/v1/pubsub", post(|s: State<IngestState>, r: Request| intake(s, SourceKind::PubSub, r)))
         .route("/v1/incidents", get(list_incidents))
         .route("/v1/incidents/{id}", get(show_incident))
+        .route("/tasks/sweep", post(sweep::sweep))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         // Inner: a panic becomes a 500 that the logging middleware (outer) then logs.
         .layer(CatchPanicLayer::custom(|_| {

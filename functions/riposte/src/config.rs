@@ -55,6 +55,12 @@ pub mod vars {
     pub const IAP_AUDIENCE: &str = "RIPOSTE_IAP_AUDIENCE";
     /// Where IAP's public keys are fetched (default: Google's).
     pub const IAP_JWKS_URL: &str = "RIPOSTE_IAP_JWKS_URL";
+    /// `POST /tasks/sweep`: the audience of Cloud Scheduler's OIDC token (the URL it calls).
+    pub const SWEEP_AUDIENCE: &str = "RIPOSTE_SWEEP_AUDIENCE";
+    /// `POST /tasks/sweep`: the service account Cloud Scheduler's token is issued to.
+    pub const SWEEP_INVOKER: &str = "RIPOSTE_SWEEP_INVOKER";
+    /// Where Google's token-signing keys are fetched (default: Google's; tests point it elsewhere).
+    pub const SWEEP_JWKS_URL: &str = "RIPOSTE_SWEEP_JWKS_URL";
     /// Set by Cloud Run.
     pub const K_SERVICE: &str = "K_SERVICE";
     /// Port to listen on (Cloud Run sets it).
@@ -151,6 +157,8 @@ pub struct EnvConfig {
     pub iap_audience: Option<String>,
     /// IAP key set URL.
     pub iap_jwks_url: Option<String>,
+    /// Who may call `POST /tasks/sweep`: (audience, invoker account, key set URL).
+    pub sweep_oidc: Option<(String, String, Option<String>)>,
 }
 
 impl std::fmt::Debug for EnvConfig {
@@ -289,6 +297,25 @@ impl EnvConfig {
                     .push(format!("on Cloud Run approval links need {} (the approve service's URL)", vars::PUBLIC_URL));
             }
         }
+        let sweep_oidc = match (env(vars::SWEEP_AUDIENCE), env(vars::SWEEP_INVOKER)) {
+            (Some(audience), Some(invoker)) => {
+                let jwks = env(vars::SWEEP_JWKS_URL);
+                if let Some(u) = &jwks
+                    && !riposte_cloud::notify::is_acceptable_url(u)
+                {
+                    errors.push(format!(
+                        "{}={u:?}: keys must be fetched over https (or from localhost)",
+                        vars::SWEEP_JWKS_URL
+                    ));
+                }
+                Some((audience, invoker, jwks))
+            }
+            (None, None) => None,
+            _ => {
+                errors.push(format!("set both {} and {}, or neither", vars::SWEEP_AUDIENCE, vars::SWEEP_INVOKER));
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(CliError::Usage(format!("invalid configuration:\n  - {}", errors.join("\n  - "))));
         }
@@ -308,6 +335,7 @@ impl EnvConfig {
             public_url,
             iap_audience: env(vars::IAP_AUDIENCE),
             iap_jwks_url: env(vars::IAP_JWKS_URL),
+            sweep_oidc,
         })
     }
 }

@@ -15,7 +15,7 @@ use riposte_core::approval::Keys;
 use riposte_core::executor::{DryRunExecutor, Executor};
 use riposte_core::runner::Runner;
 use riposte_core::store::{EmbeddedStore, Store, StoreError};
-use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, IngestState, app};
+use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, IngestState, SweepAccess, app};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{EnvConfig, ExecutorChoice, StoreChoice, default_state_dir, vars};
@@ -199,6 +199,16 @@ async fn serve(
         notifiers: notifiers.clone(),
     };
 
+    let sweep = match (&env.sweep_oidc, host.is_loopback()) {
+        (Some((audience, invoker, jwks)), _) => SweepAccess::oidc(audience, invoker, jwks.as_deref()),
+        (None, true) => SweepAccess::Loopback,
+        (None, false) => {
+            tracing::info!(
+                "POST /tasks/sweep is off: set RIPOSTE_SWEEP_AUDIENCE and RIPOSTE_SWEEP_INVOKER for Cloud Scheduler (the in-process sweep still runs while the instance is up)"
+            );
+            SweepAccess::Disabled
+        }
+    };
     let state = IngestState {
         policies: Arc::new(policies),
         store: store.clone(),
@@ -208,6 +218,7 @@ async fn serve(
         limits: BodyLimits::default(),
         admin,
         approval_links: Some(ApprovalLinks { keys, base_url: public_url.clone() }),
+        sweep,
     };
     let policy_count = state.policies.policies.len();
     tracing::info!(%url, policy = %origin, policies = policy_count, store = %store_note, executor = executor.name(), "riposte is serving");

@@ -1,0 +1,128 @@
+//! `POST /tasks/sweep` (Cloud Scheduler): only a Google-signed ID token for the configured
+//! audience and invoker starts a sweep, and the sweep runs the waiting steps before it answers.
+//! Google's signing keys are faked (`FakeGoogleKeys`): tokens are real ES256 JWTs checked by the
+//! real `google-cloud-auth` verifier against the fake's key set.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{Request, StatusCode};
+use jiff::Timestamp;
+use riposte_core::executor::DryRunExecutor;
+use riposte_core::incident::StepStatus;
+use riposte_core::notify::Notifiers;
+use riposte_core::plan::plan_incident;
+use riposte_core::runner::Runner;
+use riposte_core::sources::SourceKind;
+use riposte_core::store::{EmbeddedStore, Store};
+use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, SweepAccess, app};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+use crate::helpers::{FakeGoogleKeys, example_policies, fixture};
+
+const AUDIENCE: &str = "https://riposte-ingest-abc123-ew.a.run.app/tasks/sweep";
+const INVOKER: &str = "riposte-scheduler@shop-prod.iam.gserviceaccount.com";
+
+/// A store with one incident whose automatic steps have not run yet.
+async fn waiting_incident() -> (tempfile::TempDir, Arc<dyn Store>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+    let policies = example_policies();
+    let alert = SourceKind::Falco
+        .parse(&fixture("falco/drop-exec-sidekick-customfields.json"), &http::HeaderMap::new())
+        .expect("parse")
+        .remove(0);
+    let now = Timestamp::now();
+    let incident = plan_incident(policies.matches(&alert)[0].policy, &policies.defaults, &alert, now);
+    let id = store.record_alert(incident, now).await.expect("record").incident_id;
+    (dir, store, id)
+}
+
+fn state(store: Arc<dyn Store>, sweep: SweepAccess) -> IngestState {
+    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), Notifiers::none(), "sweeper".into());
+    IngestState {
+        policies: Arc::new(example_policies()),
+        store,
+        runner,
+        notifiers: Notifiers::none(),
+        credentials: Arc::new(Credentials::default()),
+        limits: BodyLimits::default(),
+        admin: AdminAccess::Disabled,
+        approval_links: None,
+        sweep,
+    }
+}
+
+async fn post_sweep(state: IngestState, token: Option<&str>) -> (StatusCode, Value) {
+    let mut request = Request::post("/tasks/sweep");
+    if let Some(t) = token {
+        request = request.header("authorization", format!("Bearer {t}"));
+    }
+    let response = app(state).oneshot(request.body(Body::empty()).expect("request")).await.expect("response");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// Claims as Cloud Scheduler's OIDC token carries them.
+fn claims(audience: &str, email: &str, verified: bool, expires_in: i64) -> Value {
+    let now = Timestamp::now().as_second();
+    json!({"iss": "https://accounts.google.com", "aud": audience, "azp": "1234567890", "email": email,
+        "email_verified": verified, "sub": "1234567890", "iat": now - 5, "exp": now + expires_in})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_runs_waiting_steps_only_for_the_schedulers_google_signed_token() {
+    let google = FakeGoogleKeys::start("google-1").await;
+    let (_dir, store, id) = waiting_incident().await;
+    let access = SweepAccess::oidc(AUDIENCE, INVOKER, Some(&google.jwks_url));
+    let bad = [
+        ("no token", None, StatusCode::UNAUTHORIZED),
+        ("garbage", Some("not.a.jwt".to_string()), StatusCode::FORBIDDEN),
+        (
+            "another audience",
+            Some(google.sign("google-1", &claims("https://evil.example/tasks/sweep", INVOKER, true, 300))),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "another account",
+            Some(google.sign("google-1", &claims(AUDIENCE, "someone@shop-prod.iam.gserviceaccount.com", true, 300))),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "unverified email",
+            Some(google.sign("google-1", &claims(AUDIENCE, INVOKER, false, 300))),
+            StatusCode::FORBIDDEN,
+        ),
+        ("expired", Some(google.sign("google-1", &claims(AUDIENCE, INVOKER, true, -120))), StatusCode::FORBIDDEN),
+        (
+            "a key Google does not publish",
+            Some(google.sign("attacker-1", &claims(AUDIENCE, INVOKER, true, 300))),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (what, token, want) in bad {
+        let (status, body) = post_sweep(state(store.clone(), access.clone()), token.as_deref()).await;
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(body["error"].is_string(), "{what}: a clear error body: {body}");
+    }
+    let incident = store.get(&id).await.expect("get").expect("incident");
+    assert!(incident.steps.iter().all(|s| s.status != StepStatus::Done), "nothing ran for a refused caller");
+
+    let token = google.sign("google-1", &claims(AUDIENCE, INVOKER, true, 300));
+    let (status, body) = post_sweep(state(store.clone(), access), Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["steps_finished"], 6, "{body}");
+    let incident = store.get(&id).await.expect("get").expect("incident");
+    assert!(incident.steps.iter().filter(|s| !s.gated).all(|s| s.status == StepStatus::Done), "ran before answering");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_without_a_configured_invoker_is_loopback_only_or_absent() {
+    let (_dir, store, _) = waiting_incident().await;
+    let (status, body) = post_sweep(state(store.clone(), SweepAccess::Loopback), None).await;
+    assert_eq!((status, body["steps_finished"].as_u64()), (StatusCode::OK, Some(6)));
+    let (status, _) = post_sweep(state(store, SweepAccess::Disabled), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
