@@ -15,6 +15,7 @@ mod notifiers;
 mod parser_properties;
 mod policy_errors;
 mod policy_properties;
+mod pubsub_emulator;
 mod runner;
 mod secrets;
 mod store;
