@@ -190,6 +190,19 @@ impl TestBinary {
     }
 }
 
+impl TestBinary {
+    /// Kills the server with SIGKILL (no cleanup at all, as in a crash) and waits for it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether it printed a line containing `text`.
+    pub fn printed(&self, text: &str) -> bool {
+        self.stdout.lock().expect("lock").iter().any(|l| l.contains(text))
+    }
+}
+
 impl Drop for TestBinary {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -214,17 +227,26 @@ pub async fn expire_approval_now(store: &Arc<dyn Store>, id: &str) {
 }
 
 /// Polls `check` until it returns `Some` or 10 s pass.
-pub async fn eventually<T, F, Fut>(mut check: F) -> T
+pub async fn eventually<T, F, Fut>(check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    eventually_within(Duration::from_secs(10), check).await
+}
+
+/// Polls `check` until it returns `Some` or `limit` passes.
+pub async fn eventually_within<T, F, Fut>(limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "condition not met within 10s");
+        assert!(Instant::now() < deadline, "condition not met within {limit:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -175,6 +175,7 @@ async fn intake(
     };
 
     let (outcomes, opened) = ingest(&state.policies, state.store.as_ref(), alerts, now).await?;
+    riposte_core::crash::point("intake-recorded").await;
     // Durable: acknowledge now, contain after.
     for incident in opened {
         log_opened(&incident);

@@ -40,6 +40,9 @@ pub mod vars {
     pub const LOG_FORMAT: &str = "RIPOSTE_LOG_FORMAT";
     /// How often to resume unfinished steps (default 30s).
     pub const SWEEP_INTERVAL: &str = "RIPOSTE_SWEEP_INTERVAL";
+    /// How long a runner's claim on a step lasts unrenewed, i.e. how soon a step whose runner died
+    /// is taken over (default 2m).
+    pub const STEP_LEASE: &str = "RIPOSTE_STEP_LEASE";
     /// `kid.base64url(PKCS#8)` from `riposte keygen`: signs approval links.
     pub const SIGNING_KEY: &str = "RIPOSTE_SIGNING_KEY";
     /// A file holding the signing key (instead of `RIPOSTE_SIGNING_KEY`).
@@ -147,6 +150,8 @@ pub struct EnvConfig {
     pub json_logs: bool,
     /// Sweep interval.
     pub sweep_interval: Duration,
+    /// Step lease.
+    pub step_lease: Duration,
     /// Approval signing key spec (or an `sm://` Secret Manager reference to one).
     pub signing_key: Option<String>,
     /// Extra verification key specs.
@@ -261,6 +266,13 @@ impl EnvConfig {
                 Duration::from_secs(30)
             }),
         };
+        let step_lease = match env(vars::STEP_LEASE) {
+            None => Duration::from_secs(120),
+            Some(s) => parse_duration(&s).unwrap_or_else(|e| {
+                errors.push(format!("{}: {e}", vars::STEP_LEASE));
+                Duration::from_secs(120)
+            }),
+        };
         let signing_key = match (env(vars::SIGNING_KEY), env(vars::SIGNING_KEY_FILE)) {
             (Some(_), Some(_)) => {
                 errors.push(format!("set {} or {}, not both", vars::SIGNING_KEY, vars::SIGNING_KEY_FILE));
@@ -328,6 +340,7 @@ impl EnvConfig {
             port,
             json_logs,
             sweep_interval: sweep_interval.max(Duration::from_secs(1)),
+            step_lease: step_lease.max(Duration::from_secs(1)),
             signing_key,
             verify_keys: env(vars::VERIFY_KEYS)
                 .map(|v| v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect())

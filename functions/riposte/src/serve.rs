@@ -136,11 +136,16 @@ async fn serve(
         ExecutorChoice::DryRun => (Arc::new(DryRunExecutor), "dry-run — records requests, sends none"),
         ExecutorChoice::GoogleCloud { compute_endpoint } => {
             let settings = ComputeSettings { endpoint: compute_endpoint.clone(), ..ComputeSettings::default() };
-            let compute = ComputeExecutor::new(settings, None).await.map_err(CliError::Usage)?;
+            // An http:// endpoint is only accepted on localhost (a fake or an emulator): like the
+            // emulators, it is called without Google credentials.
+            let credentials = compute_endpoint
+                .starts_with("http://")
+                .then(|| google_cloud_auth::credentials::anonymous::Builder::new().build());
+            let compute = ComputeExecutor::new(settings, credentials).await.map_err(CliError::Usage)?;
             (Arc::new(compute), "google-cloud — acts on Compute Engine")
         }
     };
-    let runner = Runner::new(store.clone(), executor.clone(), notifiers.clone(), owner);
+    let runner = Runner::new(store.clone(), executor.clone(), notifiers.clone(), owner).with_lease(env.step_lease, 5);
 
     let unauthenticated = env.credentials.unauthenticated();
     let host = if unauthenticated.is_empty() || env.on_cloud_run {

@@ -4,6 +4,7 @@
 pub mod action;
 pub mod alert;
 pub mod approval;
+pub mod crash;
 pub mod executor;
 pub mod incident;
 pub mod intake;

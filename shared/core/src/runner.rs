@@ -142,6 +142,7 @@ impl Runner {
         else {
             return Ok(false);
         };
+        crate::crash::point("step-claimed").await;
         // The renewer says when the lease is lost (another runner took the step over after a
         // stall): this runner then stops executing instead of racing the new owner.
         let (lost_tx, mut lost_rx) = tokio::sync::oneshot::channel::<()>();
@@ -172,6 +173,7 @@ impl Runner {
             }
         };
         drop(renewer);
+        crate::crash::point("step-executed").await;
         let (status, report) = match result {
             Ok(report) => (StepStatus::Done, Some(report)),
             Err(ExecError::Retryable(e)) if step.attempts < self.max_attempts => {
@@ -182,6 +184,7 @@ impl Runner {
             Err(e) => (StepStatus::Failed { error: e.to_string() }, None),
         };
         let recorded = ops.finish_step(&incident.id, index, &self.owner, status, report, Timestamp::now()).await?;
+        crate::crash::point("step-recorded").await;
         if !recorded {
             tracing::warn!(incident = %incident.id, step = index, "lease lost before the step was recorded; another runner owns it");
         }
