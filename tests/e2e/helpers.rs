@@ -335,6 +335,8 @@ impl Drop for Emulator {
 pub struct FakeGoogleKeys {
     /// Where the key set is served (`http://127.0.0.1:PORT/jwk`).
     pub jwks_url: String,
+    /// How many times the key set was fetched.
+    pub fetches: Arc<std::sync::atomic::AtomicUsize>,
     key: jsonwebtoken::EncodingKey,
 }
 
@@ -350,12 +352,20 @@ impl FakeGoogleKeys {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
             "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65])}]});
-        let router =
-            axum::Router::new().route("/jwk", axum::routing::get(move || async move { axum::Json(jwks.clone()) }));
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = fetches.clone();
+        let router = axum::Router::new().route(
+            "/jwk",
+            axum::routing::get(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let jwks = jwks.clone();
+                async move { axum::Json(jwks) }
+            }),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let jwks_url = format!("http://{}/jwk", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, router).await });
-        FakeGoogleKeys { jwks_url, key: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()) }
+        FakeGoogleKeys { jwks_url, fetches, key: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()) }
     }
 
     /// A JWT with `claims`, signed with this key under key id `kid` (an unknown kid fails).

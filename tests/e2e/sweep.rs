@@ -72,6 +72,21 @@ fn claims(audience: &str, email: &str, verified: bool, expires_in: i64) -> Value
         "email_verified": verified, "sub": "1234567890", "iat": now - 5, "exp": now + expires_in})
 }
 
+/// A token signed with a shared secret under Google's key id (algorithm confusion).
+fn hmac_token(claims: &Value) -> String {
+    let header = jsonwebtoken::Header {
+        kid: Some("google-1".into()),
+        ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+    };
+    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_secret(b"guessable")).expect("hs256")
+}
+
+fn with_issuer(issuer: &str) -> Value {
+    let mut c = claims(AUDIENCE, INVOKER, true, 300);
+    c["iss"] = json!(issuer);
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_runs_waiting_steps_only_for_the_schedulers_google_signed_token() {
     let google = FakeGoogleKeys::start("google-1").await;
@@ -101,6 +116,8 @@ async fn sweep_runs_waiting_steps_only_for_the_schedulers_google_signed_token() 
             Some(google.sign("attacker-1", &claims(AUDIENCE, INVOKER, true, 300))),
             StatusCode::FORBIDDEN,
         ),
+        ("an HMAC token", Some(hmac_token(&claims(AUDIENCE, INVOKER, true, 300))), StatusCode::FORBIDDEN),
+        ("another issuer", Some(google.sign("google-1", &with_issuer("https://evil.example"))), StatusCode::FORBIDDEN),
     ];
     for (what, token, want) in bad {
         let (status, body) = post_sweep(state(store.clone(), access.clone()), token.as_deref()).await;
@@ -109,6 +126,15 @@ async fn sweep_runs_waiting_steps_only_for_the_schedulers_google_signed_token() 
     }
     let incident = store.get(&id).await.expect("get").expect("incident");
     assert!(incident.steps.iter().all(|s| s.status != StepStatus::Done), "nothing ran for a refused caller");
+    // A stream of tokens under made-up key ids costs at most one key fetch a minute.
+    let before = google.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    for i in 0..20 {
+        let token = google.sign(&format!("made-up-{i}"), &claims(AUDIENCE, INVOKER, true, 300));
+        let (status, _) = post_sweep(state(store.clone(), access.clone()), Some(&token)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let after = google.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(after - before <= 1, "{} key fetches for 20 unknown key ids", after - before);
 
     let token = google.sign("google-1", &claims(AUDIENCE, INVOKER, true, 300));
     let (status, body) = post_sweep(state(store.clone(), access), Some(&token)).await;

@@ -47,6 +47,9 @@ pub enum ApiError {
     /// Any other failure of ours, such as a panic (500).
     #[error("{0}")]
     Internal(String),
+    /// Something we depend on is down (Google's signing keys): try again later (503).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Store(e) => e.metric_label(),
             ApiError::Internal(_) => "internal",
+            ApiError::Unavailable(_) => "unavailable",
         }
     }
 
@@ -78,6 +82,7 @@ impl ApiError {
             ApiError::Ingest(IngestError::UnprocessableMessage { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -111,7 +111,11 @@ impl StoreChoice {
             Some("firestore") => match env(vars::FIRESTORE_PROJECT).or_else(|| env(vars::GOOGLE_CLOUD_PROJECT)) {
                 Some(p) if p.parse::<riposte_core::names::ProjectId>().is_ok() => StoreChoice::Firestore { project: p },
                 Some(p) => {
-                    errors.push(format!("{}={p:?} is not a project id", vars::FIRESTORE_PROJECT));
+                    errors.push(format!(
+                        "{p:?} (from {} or {}) is not a project id",
+                        vars::FIRESTORE_PROJECT,
+                        vars::GOOGLE_CLOUD_PROJECT
+                    ));
                     StoreChoice::Embedded
                 }
                 None => {

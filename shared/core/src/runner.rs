@@ -148,6 +148,7 @@ impl Runner {
         let (lost_tx, mut lost_rx) = tokio::sync::oneshot::channel::<()>();
         let renewer = {
             let (runner, id) = (self.clone(), incident.id.clone());
+            let mut held_until = self.lease_until(now);
             AbortOnDrop(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(runner.lease / 3);
                 tick.tick().await;
@@ -155,12 +156,21 @@ impl Runner {
                     tick.tick().await;
                     let until = runner.lease_until(Timestamp::now());
                     match Ops(runner.store.as_ref()).renew_lease(&id, index, &runner.owner, until).await {
-                        Ok(true) => {}
+                        Ok(true) => held_until = until,
                         Ok(false) => {
                             let _ = lost_tx.send(());
                             break;
                         }
-                        Err(e) => tracing::warn!(incident = %id, step = index, error = %e, "lease renewal failed"),
+                        Err(e) => {
+                            tracing::warn!(incident = %id, step = index, error = %e, "lease renewal failed");
+                            // Unrenewed, the lease lapses and another runner may take the step:
+                            // stop before that can happen, not after.
+                            let margin = SignedDuration::try_from(runner.lease / 3).unwrap_or(SignedDuration::ZERO);
+                            if Timestamp::now() >= held_until.checked_sub(margin).unwrap_or(held_until) {
+                                let _ = lost_tx.send(());
+                                break;
+                            }
+                        }
                     }
                 }
             }))

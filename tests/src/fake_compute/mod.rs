@@ -278,6 +278,12 @@ impl FakeCompute {
         self.lock().effects.clone()
     }
 
+    /// Every requestId that came again and got its existing operation back (no second effect),
+    /// in order.
+    pub fn replays(&self) -> Vec<String> {
+        self.lock().replays.clone()
+    }
+
     /// How many responses with `status` were sent (any status, e.g. 200, 404, 409, 412, 429,
     /// 503); responses still pending or never sent (stalled) are not counted.
     pub fn http_errors(&self, status: u16) -> usize {

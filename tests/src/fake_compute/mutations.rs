@@ -33,6 +33,7 @@ impl Call<'_> {
 /// Applies a mutation (or replays its `requestId`).
 pub(crate) fn apply(state: &mut State, mutation: &Mutation, call: Call<'_>) -> Result<Outcome, ApiError> {
     if let Some(op) = state.replay(call.request_id()) {
+        state.replays.push(call.request_id().unwrap_or_default().to_owned());
         return Ok(Outcome { op, stall: false });
     }
     let op_type = mutation.op_type();

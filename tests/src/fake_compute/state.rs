@@ -54,6 +54,8 @@ pub(crate) struct State {
     pub gates: HashMap<String, Arc<Gate>>,
 
     pub effects: Vec<Effect>,
+    /// requestIds sent again and answered with their existing operation (no new effect).
+    pub replays: Vec<String>,
     pub requests: Vec<RecordedRequest>,
     pub statuses: BTreeMap<u16, usize>,
     /// Source of ids and fingerprints.
@@ -83,6 +85,7 @@ impl Default for State {
             stalls: HashMap::new(),
             gates: HashMap::new(),
             effects: Vec::new(),
+            replays: Vec::new(),
             requests: Vec::new(),
             statuses: BTreeMap::new(),
             counter: 0,
