@@ -148,18 +148,18 @@ async fn against_a_fake_retryable_errors_are_retried_then_capped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn against_a_fake_a_slow_step_keeps_its_lease_and_runs_once() {
     let s = setup().await;
-    // The step takes over three leases; renewals every third of a lease keep it. (A lease of a
-    // few hundred ms leaves room for a busy 2-core machine running the other tests.)
-    let fake = ScriptedFakeExecutor::new(Script { delay: Duration::from_millis(1200), ..Script::default() });
-    let first = runner(&s.store, &fake, "r1").with_lease(Duration::from_millis(360), 5);
-    let second = runner(&s.store, &fake, "r2").with_lease(Duration::from_millis(360), 5);
+    // The step takes over three leases; renewals every third of a lease keep it. (Renewals may
+    // run late by a few hundred ms on a busy 2-core machine running the emulators too.)
+    let fake = ScriptedFakeExecutor::new(Script { delay: Duration::from_millis(3000), ..Script::default() });
+    let first = runner(&s.store, &fake, "r1").with_lease(Duration::from_millis(900), 5);
+    let second = runner(&s.store, &fake, "r2").with_lease(Duration::from_millis(900), 5);
     let running = tokio::spawn({
         let (first, id) = (first.clone(), s.id.clone());
         async move { first.run(&id).await }
     });
     // Well past the original lease, a second runner finds nothing to take over.
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..14 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
         second.sweep().await.expect("sweep");
     }
     assert_eq!(running.await.expect("join").expect("run"), 6);
