@@ -23,21 +23,8 @@ use riposte_core::policy::PolicySet;
 use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Store};
-use riposte_e2e::fake_compute::{FakeCompute, InstanceSpec};
-
-const POLICY: &str = r#"
-version: 1
-notifiers: {console: {type: console}}
-policies:
-  - name: vm-containment
-    match: {sources: [falco], severity: ">= critical"}
-    actions:
-      - snapshot_disks
-      - label_instance: {labels: {riposte-state: quarantined}}
-      - quarantine_instance
-      - allow_forensic_ssh
-"#;
-const NODE: &str = "gke-prod-eu-default-pool-5c1d2e3f-k9zt";
+use riposte_e2e::fake_compute::FakeCompute;
+use riposte_e2e::scenario::{NODE, containment_policy, three_disk_vm};
 
 /// Operation latencies injected into the fake (how long each operation stays RUNNING).
 const LATENCIES: [(&str, u64); 4] = [("createSnapshot", 600), ("setLabels", 200), ("insert", 300), ("setTags", 200)];
@@ -50,9 +37,7 @@ fn latency(op: &str) -> u64 {
 
 async fn one_containment() -> Duration {
     let fake = FakeCompute::start().await;
-    let mut vm = InstanceSpec::new("shop-prod", "europe-west1-b", NODE, 1);
-    vm.disks = vec![NODE.into(), format!("{NODE}-data"), format!("{NODE}-scratch")];
-    fake.add_instance(vm);
+    fake.add_instance(three_disk_vm(NODE, 1));
     for (op, ms) in LATENCIES {
         fake.set_latency(op, Duration::from_millis(ms));
     }
@@ -70,7 +55,7 @@ async fn one_containment() -> Duration {
     let executor = Arc::new(ComputeExecutor::new(settings, Some(anonymous)).await.expect("executor"));
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-    let policies = PolicySet::from_yaml(POLICY).expect("policy");
+    let policies = PolicySet::from_yaml(&containment_policy(&[])).expect("policy");
     let body = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/falco/drop-exec-sidekick-customfields.json"),
     )

@@ -19,35 +19,19 @@ use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Ops, Store};
 use riposte_e2e::fake_compute::{FakeCompute, Faults, InstanceSpec};
+use riposte_e2e::scenario::{NODE, PROJECT, ZONE, containment_policy, three_disk_vm};
 use serde_json::{Value, json};
 
 use crate::helpers::fixture;
 
-const PROJECT: &str = "shop-prod";
-const ZONE: &str = "europe-west1-b";
-/// The node named by the Falco fixture, which is its VM's name on GKE.
-const NODE: &str = "gke-prod-eu-default-pool-5c1d2e3f-k9zt";
 /// Another node's VM, outside any managed instance group.
 const SPARE: &str = "gke-prod-eu-spare-pool-0a1b2c3d-ab12";
 const MIG: &str = "gke-prod-eu-default-pool-5c1d2e3f-grp";
 
 /// The runbook's Compute steps: four automatic, two after approval.
-const CONTAINMENT: &str = r#"
-version: 1
-notifiers: {console: {type: console}}
-policies:
-  - name: vm-containment
-    match: {sources: [falco], severity: ">= critical"}
-    actions:
-      - snapshot_disks
-      - label_instance: {labels: {riposte-state: quarantined}}
-      - quarantine_instance
-      - allow_forensic_ssh
-    on_approval:
-      - remove_external_ip
-      - abandon_instance
-    approval: {expires_in: 30m, required: 1}
-"#;
+fn containment() -> String {
+    containment_policy(&["remove_external_ip", "abandon_instance"])
+}
 
 /// Deletion after approval.
 const DELETION: &str = r#"
@@ -67,8 +51,7 @@ fn node_vm() -> InstanceSpec {
 }
 
 fn node_vm_named(name: &str, id: u64) -> InstanceSpec {
-    let mut spec = InstanceSpec::new(PROJECT, ZONE, name, id);
-    spec.disks = vec![name.to_string(), format!("{name}-data"), format!("{name}-scratch")];
+    let mut spec = three_disk_vm(name, id);
     spec.labels = BTreeMap::from([("goog-gke-node".to_string(), String::new()), ("env".to_string(), "prod".into())]);
     spec.tags = vec!["gke-prod-eu-5c1d2e3f-node".into()];
     spec.external_ips = vec!["34.76.10.20".into()];
@@ -185,7 +168,7 @@ fn tags(vm: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_vm_containment_against_fake_compute_then_approved_ip_removal_and_abandon() {
     let h = harness(vec![node_vm()]).await;
-    let id = h.incident(CONTAINMENT).await;
+    let id = h.incident(&containment()).await;
     let runner = h.runner("r1");
     assert_eq!(runner.run(&id).await.expect("run"), 4);
     let incident = h.get(&id).await;
@@ -261,9 +244,10 @@ async fn concurrent_label_writers_against_fake_compute_lose_no_label() {
     let h = harness(vec![node_vm()]).await;
     // Two incidents label the same VM at the same moment; the fake holds both writes until both
     // arrived, so one carries a stale fingerprint and gets 412.
-    let a = h.incident(CONTAINMENT.replace("riposte-state: quarantined", "team-a: seen").as_str()).await;
-    let other =
-        CONTAINMENT.replace("riposte-state: quarantined", "team-b: seen").replace("vm-containment", "vm-containment-b");
+    let a = h.incident(containment().replace("riposte-state: quarantined", "team-a: seen").as_str()).await;
+    let other = containment()
+        .replace("riposte-state: quarantined", "team-b: seen")
+        .replace("vm-containment", "vm-containment-b");
     let b = h.incident(&other).await;
     assert_ne!(a, b);
     h.fake.gate("setLabels", 2);
@@ -304,7 +288,7 @@ async fn existing_firewall_rules_against_fake_compute_same_content_is_success_di
             "sourceRanges": ["0.0.0.0/0"], "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "targetTags": ["riposte-quarantine"],
         }),
     );
-    let id = h.incident(CONTAINMENT).await;
+    let id = h.incident(&containment()).await;
     h.runner("r1").run(&id).await.expect("run");
     let incident = h.get(&id).await;
     let quarantine = step(&incident, "quarantine_instance");
@@ -327,7 +311,7 @@ async fn existing_firewall_rules_against_fake_compute_same_content_is_success_di
 async fn error_inside_an_operation_against_fake_compute_fails_the_step_with_its_message() {
     let h = harness(vec![node_vm()]).await;
     h.fake.fail_next_operation("createSnapshot", "QUOTA_EXCEEDED", "Quota 'SNAPSHOTS' exceeded. Limit: 0.0 globally.");
-    let id = h.incident(CONTAINMENT).await;
+    let id = h.incident(&containment()).await;
     h.runner("r1").run(&id).await.expect("run");
     let incident = h.get(&id).await;
     let StepStatus::Failed { error } = &step(&incident, "snapshot_disks").status else {
@@ -344,7 +328,7 @@ async fn error_inside_an_operation_against_fake_compute_fails_the_step_with_its_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_between_send_and_record_against_fake_compute_acts_once() {
     let h = harness(vec![node_vm()]).await;
-    let id = h.incident(CONTAINMENT).await;
+    let id = h.incident(&containment()).await;
     // The first snapshot and the first firewall insert take effect, then the process "dies"
     // before it hears back: the task is aborted while the requests hang.
     h.fake.stall_after_effect("createSnapshot");
@@ -396,7 +380,7 @@ async fn thirty_percent_429_and_503_against_fake_compute_every_action_completes_
 
     let mut ids = Vec::new();
     for node in &nodes {
-        ids.push(h.incident_on(CONTAINMENT, node).await);
+        ids.push(h.incident_on(&containment(), node).await);
     }
     ids.push(h.incident_on(DELETION, SPARE).await);
     for id in &ids {
@@ -452,7 +436,7 @@ async fn delete_instance_against_fake_compute_goes_through_its_managed_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_that_no_longer_exists_against_fake_compute_skips_steps_with_the_reason() {
     let h = harness(Vec::new()).await;
-    let id = h.incident(CONTAINMENT).await;
+    let id = h.incident(&containment()).await;
     h.runner("r1").run(&id).await.expect("run");
     let incident = h.get(&id).await;
     for s in incident.steps.iter().filter(|s| !s.gated) {
@@ -616,7 +600,7 @@ fn matches_pattern(pattern: &str, text: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_shows_exactly_the_requests_the_executor_sends_against_fake_compute() {
     let h = harness(vec![node_vm()]).await;
-    let id = h.incident(CONTAINMENT).await;
+    let id = h.incident(&containment()).await;
     h.runner("r1").run(&id).await.expect("run");
     h.approve(&id).await;
     h.runner("r1").run(&id).await.expect("run");
@@ -658,7 +642,7 @@ async fn shared_vpc_quarantine_against_fake_compute_puts_rules_in_the_host_proje
     own.mig = None;
     let h = harness(vec![shared, own]).await;
     for node in [NODE, SPARE] {
-        let id = h.incident_on(CONTAINMENT, node).await;
+        let id = h.incident_on(&containment(), node).await;
         h.runner("r1").run(&id).await.expect("run");
         let incident = h.get(&id).await;
         for name in ["quarantine_instance", "allow_forensic_ssh"] {
@@ -683,7 +667,7 @@ async fn shared_vpc_quarantine_against_fake_compute_puts_rules_in_the_host_proje
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regional_disks_are_snapshotted_too_against_fake_compute() {
     let h = harness(vec![InstanceSpec { regional_disks: vec!["pv-regional-data".into()], ..node_vm() }]).await;
-    let id = h.incident(CONTAINMENT).await;
+    let id = h.incident(&containment()).await;
     h.runner("r1").run(&id).await.expect("run");
     let snapshot = step(&h.get(&id).await, "snapshot_disks").clone();
     assert_eq!(snapshot.status, StepStatus::Done, "{:?}", snapshot.report);
@@ -698,7 +682,7 @@ async fn regional_disks_are_snapshotted_too_against_fake_compute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn existing_snapshots_against_fake_compute_are_waited_for_when_creating_and_refused_when_of_another_disk() {
     let h = harness(vec![node_vm()]).await;
-    let id = h.incident(CONTAINMENT).await;
+    let id = h.incident(&containment()).await;
     // An earlier attempt's snapshot of the boot disk is still being created; someone else's
     // snapshot of another disk took the data disk's name.
     let boot = riposte_core::requests::snapshot_name(&id, ZONE, NODE);
@@ -772,7 +756,7 @@ async fn abandon_then_delete_against_fake_compute_deletes_directly_once_out_of_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dual_stack_vm_against_fake_compute_gets_ipv6_deny_rules_and_a_clear_word_on_its_ipv6() {
     let h = harness(vec![InstanceSpec { external_ipv6: Some("2600:1900:4000:1::".into()), ..node_vm() }]).await;
-    let id = h.incident(CONTAINMENT).await;
+    let id = h.incident(&containment()).await;
     h.runner("r1").run(&id).await.expect("run");
     assert_eq!(step(&h.get(&id).await, "quarantine_instance").status, StepStatus::Done);
     let egress6 = h.fake.firewall(PROJECT, "riposte-quarantine-deny-egress-v6-default").expect("IPv6 egress rule");

@@ -9,25 +9,12 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use riposte_core::incident::{Incident, StepStatus};
-use riposte_e2e::fake_compute::{FakeCompute, InstanceSpec};
+use riposte_e2e::fake_compute::FakeCompute;
+use riposte_e2e::scenario::{NODE, PROJECT, ZONE, containment_policy, three_disk_vm};
 
 use std::time::Duration;
 
 use crate::helpers::{TestBinary, eventually, eventually_within, fixture, spawn_binary};
-
-const NODE: &str = "gke-prod-eu-default-pool-5c1d2e3f-k9zt";
-const POLICY: &str = r#"
-version: 1
-notifiers: {console: {type: console}}
-policies:
-  - name: vm-containment
-    match: {sources: [falco], severity: ">= critical"}
-    actions:
-      - snapshot_disks
-      - label_instance: {labels: {riposte-state: quarantined}}
-      - quarantine_instance
-      - allow_forensic_ssh
-"#;
 
 /// Where the process dies.
 enum Crash {
@@ -105,11 +92,9 @@ struct Outcome {
 /// Runs one crash scenario against a fresh fake, in `dir`, on the embedded store or Firestore.
 async fn crash_and_resume(crash: &Crash, dir: &Path, firestore: Option<&str>) -> Outcome {
     let fake = FakeCompute::start().await;
-    let mut vm = InstanceSpec::new("shop-prod", "europe-west1-b", NODE, 1);
-    vm.disks = vec![NODE.into(), format!("{NODE}-data"), format!("{NODE}-scratch")];
-    fake.add_instance(vm);
+    fake.add_instance(three_disk_vm(NODE, 1));
     let policy = dir.join("policy.yaml");
-    std::fs::write(&policy, POLICY).expect("policy");
+    std::fs::write(&policy, containment_policy(&[])).expect("policy");
     let state = dir.join("state");
     let (url, policy) = (fake.url(), policy.to_str().expect("utf8").to_string());
 
@@ -168,9 +153,9 @@ async fn crash_and_resume(crash: &Crash, dir: &Path, firestore: Option<&str>) ->
         "riposte-quarantine-deny-ingress-default",
         "riposte-forensic-ssh-default",
     ] {
-        assert!(fake.firewall("shop-prod", rule).is_some(), "{rule}");
+        assert!(fake.firewall(PROJECT, rule).is_some(), "{rule}");
     }
-    let vm = fake.instance("shop-prod", "europe-west1-b", NODE).expect("vm");
+    let vm = fake.instance(PROJECT, ZONE, NODE).expect("vm");
     let tags: Vec<&str> = vm["tags"]["items"].as_array().expect("tags").iter().filter_map(|t| t.as_str()).collect();
     assert_eq!(tags, ["riposte-quarantine"]);
     assert_eq!(vm["labels"]["riposte-state"], "quarantined");
