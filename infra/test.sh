@@ -18,12 +18,15 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-# The Firestore store is tested on the real emulator from the Google Cloud SDK (google-cloud-cli,
-# with Java 17). It is not on Debian's registries; say so clearly if it is missing.
+# The Firestore store and the Pub/Sub push path are tested on the real emulators from the Google
+# Cloud SDK (google-cloud-cli, with Java 17). They are not on Debian's registries; say so clearly if
+# one is missing.
 sdk="${RIPOSTE_GCLOUD_SDK:-/usr/lib/google-cloud-sdk}"
-if [ ! -x "$sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator" ]; then
-  echo "the Firestore emulator is missing under $sdk (google-cloud-cli's cloud-firestore-emulator); set RIPOSTE_GCLOUD_SDK" >&2
-  exit 1
-fi
+for emulator in cloud-firestore-emulator/cloud_firestore_emulator pubsub-emulator/bin/cloud-pubsub-emulator; do
+  if [ ! -x "$sdk/platform/$emulator" ]; then
+    echo "an emulator is missing: $sdk/platform/$emulator (google-cloud-cli's ${emulator%%/*}); set RIPOSTE_GCLOUD_SDK" >&2
+    exit 1
+  fi
+done
 
 cargo test --workspace --locked "$@"
