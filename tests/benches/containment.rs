@@ -9,21 +9,19 @@
 //! firewall insert then setTags (300 + 200 ms). Doing the same work one call at a time costs the
 //! sum of every operation's latency.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
 use riposte_cloud::backoff::Backoff;
 use riposte_cloud::compute::{ComputeExecutor, ComputeSettings, RetryBudget};
 use riposte_core::incident::StepStatus;
 use riposte_core::notify::Notifiers;
-use riposte_core::plan::plan_incident;
 use riposte_core::policy::PolicySet;
 use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Store};
 use riposte_e2e::fake_compute::FakeCompute;
+use riposte_e2e::intake::{fixture, record_incident};
 use riposte_e2e::scenario::{NODE, containment_policy, three_disk_vm};
 
 /// Operation latencies injected into the fake (how long each operation stays RUNNING).
@@ -56,14 +54,8 @@ async fn one_containment() -> Duration {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
     let policies = PolicySet::from_yaml(&containment_policy(&[])).expect("policy");
-    let body = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/falco/drop-exec-sidekick-customfields.json"),
-    )
-    .expect("fixture");
-    let alert = SourceKind::Falco.parse(&body, &http::HeaderMap::new()).expect("parse").remove(0);
-    let now = Timestamp::now();
-    let incident = plan_incident(policies.matches(&alert)[0].policy, &policies.defaults, &alert, now);
-    let id = store.record_alert(incident, now).await.expect("record").incident_id;
+    let body = fixture("falco/drop-exec-sidekick-customfields.json");
+    let (id, _) = record_incident(store.as_ref(), &policies, SourceKind::Falco, &body).await;
     let runner = Runner::new(store.clone(), executor, Notifiers::none(), "bench".into());
 
     let start = Instant::now();

@@ -3,30 +3,23 @@
 //!
 //! Run: `cargo bench -p riposte-e2e --bench intake` (results go into BENCHMARKS.md).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use jiff::Timestamp;
-use riposte_core::executor::DryRunExecutor;
-use riposte_core::notify::Notifiers;
 use riposte_core::plan::plan_incident;
 use riposte_core::policy::PolicySet;
-use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Store};
-use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, app};
+use riposte_e2e::intake::{fixture, intake_state};
+use riposte_ingest::app;
 
 const FIXTURES: [(&str, &str); 3] = [
     ("falco", "falco/drop-exec-sidekick-customfields.json"),
     ("monitoring", "monitoring/incident-gce-cpu-open-critical.json"),
     ("pubsub", "pubsub/push-falco-container-log.json"),
 ];
-
-fn fixture(rel: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)).expect("fixture")
-}
 
 /// Prints one result line: time per operation and operations per second.
 fn report(name: &str, per: Duration) {
@@ -106,18 +99,7 @@ fn main() {
         // HTTP round trips through the router, 16 concurrent clients, storm of one alert.
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-        let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), Notifiers::none(), "bench".into());
-        let state = IngestState {
-            policies: Arc::new(policies.clone()),
-            store,
-            runner,
-            notifiers: Notifiers::none(),
-            credentials: Arc::new(Credentials::default()),
-            limits: BodyLimits::default(),
-            admin: AdminAccess::Disabled,
-            approval_links: None,
-            sweep: riposte_ingest::SweepAccess::Disabled,
-        };
+        let state = intake_state(store, policies.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/v1/falco", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app(state)).await });

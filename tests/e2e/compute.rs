@@ -13,12 +13,12 @@ use riposte_cloud::backoff::Backoff;
 use riposte_cloud::compute::{ComputeExecutor, ComputeSettings, RetryBudget};
 use riposte_core::incident::{Decision, Incident, StepStatus};
 use riposte_core::notify::Notifiers;
-use riposte_core::plan::plan_incident;
 use riposte_core::policy::PolicySet;
 use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Ops, Store};
 use riposte_e2e::fake_compute::{FakeCompute, Faults, InstanceSpec};
+use riposte_e2e::intake::record_incident;
 use riposte_e2e::scenario::{NODE, PROJECT, ZONE, containment_policy, three_disk_vm};
 use serde_json::{Value, json};
 
@@ -109,13 +109,7 @@ impl Harness {
     async fn incident_on(&self, policy_yaml: &str, node: &str) -> String {
         let policies = PolicySet::from_yaml(policy_yaml).expect("policy");
         let body = String::from_utf8(fixture("falco/drop-exec-sidekick-customfields.json")).expect("utf8");
-        let alert = SourceKind::Falco
-            .parse(body.replace(NODE, node).as_bytes(), &http::HeaderMap::new())
-            .expect("parse")
-            .remove(0);
-        let now = Timestamp::now();
-        let incident = plan_incident(policies.matches(&alert)[0].policy, &policies.defaults, &alert, now);
-        self.store.record_alert(incident, now).await.expect("record").incident_id
+        record_incident(self.store.as_ref(), &policies, SourceKind::Falco, body.replace(NODE, node).as_bytes()).await.0
     }
 
     async fn get(&self, id: &str) -> Incident {
@@ -554,10 +548,7 @@ async fn declared_permissions_are_exactly_what_the_calls_against_fake_compute_ne
                     .replace(NODE, &vm.name)
                     .replace("7052018843299811234", &vm.id.to_string());
                 let kind: SourceKind = source.parse().expect("source");
-                let alert = kind.parse(body.as_bytes(), &http::HeaderMap::new()).expect("parse").remove(0);
-                let now = Timestamp::now();
-                let incident = plan_incident(policy.matches(&alert)[0].policy, &policy.defaults, &alert, now);
-                let id = h.store.record_alert(incident, now).await.expect("record").incident_id;
+                let (id, _) = record_incident(h.store.as_ref(), &policy, kind, body.as_bytes()).await;
                 if action == "snapshot_disks" && source == "falco" {
                     // Left READY by an earlier attempt: createSnapshot answers 409, the snapshot is read.
                     let name = riposte_core::requests::snapshot_name(&id, ZONE, &vm.name);

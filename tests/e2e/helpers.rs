@@ -2,7 +2,7 @@
 //! `spawn_binary()` (the real `riposte serve` process on a free port with a temp state dir).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,17 +14,10 @@ use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
 use riposte_core::runner::Runner;
 use riposte_core::store::{EmbeddedStore, Store};
+use riposte_e2e::intake::intake_state;
 use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, Credentials, IngestState, app};
 
-/// The repository's fixtures directory.
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-/// A fixture's bytes, by path relative to `tests/fixtures`.
-pub fn fixture(rel: &str) -> Vec<u8> {
-    std::fs::read(fixtures_dir().join(rel)).unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
-}
+pub use riposte_e2e::intake::{fixture, fixtures_dir};
 
 /// A fixture as JSON.
 pub fn fixture_json(rel: &str) -> serde_json::Value {
@@ -83,15 +76,13 @@ pub async fn spawn_app_with(
     let key = Keys::generate("test").expect("key");
     let keys = Arc::new(Keys::load(Some(&key.signing), &[], &url).expect("keys"));
     let state = IngestState {
-        policies: Arc::new(policies),
-        store: store.clone(),
         runner: runner.clone(),
         notifiers: notifiers.clone(),
         credentials: Arc::new(credentials),
         limits,
         admin,
         approval_links: Some(ApprovalLinks { keys: keys.clone(), base_url: url.clone() }),
-        sweep: riposte_ingest::SweepAccess::Disabled,
+        ..intake_state(store.clone(), policies)
     };
     let approve =
         ApproveState { store: store.clone(), runner, keys: keys.clone(), public_origin: url.clone(), iap, notifiers };

@@ -9,14 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use riposte_core::executor::DryRunExecutor;
 use riposte_core::incident::Incident;
-use riposte_core::notify::Notifiers;
-use riposte_core::runner::Runner;
 use riposte_core::store::{
     AlertRecord, Change, EmbeddedStore, IncidentSummary, RecordOutcome, Rejection, Store, StoreError,
 };
-use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, Secret, SweepAccess, app};
+use riposte_e2e::intake::intake_state;
+use riposte_ingest::{Credentials, IngestState, Secret, app};
 use serde_json::{Value, json};
 
 use crate::helpers::{Emulator, eventually, eventually_within, example_policies, fixture_json};
@@ -77,19 +75,8 @@ impl Store for FailingFirstWrites {
 
 /// riposte's intake on a free port, with a Pub/Sub push token; returns its URL.
 async fn serve(store: Arc<dyn Store>) -> String {
-    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), Notifiers::none(), "pubsub-test".into());
     let credentials = Credentials { pubsub: Secret::new(TOKEN), ..Credentials::default() };
-    let state = IngestState {
-        policies: Arc::new(example_policies()),
-        store,
-        runner,
-        notifiers: Notifiers::none(),
-        credentials: Arc::new(credentials),
-        limits: BodyLimits::default(),
-        admin: AdminAccess::Disabled,
-        approval_links: None,
-        sweep: SweepAccess::Disabled,
-    };
+    let state = IngestState { credentials: Arc::new(credentials), ..intake_state(store, example_policies()) };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app(state)).await });

@@ -11,10 +11,10 @@ use jiff::{SignedDuration, Timestamp};
 use riposte_core::executor::{ExecError, Executor};
 use riposte_core::incident::{Decision, Incident, Step, StepReport, StepStatus};
 use riposte_core::notify::Notifiers;
-use riposte_core::plan::plan_incident;
 use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Ops, Store};
+use riposte_e2e::intake::record_incident;
 
 use crate::helpers::{example_policies, expire_approval_now, fixture};
 
@@ -74,15 +74,9 @@ struct Setup {
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-    let policies = example_policies();
-    let alert = SourceKind::Falco
-        .parse(&fixture("falco/drop-exec-sidekick-customfields.json"), &http::HeaderMap::new())
-        .expect("parse")
-        .remove(0);
-    let now = Timestamp::now();
-    let incident = plan_incident(policies.matches(&alert)[0].policy, &policies.defaults, &alert, now);
+    let body = fixture("falco/drop-exec-sidekick-customfields.json");
+    let (id, incident) = record_incident(store.as_ref(), &example_policies(), SourceKind::Falco, &body).await;
     let hash = incident.approval.as_ref().expect("approval").plan_hash.clone();
-    let id = store.record_alert(incident, now).await.expect("record").incident_id;
     Setup { _dir: dir, store, id, hash }
 }
 

@@ -8,14 +8,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use jiff::Timestamp;
-use riposte_core::executor::DryRunExecutor;
 use riposte_core::incident::StepStatus;
-use riposte_core::notify::Notifiers;
-use riposte_core::plan::plan_incident;
-use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Store};
-use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, SweepAccess, app};
+use riposte_e2e::intake::{intake_state, record_incident};
+use riposte_ingest::{IngestState, SweepAccess, app};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -28,30 +25,13 @@ const INVOKER: &str = "riposte-scheduler@shop-prod.iam.gserviceaccount.com";
 async fn waiting_incident() -> (tempfile::TempDir, Arc<dyn Store>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-    let policies = example_policies();
-    let alert = SourceKind::Falco
-        .parse(&fixture("falco/drop-exec-sidekick-customfields.json"), &http::HeaderMap::new())
-        .expect("parse")
-        .remove(0);
-    let now = Timestamp::now();
-    let incident = plan_incident(policies.matches(&alert)[0].policy, &policies.defaults, &alert, now);
-    let id = store.record_alert(incident, now).await.expect("record").incident_id;
+    let body = fixture("falco/drop-exec-sidekick-customfields.json");
+    let (id, _) = record_incident(store.as_ref(), &example_policies(), SourceKind::Falco, &body).await;
     (dir, store, id)
 }
 
 fn state(store: Arc<dyn Store>, sweep: SweepAccess) -> IngestState {
-    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), Notifiers::none(), "sweeper".into());
-    IngestState {
-        policies: Arc::new(example_policies()),
-        store,
-        runner,
-        notifiers: Notifiers::none(),
-        credentials: Arc::new(Credentials::default()),
-        limits: BodyLimits::default(),
-        admin: AdminAccess::Disabled,
-        approval_links: None,
-        sweep,
-    }
+    IngestState { sweep, ..intake_state(store, example_policies()) }
 }
 
 async fn post_sweep(state: IngestState, token: Option<&str>) -> (StatusCode, Value) {

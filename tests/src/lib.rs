@@ -1,4 +1,6 @@
-//! Test support shared by the e2e tests and the benchmarks: fakes of Google Cloud services that have no emulator.
+//! Test support shared by the e2e tests and the benchmarks: fakes of Google Cloud services that
+//! have no emulator, the containment scenario, and incidents put into a store as intake would.
 
 pub mod fake_compute;
+pub mod intake;
 pub mod scenario;
