@@ -74,6 +74,33 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// A duration from `name` (`30s`, `2m`), `default_secs` when unset, between 1 s and 1 day: a
+/// lease or interval beyond that is a typo, and an unbounded one would overflow timestamps.
+fn duration_var(name: &str, default_secs: u64, errors: &mut Vec<String>) -> Duration {
+    let default = Duration::from_secs(default_secs);
+    let Some(text) = env(name) else { return default };
+    match parse_duration(&text) {
+        Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&d) => d,
+        Ok(_) => {
+            errors.push(format!("{name}={text:?}: must be between 1s and 1d"));
+            default
+        }
+        Err(e) => {
+            errors.push(format!("{name}: {e}"));
+            default
+        }
+    }
+}
+
+/// The value of `name` when it is a URL keys may be fetched from: https, or http on localhost.
+fn key_url_var(name: &str, errors: &mut Vec<String>) -> Option<String> {
+    let url = env(name)?;
+    if !riposte_cloud::notify::is_acceptable_url(&url) {
+        errors.push(format!("{name}={url:?}: keys must be fetched over https (or from localhost)"));
+    }
+    Some(url)
+}
+
 /// The default state directory.
 pub fn default_state_dir() -> PathBuf {
     env(vars::STATE_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".riposte"))
@@ -263,20 +290,8 @@ impl EnvConfig {
                 ExecutorChoice::DryRun
             }
         };
-        let sweep_interval = match env(vars::SWEEP_INTERVAL) {
-            None => Duration::from_secs(30),
-            Some(s) => parse_duration(&s).unwrap_or_else(|e| {
-                errors.push(format!("{}: {e}", vars::SWEEP_INTERVAL));
-                Duration::from_secs(30)
-            }),
-        };
-        let step_lease = match env(vars::STEP_LEASE) {
-            None => Duration::from_secs(120),
-            Some(s) => parse_duration(&s).unwrap_or_else(|e| {
-                errors.push(format!("{}: {e}", vars::STEP_LEASE));
-                Duration::from_secs(120)
-            }),
-        };
+        let sweep_interval = duration_var(vars::SWEEP_INTERVAL, 30, &mut errors);
+        let step_lease = duration_var(vars::STEP_LEASE, 120, &mut errors);
         let signing_key = match (env(vars::SIGNING_KEY), env(vars::SIGNING_KEY_FILE)) {
             (Some(_), Some(_)) => {
                 errors.push(format!("set {} or {}, not both", vars::SIGNING_KEY, vars::SIGNING_KEY_FILE));
@@ -315,16 +330,7 @@ impl EnvConfig {
         }
         let sweep_oidc = match (env(vars::SWEEP_AUDIENCE), env(vars::SWEEP_INVOKER)) {
             (Some(audience), Some(invoker)) => {
-                let jwks = env(vars::SWEEP_JWKS_URL);
-                if let Some(u) = &jwks
-                    && !riposte_cloud::notify::is_acceptable_url(u)
-                {
-                    errors.push(format!(
-                        "{}={u:?}: keys must be fetched over https (or from localhost)",
-                        vars::SWEEP_JWKS_URL
-                    ));
-                }
-                Some((audience, invoker, jwks))
+                Some((audience, invoker, key_url_var(vars::SWEEP_JWKS_URL, &mut errors)))
             }
             (None, None) => None,
             _ => {
@@ -332,6 +338,7 @@ impl EnvConfig {
                 None
             }
         };
+        let iap_jwks_url = key_url_var(vars::IAP_JWKS_URL, &mut errors);
         if !errors.is_empty() {
             return Err(CliError::Usage(format!("invalid configuration:\n  - {}", errors.join("\n  - "))));
         }
@@ -343,15 +350,15 @@ impl EnvConfig {
             on_cloud_run,
             port,
             json_logs,
-            sweep_interval: sweep_interval.max(Duration::from_secs(1)),
-            step_lease: step_lease.max(Duration::from_secs(1)),
+            sweep_interval,
+            step_lease,
             signing_key,
             verify_keys: env(vars::VERIFY_KEYS)
                 .map(|v| v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect())
                 .unwrap_or_default(),
             public_url,
             iap_audience: env(vars::IAP_AUDIENCE),
-            iap_jwks_url: env(vars::IAP_JWKS_URL),
+            iap_jwks_url,
             sweep_oidc,
         })
     }

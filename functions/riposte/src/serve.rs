@@ -253,9 +253,9 @@ async fn serve(
 }
 
 /// `scheme://host[:port]` of a URL: what browsers send as `Origin`.
+/// The origin browsers send for pages under `url` (scheme, lower-case host, port unless default).
 fn origin_of(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
-    format!("{scheme}://{}", rest.split('/').next().unwrap_or_default())
+    reqwest::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| url.to_string())
 }
 
 async fn shutdown_signal() {

@@ -129,7 +129,9 @@ impl Runner {
     }
 
     fn lease_until(&self, now: Timestamp) -> Timestamp {
-        now.checked_add(SignedDuration::try_from(self.lease).unwrap_or(SignedDuration::MAX)).unwrap_or(now)
+        // Saturate, never fall back to `now`: an already-lapsed lease would let another runner
+        // take a step that is still running.
+        now.checked_add(SignedDuration::try_from(self.lease).unwrap_or(SignedDuration::MAX)).unwrap_or(Timestamp::MAX)
     }
 
     /// Claims, executes and records one step, renewing the lease while the executor works.

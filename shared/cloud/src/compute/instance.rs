@@ -114,7 +114,8 @@ impl ComputeExecutor {
                 found.extend(scoped.instances);
             }
             match page.next_page_token {
-                Some(t) if !t.is_empty() => page_token = t,
+                // A token repeated would page forever: stop at it.
+                Some(t) if !t.is_empty() && t != page_token => page_token = t,
                 _ => break,
             }
         }

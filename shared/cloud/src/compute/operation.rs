@@ -50,7 +50,13 @@ impl ComputeExecutor {
     ) -> Result<Result<(), OperationFailed>, ExecError> {
         let start = Instant::now();
         let name = op.name.clone().unwrap_or_default();
+        let mut polls = 0;
         while op.status != Some(Status::Done) {
+            // `wait` is best effort and may answer early: never ask again back to back.
+            if polls > 0 {
+                tokio::time::sleep(self.settings.retry.backoff.delay(polls)).await;
+            }
+            polls += 1;
             if start.elapsed() > self.settings.operation_deadline {
                 return Err(ExecError::Retryable(format!(
                     "{what}: operation {name} still running after {} s",
