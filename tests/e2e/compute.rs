@@ -337,7 +337,12 @@ async fn crash_between_send_and_record_against_fake_compute_acts_once() {
             .then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Let the two steps that did not stall (labels, the other rule) record, then "crash".
+    crate::helpers::eventually(|| async {
+        let i = h.store.get(&id).await.ok()??;
+        (i.steps.iter().filter(|s| s.status == StepStatus::Done).count() == 2).then_some(())
+    })
+    .await;
     task.abort();
     let before = h.get(&id).await;
     // The snapshot step and whichever firewall step sent the stalled insert were claimed, never recorded.
@@ -347,7 +352,14 @@ async fn crash_between_send_and_record_against_fake_compute_acts_once() {
 
     // A new process resumes after the lease lapses, with the same idempotency keys.
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
-    h.runner("successor").sweep().await.expect("sweep");
+    let successor = h.runner("successor");
+    // A renewal already in flight at the abort may push the lease once more: sweep until done.
+    crate::helpers::eventually(|| async {
+        successor.sweep().await.ok()?;
+        let i = h.store.get(&id).await.ok()??;
+        i.steps.iter().filter(|s| !s.gated).all(|s| s.status == StepStatus::Done).then_some(())
+    })
+    .await;
     let after = h.get(&id).await;
     for (name, status) in statuses(&after).into_iter().take(4) {
         assert_eq!(status, StepStatus::Done, "{name}");
@@ -723,6 +735,7 @@ async fn a_group_deletion_against_fake_compute_is_done_only_when_the_vm_is_gone(
         .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/instances/{NODE}")))
         .count();
     assert!(reads >= 2, "the VM was read until it was gone: {reads}");
+    assert!(h.fake.http_errors(404) >= 1, "the executor itself saw the VM gone (404) before recording done");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,10 +155,12 @@ pub fn spawn_binary(state_dir: &Path, env: &[(&str, &str)]) -> TestBinary {
     // Keep draining stdout for the life of the process, or the console notifier would block.
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-                let _ = tx.send(url.to_string());
-            }
+            // Kept before the address is announced: a caller may look for this line at once.
+            let url = line.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_string);
             sink.lock().expect("lock").push(line);
+            if let Some(url) = url {
+                let _ = tx.send(url);
+            }
         }
     });
     let url = rx.recv_timeout(Duration::from_secs(30)).expect("riposte printed its address");
