@@ -184,6 +184,7 @@ async fn refused_links_get_a_clear_page_and_change_nothing() {
                             pod: "api-7d9f8b6c5-other".parse().ok(),
                             ..Default::default()
                         },
+                        &riposte_core::locate::Placement::default(),
                     )
                     .expect("target");
                 }

@@ -10,6 +10,7 @@ mod browser;
 mod compute;
 mod crash;
 mod fixtures;
+mod gke;
 mod helpers;
 mod http;
 mod notifiers;

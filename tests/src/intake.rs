@@ -7,6 +7,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use riposte_core::executor::DryRunExecutor;
 use riposte_core::incident::Incident;
+use riposte_core::locate::NoLocator;
 use riposte_core::notify::Notifiers;
 use riposte_core::plan::plan_incident;
 use riposte_core::policy::PolicySet;
@@ -47,13 +48,14 @@ pub async fn record_incident(
 }
 
 /// The intake state `serve` would build on `store` and `policies` with nothing configured: a
-/// dry-run runner, no credentials, no admin routes, no approval links, no sweep route. Tests set
+/// dry-run runner, no cluster lookup, no credentials, no admin routes, no approval links, no sweep route. Tests set
 /// what they need with struct update syntax.
 pub fn intake_state(store: Arc<dyn Store>, policies: PolicySet) -> IngestState {
     let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), Notifiers::none(), "test-runner".into());
     IngestState {
         policies: Arc::new(policies),
         store,
+        locator: Arc::new(NoLocator),
         runner,
         notifiers: Notifiers::none(),
         credentials: Arc::new(Credentials::default()),

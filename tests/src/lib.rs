@@ -2,5 +2,6 @@
 //! have no emulator, the containment scenario, and incidents put into a store as intake would.
 
 pub mod fake_compute;
+pub mod fake_gke;
 pub mod intake;
 pub mod scenario;

@@ -50,6 +50,9 @@ pub enum ApiError {
     /// Something we depend on is down (Google's signing keys): try again later (503).
     #[error("{0}")]
     Unavailable(String),
+    /// The request conflicts with the incident's state (a step is running).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl ApiError {
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::Store(e) => e.metric_label(),
             ApiError::Internal(_) => "internal",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Conflict(_) => "conflict",
         }
     }
 
@@ -83,6 +87,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
         }
     }
 }

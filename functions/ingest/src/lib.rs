@@ -20,8 +20,10 @@ use jiff::Timestamp;
 use riposte_core::approval::Keys;
 use riposte_core::incident::{Incident, is_incident_id};
 use riposte_core::intake::{AlertOutcome, StepView, ingest};
+use riposte_core::locate::Locator;
 use riposte_core::notify::{Event, Notifiers};
 use riposte_core::policy::PolicySet;
+use riposte_core::release::{ReleaseError, ReleaseOutcome, release};
 use riposte_core::runner::Runner;
 use riposte_core::sources::{IngestError, SourceKind};
 use riposte_core::store::{IncidentSummary, Rejection, Store};
@@ -79,6 +81,8 @@ pub struct IngestState {
     pub policies: Arc<PolicySet>,
     /// Durable state.
     pub store: Arc<dyn Store>,
+    /// Locates an alert's pod, node and VM in its cluster before planning.
+    pub locator: Arc<dyn Locator>,
     /// Executes steps after the answer.
     pub runner: Runner,
     /// Told about new incidents.
@@ -104,16 +108,33 @@ pub struct ApprovalLinks {
     pub base_url: String,
 }
 
-/// The intake router.
+/// The intake router: the intake endpoints, the incident reads and [`tasks`].
 pub fn app(state: IngestState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+    let intake = Router::new()
         .route("/v1/falco", post(|s: State<IngestState>, r: Request| intake(s, SourceKind::Falco, r)))
         .route("/v1/monitoring", post(|s: State<IngestState>, r: Request| intake(s, SourceKind::Monitoring, r)))
         .route("/v1/pubsub", post(|s: State<IngestState>, r: Request| intake(s, SourceKind::PubSub, r)))
         .route("/v1/incidents", get(list_incidents))
         .route("/v1/incidents/{id}", get(show_incident))
+        .route("/v1/incidents/{id}/release", post(release_incident));
+    finish(intake.merge(task_routes()), state)
+}
+
+/// The routes every service has, also alone for a service that takes no alerts (the approve
+/// service): `GET /healthz` and `POST /tasks/sweep`, which sweeps with `state.runner`.
+pub fn tasks(state: IngestState) -> Router {
+    finish(task_routes(), state)
+}
+
+fn task_routes() -> Router<IngestState> {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/tasks/sweep", post(sweep::sweep))
+}
+
+/// The fallback, panic and error-logging layers, and the state.
+fn finish(routes: Router<IngestState>, state: IngestState) -> Router {
+    routes
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         // Inner: a panic becomes a 500 that the logging middleware (outer) then logs.
         .layer(CatchPanicLayer::custom(|_| {
@@ -174,7 +195,7 @@ async fn intake(
         Err(e) => return Err(e.into()),
     };
 
-    let (outcomes, opened) = ingest(&state.policies, state.store.as_ref(), alerts, now).await?;
+    let (outcomes, opened) = ingest(&state.policies, state.store.as_ref(), state.locator.as_ref(), alerts, now).await?;
     riposte_core::crash::point("intake-recorded").await;
     // Durable: acknowledge now, contain after.
     for incident in opened {
@@ -274,6 +295,38 @@ async fn list_incidents(
         Some(n) => n.parse::<usize>().map_err(|_| ApiError::BadRequest(format!("limit={n:?} is not a number")))?,
     };
     Ok(Json(state.store.list(limit.min(1000)).await?))
+}
+
+/// Who asks for a release (`POST /v1/incidents/{id}/release`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseRequest {
+    /// The person releasing, for the journal.
+    by: String,
+}
+
+async fn release_incident(
+    State(state): State<IngestState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<ReleaseOutcome>, ApiError> {
+    check_admin(&state, &headers)?;
+    if !is_incident_id(&id) {
+        return Err(ApiError::BadRequest(format!("{id:?} is not an incident id")));
+    }
+    let request: ReleaseRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("expected {{\"by\": \"who releases\"}}: {e}")))?;
+    let by = request.by.trim();
+    if by.is_empty() || by.len() > 200 || by.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest("`by` must be 1 to 200 printable characters".into()));
+    }
+    let executor = state.runner.executor().clone();
+    release(state.store.as_ref(), &executor, &id, by, Timestamp::now()).await.map(Json).map_err(|e| match e {
+        ReleaseError::NotFound(_) => ApiError::NotFound(e.to_string()),
+        ReleaseError::Busy(reason) => ApiError::Conflict(reason),
+        ReleaseError::Store(e) => ApiError::Store(e),
+    })
 }
 
 async fn show_incident(

@@ -36,6 +36,13 @@ pub mod vars {
     pub const GOOGLE_CLOUD_PROJECT: &str = "GOOGLE_CLOUD_PROJECT";
     /// Compute Engine API root for the `google-cloud` executor (default `https://compute.googleapis.com`).
     pub const COMPUTE_ENDPOINT: &str = "RIPOSTE_COMPUTE_ENDPOINT";
+    /// Container (GKE) API root (default `https://container.googleapis.com`; http only on localhost).
+    pub const CONTAINER_ENDPOINT: &str = "RIPOSTE_CONTAINER_ENDPOINT";
+    /// `true`: connect to clusters' private endpoints when they have one (Cloud Run with VPC egress).
+    pub const GKE_PRIVATE_ENDPOINT: &str = "RIPOSTE_GKE_PRIVATE_ENDPOINT";
+    /// `all` (default), `ingest` (intake and the automatic steps) or `approve` (approval pages and
+    /// the approved steps): what this process serves and runs.
+    pub const ROLE: &str = "RIPOSTE_ROLE";
     /// `text` or `json` (default: json on Cloud Run).
     pub const LOG_FORMAT: &str = "RIPOSTE_LOG_FORMAT";
     /// How often to resume unfinished steps (default 30s).
@@ -111,11 +118,70 @@ pub fn default_state_dir() -> PathBuf {
 pub enum ExecutorChoice {
     /// Records the requests each step would send; sends none.
     DryRun,
-    /// Acts on Google Cloud: Compute Engine at this API root, with application-default credentials.
+    /// Acts on Google Cloud with application-default credentials: Compute Engine for VMs, the
+    /// clusters' Kubernetes API (found through the Container API) for nodes and pods.
     GoogleCloud {
         /// Compute Engine API root.
         compute_endpoint: String,
+        /// Container API root.
+        container_endpoint: String,
+        /// Prefer clusters' private endpoints.
+        prefer_private_endpoint: bool,
     },
+}
+
+impl ExecutorChoice {
+    /// Reads `RIPOSTE_EXECUTOR` and the endpoints it uses; problems are pushed to `errors`.
+    pub fn from_env(errors: &mut Vec<String>) -> ExecutorChoice {
+        let compute_endpoint = env(vars::COMPUTE_ENDPOINT)
+            .unwrap_or_else(|| riposte_cloud::compute::DEFAULT_ENDPOINT.into())
+            .trim_end_matches('/')
+            .to_string();
+        if !riposte_cloud::notify::is_acceptable_url(&compute_endpoint) {
+            errors.push(format!("{}={compute_endpoint:?}: must be https (or on localhost)", vars::COMPUTE_ENDPOINT));
+        }
+        let container_endpoint = env(vars::CONTAINER_ENDPOINT)
+            .unwrap_or_else(|| riposte_cloud::gke::DEFAULT_CONTAINER_ENDPOINT.into())
+            .trim_end_matches('/')
+            .to_string();
+        if !riposte_cloud::notify::is_acceptable_url(&container_endpoint) {
+            errors
+                .push(format!("{}={container_endpoint:?}: must be https (or on localhost)", vars::CONTAINER_ENDPOINT));
+        }
+        let prefer_private_endpoint = match env(vars::GKE_PRIVATE_ENDPOINT).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                errors.push(format!("{}={other:?}: expected true or false", vars::GKE_PRIVATE_ENDPOINT));
+                false
+            }
+        };
+        match env(vars::EXECUTOR).as_deref() {
+            None | Some("dry-run") => ExecutorChoice::DryRun,
+            Some("google-cloud") => {
+                ExecutorChoice::GoogleCloud { compute_endpoint, container_endpoint, prefer_private_endpoint }
+            }
+            Some(other) => {
+                errors.push(format!(
+                    "{}={other:?}: expected dry-run (records requests, sends none) or google-cloud",
+                    vars::EXECUTOR
+                ));
+                ExecutorChoice::DryRun
+            }
+        }
+    }
+}
+
+/// What one process serves and runs (two Cloud Run services split the work so that each holds
+/// only the permissions of the steps it runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything: intake, approval pages, every step (local use, a single service).
+    All,
+    /// Intake and the automatic (safe) steps.
+    Ingest,
+    /// The approval pages and the approved steps.
+    Approve,
 }
 
 /// Where incidents are kept.
@@ -169,6 +235,8 @@ pub struct EnvConfig {
     pub store: StoreChoice,
     /// The executor.
     pub executor: ExecutorChoice,
+    /// What this process serves and runs.
+    pub role: Role,
     /// Per-endpoint credentials.
     pub credentials: Credentials,
     /// Admin token.
@@ -203,6 +271,7 @@ impl std::fmt::Debug for EnvConfig {
         f.debug_struct("EnvConfig")
             .field("store", &self.store)
             .field("executor", &self.executor)
+            .field("role", &self.role)
             .field("on_cloud_run", &self.on_cloud_run)
             .field("port", &self.port)
             .field("public_url", &self.public_url)
@@ -272,24 +341,16 @@ impl EnvConfig {
             }
         };
         let store = StoreChoice::from_env(&mut errors);
-        let compute_endpoint = env(vars::COMPUTE_ENDPOINT)
-            .unwrap_or_else(|| riposte_cloud::compute::DEFAULT_ENDPOINT.into())
-            .trim_end_matches('/')
-            .to_string();
-        if !riposte_cloud::notify::is_acceptable_url(&compute_endpoint) {
-            errors.push(format!("{}={compute_endpoint:?}: must be https (or on localhost)", vars::COMPUTE_ENDPOINT));
-        }
-        let executor = match env(vars::EXECUTOR).as_deref() {
-            None | Some("dry-run") => ExecutorChoice::DryRun,
-            Some("google-cloud") => ExecutorChoice::GoogleCloud { compute_endpoint },
+        let role = match env(vars::ROLE).as_deref() {
+            None | Some("all") => Role::All,
+            Some("ingest") => Role::Ingest,
+            Some("approve") => Role::Approve,
             Some(other) => {
-                errors.push(format!(
-                    "{}={other:?}: expected dry-run (records requests, sends none) or google-cloud",
-                    vars::EXECUTOR
-                ));
-                ExecutorChoice::DryRun
+                errors.push(format!("{}={other:?}: expected all, ingest or approve", vars::ROLE));
+                Role::All
             }
         };
+        let executor = ExecutorChoice::from_env(&mut errors);
         let sweep_interval = duration_var(vars::SWEEP_INTERVAL, 30, &mut errors);
         let step_lease = duration_var(vars::STEP_LEASE, 120, &mut errors);
         let signing_key = match (env(vars::SIGNING_KEY), env(vars::SIGNING_KEY_FILE)) {
@@ -345,6 +406,7 @@ impl EnvConfig {
         Ok(EnvConfig {
             store,
             executor,
+            role,
             credentials,
             admin_token: env(vars::ADMIN_TOKEN).and_then(Secret::new),
             on_cloud_run,

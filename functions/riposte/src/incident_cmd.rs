@@ -1,5 +1,5 @@
-//! `riposte incident list|show`: read the embedded store, or ask the running server when it holds
-//! the store.
+//! `riposte incident list|show|release`: use the store directly, or ask the running server when it
+//! holds the embedded store.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use riposte_cloud::firestore::FirestoreStore;
 use riposte_core::incident::{Incident, StepStatus, is_incident_id};
 use riposte_core::notify::printable;
+use riposte_core::release::{ReleaseError, ReleaseOutcome, release};
 use riposte_core::store::{EmbeddedStore, IncidentSummary, Store, StoreError, status_name};
 
 use crate::CliError;
-use crate::config::StoreChoice;
+use crate::config::{ExecutorChoice, StoreChoice};
 use crate::config::{default_state_dir, vars};
 use crate::serve::{ServeInfo, info_path};
 
@@ -36,6 +37,21 @@ pub enum IncidentCommand {
         /// Print the stored JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Undo an incident's reversible steps, last first: uncordon the node (if this incident
+    /// cordoned it), remove the labels riposte set, delete the isolating NetworkPolicy, remove
+    /// the quarantine tag. Steps not yet run are skipped and the incident is closed. Snapshots,
+    /// the shared firewall rules and destructive steps stay. Acts with RIPOSTE_EXECUTOR's
+    /// executor and your credentials; while `serve` holds the embedded store, the server does it.
+    Release {
+        /// Incident id.
+        id: String,
+        /// Who releases, for the journal [default: $USER].
+        #[arg(long)]
+        by: Option<String>,
+        /// Directory of the embedded store [default: $RIPOSTE_STATE_DIR, else ./.riposte].
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
 }
 
@@ -77,7 +93,13 @@ fn open(state_dir: &Path) -> Result<Source, CliError> {
 }
 
 async fn fetch<T: serde::de::DeserializeOwned>(info: &ServeInfo, path: &str) -> Result<Option<T>, CliError> {
-    let mut request = reqwest::Client::new().get(format!("{}{path}", info.url));
+    ask(info, reqwest::Client::new().get(format!("{}{path}", info.url))).await
+}
+
+async fn ask<T: serde::de::DeserializeOwned>(
+    info: &ServeInfo,
+    mut request: reqwest::RequestBuilder,
+) -> Result<Option<T>, CliError> {
     if let Ok(token) = std::env::var(vars::ADMIN_TOKEN) {
         request = request.bearer_auth(token);
     }
@@ -90,6 +112,10 @@ async fn fetch<T: serde::de::DeserializeOwned>(info: &ServeInfo, path: &str) -> 
         }
         404 => Ok(None),
         401 | 403 => Err(CliError::Usage(format!("the server refused the request: set {}", vars::ADMIN_TOKEN))),
+        409 => {
+            let answer: serde_json::Value = response.json().await.unwrap_or_default();
+            Err(CliError::Runtime(answer["message"].as_str().unwrap_or("the server refused: conflict").to_string()))
+        }
         s => Err(CliError::Runtime(format!("the server answered {s}"))),
     }
 }
@@ -117,6 +143,50 @@ pub fn run(command: IncidentCommand) -> Result<(), CliError> {
                     println!("{}  {:<28} alerts={:<5} {:?}  [{}]", i.id, i.policy, i.alert_count, i.rule, i.steps);
                 }
                 Ok(())
+            }
+            IncidentCommand::Release { id, by, state_dir } => {
+                let id = url_segment(&id)?.to_string();
+                let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "riposte incident release".into());
+                let outcome: ReleaseOutcome = match open(&state_dir.unwrap_or_else(default_state_dir))? {
+                    Source::Store(s) => {
+                        let mut errors = Vec::new();
+                        let choice = ExecutorChoice::from_env(&mut errors);
+                        if !errors.is_empty() {
+                            return Err(CliError::Usage(errors.join("; ")));
+                        }
+                        let built = crate::executor::build(&choice).await?;
+                        release(s.as_ref(), &built.executor, &id, &by, jiff::Timestamp::now()).await.map_err(|e| {
+                            match e {
+                                ReleaseError::NotFound(_) => CliError::Usage(e.to_string()),
+                                other => CliError::Runtime(other.to_string()),
+                            }
+                        })?
+                    }
+                    Source::Server(info) => {
+                        let request = reqwest::Client::new()
+                            .post(format!("{}/v1/incidents/{id}/release", info.url))
+                            .json(&serde_json::json!({ "by": by }));
+                        ask(&info, request).await?.ok_or_else(|| CliError::Usage(format!("no incident {id}")))?
+                    }
+                };
+                for (index, action, message) in &outcome.undone {
+                    println!("[{index}] {action}: {message}");
+                }
+                for (index, action, error) in &outcome.failed {
+                    println!("[{index}] {action}: NOT undone: {error}");
+                }
+                if outcome.undone.is_empty() && outcome.failed.is_empty() {
+                    println!("incident {id}: nothing left to undo");
+                }
+                if outcome.failed.is_empty() {
+                    println!("incident {id} released");
+                    Ok(())
+                } else {
+                    Err(CliError::Runtime(format!(
+                        "{} step(s) could not be undone; run the release again to retry them",
+                        outcome.failed.len()
+                    )))
+                }
             }
             IncidentCommand::Show { id, state_dir, json } => {
                 let incident: Option<Incident> = match open(&state_dir.unwrap_or_else(default_state_dir))? {
@@ -169,6 +239,9 @@ pub fn describe_incident(i: &Incident, requests: bool) -> String {
         let _ = writeln!(out, "    [{}] {} ({class}) -> {target}: {status}", s.index, s.action.name());
         if let Some(r) = &s.report {
             let _ = writeln!(out, "        {}", r.message);
+        }
+        if let Some(r) = &s.released {
+            let _ = writeln!(out, "        released {} by {}: {}", r.at, r.by, r.report.message);
         }
         if requests {
             for r in &s.requests {

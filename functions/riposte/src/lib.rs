@@ -1,6 +1,7 @@
 //! The `riposte` command line: `serve`, `policy check`, `replay`, `incident list|show`.
 
 mod config;
+mod executor;
 mod incident_cmd;
 mod logging;
 mod replay;

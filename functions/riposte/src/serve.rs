@@ -8,17 +8,16 @@ use std::sync::Arc;
 use std::collections::BTreeMap;
 
 use riposte_approve::{ApproveState, IapVerifier};
-use riposte_cloud::compute::{ComputeExecutor, ComputeSettings};
 use riposte_cloud::firestore::FirestoreStore;
 use riposte_cloud::secrets::{SecretManager, resolve_all};
 use riposte_core::approval::Keys;
-use riposte_core::executor::{DryRunExecutor, Executor};
-use riposte_core::runner::Runner;
+
+use riposte_core::runner::{Runner, StepScope};
 use riposte_core::store::{EmbeddedStore, Store, StoreError};
 use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, IngestState, SweepAccess, app};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EnvConfig, ExecutorChoice, StoreChoice, default_state_dir, vars};
+use crate::config::{EnvConfig, Role, StoreChoice, default_state_dir, vars};
 use crate::{CliError, load_policies};
 
 /// Options of `riposte serve`.
@@ -132,20 +131,15 @@ async fn serve(
                 CliError::Usage(format!("invalid notifier configuration:\n  - {}", errors.join("\n  - ")))
             })?;
     let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
-    let (executor, executor_note): (Arc<dyn Executor>, &str) = match &env.executor {
-        ExecutorChoice::DryRun => (Arc::new(DryRunExecutor), "dry-run — records requests, sends none"),
-        ExecutorChoice::GoogleCloud { compute_endpoint } => {
-            let settings = ComputeSettings { endpoint: compute_endpoint.clone(), ..ComputeSettings::default() };
-            // An http:// endpoint is only accepted on localhost (a fake or an emulator): like the
-            // emulators, it is called without Google credentials.
-            let credentials = compute_endpoint
-                .starts_with("http://")
-                .then(|| google_cloud_auth::credentials::anonymous::Builder::new().build());
-            let compute = ComputeExecutor::new(settings, credentials).await.map_err(CliError::Usage)?;
-            (Arc::new(compute), "google-cloud — acts on Compute Engine")
-        }
-    };
-    let runner = Runner::new(store.clone(), executor.clone(), notifiers.clone(), owner).with_lease(env.step_lease, 5);
+    let crate::executor::Built { executor, locator, note: executor_note } =
+        crate::executor::build(&env.executor).await?;
+    let runner = Runner::new(store.clone(), executor.clone(), notifiers.clone(), owner)
+        .with_lease(env.step_lease, 5)
+        .with_scope(match env.role {
+            Role::All => StepScope::All,
+            Role::Ingest => StepScope::Automatic,
+            Role::Approve => StepScope::Approved,
+        });
 
     let unauthenticated = env.credentials.unauthenticated();
     let host = if unauthenticated.is_empty() || env.on_cloud_run {
@@ -217,6 +211,7 @@ async fn serve(
     let state = IngestState {
         policies: Arc::new(policies),
         store: store.clone(),
+        locator,
         runner: runner.clone(),
         notifiers,
         credentials: Arc::new(env.credentials),
@@ -246,7 +241,11 @@ async fn serve(
         }
     });
 
-    let router = app(state).merge(riposte_approve::app(approve));
+    let router = match env.role {
+        Role::All => app(state).merge(riposte_approve::app(approve)),
+        Role::Ingest => app(state),
+        Role::Approve => riposte_ingest::tasks(state).merge(riposte_approve::app(approve)),
+    };
     let result = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await;
     let _ = std::fs::remove_file(&info_file);
     result.map_err(|e| CliError::Runtime(format!("server error: {e}")))

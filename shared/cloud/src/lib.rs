@@ -3,6 +3,9 @@
 
 pub mod backoff;
 pub mod compute;
+pub mod executor;
 pub mod firestore;
+pub mod gke;
 pub mod notify;
+pub mod retry;
 pub mod secrets;

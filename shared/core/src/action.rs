@@ -311,13 +311,13 @@ impl Action {
     /// How to undo the action, when it can be undone (`riposte incident release`).
     pub fn reversal(&self) -> Option<&'static str> {
         match self {
-            Action::LabelInstance(_) => Some("remove the labels"),
+            Action::LabelInstance(_) => Some("remove the labels riposte set (those still holding its values)"),
             Action::QuarantineInstance(_) => Some("remove the quarantine tag from the VM (the shared deny rules stay)"),
-            Action::AllowForensicSsh(_) => Some("delete the forensic SSH rule"),
-            Action::CordonNode(_) => Some("uncordon the node"),
-            Action::LabelPod(_) => Some("remove the labels"),
-            Action::IsolatePod(_) => Some("delete the NetworkPolicy"),
-            // Snapshots are evidence, kept; destructive actions cannot be undone.
+            Action::CordonNode(_) => Some("uncordon the node, if this incident cordoned it"),
+            Action::LabelPod(_) => Some("remove the labels riposte set (those still holding its values)"),
+            Action::IsolatePod(_) => Some("delete the NetworkPolicy and remove the isolation label"),
+            // Snapshots are evidence, kept. The forensic SSH rule is shared by every quarantined VM
+            // and stops applying to this one with its tag. Destructive actions cannot be undone.
             _ => None,
         }
     }

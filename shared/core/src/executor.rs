@@ -1,9 +1,12 @@
 //! Executors carry out steps. The dry-run executor records the exact requests a step would send
 //! and sends none; the Compute and GKE executors live in `riposte-cloud`.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::incident::{Incident, Step, StepReport};
+use crate::requests::release_requests;
 
 /// Why a step did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +43,24 @@ pub trait Executor: Send + Sync {
     /// Executes `step` of `incident`. Must be idempotent under the step's idempotency key: a retry
     /// after a crash must not repeat an effect.
     async fn execute(&self, incident: &Incident, step: &Step) -> Result<StepReport, ExecError>;
+
+    /// Undoes done step `step` of `incident` (`riposte incident release`), as
+    /// [`crate::action::Action::reversal`] describes. Must be idempotent: a release may be repeated.
+    async fn release(&self, _incident: &Incident, step: &Step) -> Result<StepReport, ExecError> {
+        Err(ExecError::Permanent(format!("the {} executor cannot undo {}", self.name(), step.action.name())))
+    }
+
+    /// Whether this executor honours `incident.dry_run` itself (a server-side dry run, say);
+    /// otherwise dry-run incidents go to the [`DryRunExecutor`].
+    fn honours_dry_run(&self) -> bool {
+        false
+    }
+}
+
+/// The executor for `incident`: `executor`, or the dry-run executor for a dry-run incident when
+/// `executor` does not honour dry runs itself.
+pub fn for_incident(executor: &Arc<dyn Executor>, incident: &Incident) -> Arc<dyn Executor> {
+    if incident.dry_run && !executor.honours_dry_run() { Arc::new(DryRunExecutor) } else { executor.clone() }
 }
 
 /// Records the requests each step would send, and sends nothing.
@@ -61,6 +82,21 @@ impl Executor for DryRunExecutor {
                 step.requests.len()
             ),
             requests: step.requests.clone(),
+            dry_run: true,
+        })
+    }
+
+    async fn release(&self, incident: &Incident, step: &Step) -> Result<StepReport, ExecError> {
+        let target = step.target.as_ref().ok_or_else(|| ExecError::Skip("the step has no target".into()))?;
+        let requests = release_requests(&step.action, target, &incident.id);
+        Ok(StepReport {
+            message: format!(
+                "dry run: undo {} on {}: {} request(s) recorded, none sent",
+                step.action.name(),
+                target.describe(),
+                requests.len()
+            ),
+            requests,
             dry_run: true,
         })
     }

@@ -83,6 +83,20 @@ pub struct Step {
     /// What the last run did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<StepReport>,
+    /// How `riposte incident release` undid the step, once it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<Release>,
+}
+
+/// How a step was undone by `riposte incident release`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// When.
+    pub at: Timestamp,
+    /// Who released the incident.
+    pub by: String,
+    /// What undoing it did (the requests sent).
+    pub report: StepReport,
 }
 
 /// An approver's decision.
@@ -363,6 +377,67 @@ impl Incident {
         let destructive: Vec<_> = steps.iter().filter(|s| s.gated).map(|s| (s.index, &s.action, &s.target)).collect();
         let canonical = serde_json::to_string(&destructive).unwrap_or_default();
         digest(&[&canonical])
+    }
+
+    /// Stops everything that has not run, before a release undoes what has: steps still pending
+    /// or awaiting approval are skipped, a pending approval request is withdrawn, and the incident
+    /// is closed so that a new alert opens a new incident (and contains again). Refused while a
+    /// step runs under a live lease (undoing it then could race with it). Returns whether
+    /// anything changed.
+    pub fn stop_for_release(&mut self, now: Timestamp, by: &str) -> Result<bool, String> {
+        if let Some(running) = self
+            .steps
+            .iter()
+            .find(|s| s.status == StepStatus::Running && s.lease.as_ref().is_some_and(|l| l.until > now))
+        {
+            return Err(format!(
+                "step {} ({}) is running; release it when it has finished",
+                running.index,
+                running.action.name()
+            ));
+        }
+        let mut changed = false;
+        for step in &mut self.steps {
+            if matches!(step.status, StepStatus::Pending | StepStatus::Running | StepStatus::AwaitingApproval) {
+                step.status = StepStatus::Skipped { reason: format!("incident released by {by}") };
+                step.lease = None;
+                changed = true;
+            }
+        }
+        if let Some(approval) = self.approval.as_mut().filter(|a| a.state == ApprovalState::Pending) {
+            approval.state = ApprovalState::Rejected;
+            changed = true;
+        }
+        if self.resolved_at.is_none() {
+            self.resolved_at = Some(now);
+            changed = true;
+        }
+        if changed {
+            self.note(now, format!("released by {by}: nothing more runs; undoing the reversible steps"));
+        }
+        Ok(changed)
+    }
+
+    /// The steps a release undoes, last first: done, reversible, not undone yet.
+    pub fn to_release(&self) -> Vec<usize> {
+        let mut steps: Vec<usize> = self
+            .steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Done && s.released.is_none() && s.action.reversal().is_some())
+            .map(|s| s.index)
+            .collect();
+        steps.reverse();
+        steps
+    }
+
+    /// Records that step `index` was undone. Returns whether it was recorded (not already).
+    pub fn record_release(&mut self, index: usize, release: Release) -> bool {
+        let Some(step) = self.steps.get_mut(index).filter(|s| s.released.is_none()) else { return false };
+        let line = format!("released step {index} ({}): {}", step.action.name(), release.report.message);
+        let at = release.at;
+        step.released = Some(release);
+        self.note(at, line);
+        true
     }
 
     /// Applies an approver's decision; exactly one decision completes or rejects the request.

@@ -7,7 +7,8 @@ use serde::Serialize;
 use crate::action::ActionClass;
 use crate::alert::{Alert, AlertStatus};
 use crate::incident::{Incident, StepStatus};
-use crate::plan::{incident_key, plan_incident};
+use crate::locate::{Locator, Placement};
+use crate::plan::{incident_key, plan_located};
 use crate::policy::PolicySet;
 use crate::store::{AlertRecord, Store, StoreError, status_name};
 
@@ -77,11 +78,14 @@ pub struct AlertOutcome {
     pub incidents: Vec<IncidentOutcome>,
 }
 
-/// Matches, plans and records `alerts`. Returns the outcomes and the incidents that were opened
-/// (for the runner and the notifiers). Everything is durable when this returns.
+/// Matches, plans and records `alerts`. A firing alert that matched a policy is first located in
+/// its cluster (`locator`: the pod's UID, node and VM), so that the plan's targets are the objects
+/// that raised it. Returns the outcomes and the incidents that were opened (for the runner and
+/// the notifiers). Everything is durable when this returns.
 pub async fn ingest(
     policies: &PolicySet,
     store: &dyn Store,
+    locator: &dyn Locator,
     mut alerts: Vec<Alert>,
     now: Timestamp,
 ) -> Result<(Vec<AlertOutcome>, Vec<Incident>), StoreError> {
@@ -90,6 +94,11 @@ pub async fn ingest(
     let mut opened = Vec::new();
     for alert in &alerts {
         let matches = policies.matches(alert);
+        let placement = if alert.status == AlertStatus::Firing && !matches.is_empty() {
+            locator.locate(&alert.resource).await
+        } else {
+            Placement::default()
+        };
         let mut incidents = Vec::new();
         for m in &matches {
             if alert.status == AlertStatus::Resolved {
@@ -104,7 +113,7 @@ pub async fn ingest(
                 });
                 continue;
             }
-            let candidate = plan_incident(m.policy, &policies.defaults, alert, now);
+            let candidate = plan_located(m.policy, &policies.defaults, alert, &placement, now);
             let recorded = store.record_alert(candidate.clone(), now).await?;
             let steps = if recorded.duplicate { Vec::new() } else { StepView::of(&candidate) };
             incidents.push(IncidentOutcome {

@@ -7,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::action::Action;
 use crate::alert::Alert;
 use crate::incident::{Approval, ApprovalState, Incident, Step, StepStatus, digest};
+use crate::locate::Placement;
 use crate::policy::{Defaults, Policy};
 use crate::requests::render;
 use crate::target::Target;
@@ -23,9 +24,24 @@ pub fn incident_key(policy: &Policy, alert: &Alert) -> (String, Vec<(String, Str
     (digest(&flat)[..32].to_string(), parts)
 }
 
-/// A new incident for `alert` (defaults already applied) under `policy`, created at `now`. Steps whose target cannot be
-/// resolved are `skipped` with the reason; destructive steps wait for approval.
+/// A new incident for `alert` (defaults already applied) under `policy`, created at `now`, with no
+/// cluster lookup (replays, local dry runs). See [`plan_located`].
 pub fn plan_incident(policy: &Policy, defaults: &Defaults, alert: &Alert, now: Timestamp) -> Incident {
+    plan_located(policy, defaults, alert, &Placement::default(), now)
+}
+
+/// A new incident for `alert` (defaults already applied) under `policy`, created at `now`, its
+/// targets completed from what the cluster said (`placement`: the pod's node and VM, and the UIDs
+/// destructive steps require). Steps whose target cannot be resolved are `skipped` with the
+/// reason; destructive steps wait for approval. The incident key depends on the alert only, so an
+/// alert whose lookup failed still joins the incident of one whose lookup succeeded.
+pub fn plan_located(
+    policy: &Policy,
+    defaults: &Defaults,
+    alert: &Alert,
+    placement: &Placement,
+    now: Timestamp,
+) -> Incident {
     let (key, key_parts) = incident_key(policy, alert);
     // The sequence keeps ids distinct even for two candidates of one key in the same nanosecond.
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -46,7 +62,8 @@ pub fn plan_incident(policy: &Policy, defaults: &Defaults, alert: &Alert, now: T
             let class = action.class();
             // A safe action listed under on_approval still waits for the approval.
             let gated = index >= policy.actions.len();
-            let resolved = Target::resolve(action.target_kind(), hints).and_then(|t| protect(action, t, defaults));
+            let resolved =
+                Target::resolve(action.target_kind(), hints, placement).and_then(|t| protect(action, t, defaults));
             let (target, status, requests) = match resolved {
                 Ok(t) => {
                     let requests = render(action, &t, &id, &idempotency_key);
@@ -67,6 +84,7 @@ pub fn plan_incident(policy: &Policy, defaults: &Defaults, alert: &Alert, now: T
                 lease: None,
                 requests,
                 report: None,
+                released: None,
             }
         })
         .collect();
@@ -106,7 +124,29 @@ pub fn plan_incident(policy: &Policy, defaults: &Defaults, alert: &Alert, now: T
         alert.source, alert.rule, alert.severity, policy.name
     );
     incident.note(now, line);
+    if let Some(line) = located_line(placement) {
+        incident.note(now, line);
+    }
+    for note in &placement.notes {
+        incident.note(now, format!("cluster lookup: {note}"));
+    }
     incident
+}
+
+/// The journal line recording what the cluster said at plan time, if it said anything.
+fn located_line(placement: &Placement) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(uid) = &placement.pod_uid {
+        parts.push(format!("pod uid {uid}"));
+    }
+    if let Some(node) = &placement.node {
+        let uid = placement.node_uid.as_deref().map(|u| format!(" (uid {u})")).unwrap_or_default();
+        parts.push(format!("node {node}{uid}"));
+    }
+    if let Some(vm) = &placement.vm {
+        parts.push(format!("VM {}/{}/{}", vm.project, vm.zone, vm.name));
+    }
+    (!parts.is_empty()).then(|| format!("located in the cluster: {}", parts.join(", ")))
 }
 
 /// Namespaces whose workloads are never deleted unless the action names them.

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::action::Action;
-use crate::target::{ClusterRef, Target};
+use crate::kubernetes;
+use crate::target::Target;
 
 /// One HTTP request a step sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,20 +32,13 @@ pub struct PlannedRequest {
 }
 
 const COMPUTE: &str = "https://compute.googleapis.com/compute/v1";
-const CONTAINER: &str = "https://container.googleapis.com/v1";
-const STRATEGIC: &str = "application/strategic-merge-patch+json";
-const MERGE: &str = "application/merge-patch+json";
 
-fn req(method: &str, url: String, body: Option<Value>) -> PlannedRequest {
+pub(crate) fn req(method: &str, url: String, body: Option<Value>) -> PlannedRequest {
     PlannedRequest { method: method.into(), url, body, content_type: None, note: None }
 }
 
 impl PlannedRequest {
-    fn typed(mut self, content_type: &str) -> Self {
-        self.content_type = Some(content_type.into());
-        self
-    }
-    fn note(mut self, note: &str) -> Self {
+    pub(crate) fn note(mut self, note: &str) -> Self {
         self.note = Some(note.into());
         self
     }
@@ -87,18 +81,37 @@ pub fn snapshot_name(incident_id: &str, zone: &str, disk: &str) -> String {
 pub fn render(action: &Action, target: &Target, incident_id: &str, key: &str) -> Vec<PlannedRequest> {
     match target {
         Target::Instance { .. } => instance_requests(action, target, incident_id, key),
-        Target::Node { cluster, node } => node_requests(action, cluster, node.as_str()),
-        Target::Pod { cluster, pod } => {
-            pod_requests(action, cluster, pod.namespace.as_str(), pod.name.as_str(), incident_id)
+        Target::Node { cluster, node, uid } => {
+            kubernetes::node_requests(action, cluster, node.as_str(), uid.as_deref(), incident_id)
         }
+        Target::Pod { cluster, pod, uid } => kubernetes::pod_requests(
+            action,
+            cluster,
+            pod.namespace.as_str(),
+            pod.name.as_str(),
+            uid.as_deref(),
+            incident_id,
+        ),
     }
 }
 
-fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &str) -> Vec<PlannedRequest> {
-    let Target::Instance { project, zone, name, id } = target else { return Vec::new() };
-    let mut out = Vec::new();
+/// Where a VM is addressed once it has been read.
+struct VmUrls {
+    /// `…/projects/{project}`.
+    base: String,
+    /// The zone, or `${instance.zone}` when it is looked up.
+    zone: String,
+    /// The VM's name, or `${instance.name}` when it is known by id.
+    vm_name: String,
+    /// `…/zones/{zone}/instances/{name}`.
+    instance: String,
+}
+
+/// The read that finds the VM (by name or id in its zone, or with its zone through the aggregated
+/// list), pushed to `out`, and the URLs the VM is addressed by afterwards.
+fn read_instance(target: &Target, out: &mut Vec<PlannedRequest>) -> Option<VmUrls> {
+    let Target::Instance { project, zone, name, id } = target else { return None };
     let ident = name.as_ref().map(|n| n.to_string()).or(id.as_ref().map(|i| i.to_string())).unwrap_or_default();
-    // The VM is read once: by name or id in its zone, or found (with its zone) by the aggregated list.
     let zone = match zone {
         Some(z) => {
             out.push(req("GET", format!("{COMPUTE}/projects/{project}/zones/{z}/instances/{ident}"), None));
@@ -117,6 +130,59 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
     // After the read, the VM is addressed by the name Compute returned.
     let vm_name = name.as_ref().map_or_else(|| "${instance.name}".to_string(), |n| n.to_string());
     let instance = format!("{base}/zones/{zone}/instances/{vm_name}");
+    Some(VmUrls { base, zone, vm_name, instance })
+}
+
+/// The requests that undo `action` on `target` in incident `incident_id` (`riposte incident
+/// release`).
+pub fn release_requests(action: &Action, target: &Target, incident_id: &str) -> Vec<PlannedRequest> {
+    let mut out = Vec::new();
+    match target {
+        Target::Instance { .. } => {
+            let Some(VmUrls { instance, .. }) = read_instance(target, &mut out) else { return out };
+            match action {
+                Action::LabelInstance(p) => {
+                    let keys: Vec<&str> =
+                        p.labels.keys().map(String::as_str).chain([INCIDENT_LABEL_KEY]).collect();
+                    out.push(
+                        req(
+                            "POST",
+                            format!("{instance}/setLabels?requestId=${{request_id(idempotency key + \"/release\", \"setLabels/\" + instance.labelFingerprint)}}"),
+                            Some(json!({"labels": "${instance.labels}", "labelFingerprint": "${instance.labelFingerprint}"})),
+                        )
+                        .note(&format!("without {} where they still hold riposte's values", keys.join(", "))),
+                    );
+                }
+                Action::QuarantineInstance(q) => out.push(
+                    req(
+                        "POST",
+                        format!("{instance}/setTags?requestId=${{request_id(idempotency key + \"/release\", \"setTags/\" + instance.tags.fingerprint)}}"),
+                        Some(json!({"items": "${instance.tags.items}", "fingerprint": "${instance.tags.fingerprint}"})),
+                    )
+                    .note(&format!("without the tag {}", q.tag)),
+                ),
+                _ => out.clear(),
+            }
+        }
+        Target::Node { cluster, node, .. } => out = kubernetes::node_release_requests(action, cluster, node.as_str()),
+        Target::Pod { cluster, pod, uid } => {
+            out = kubernetes::pod_release_requests(
+                action,
+                cluster,
+                pod.namespace.as_str(),
+                pod.name.as_str(),
+                uid.as_deref(),
+                incident_id,
+            )
+        }
+    }
+    out
+}
+
+fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &str) -> Vec<PlannedRequest> {
+    let mut out = Vec::new();
+    let Some(VmUrls { base, zone, vm_name, instance }) = read_instance(target, &mut out) else { return out };
+    let Target::Instance { project, .. } = target else { return out };
     let rid = |salt: &str| request_id(key, salt);
     let incident_label = incident_label(incident_id);
     match action {
@@ -219,98 +285,6 @@ fn firewall(kind: &str, body: Value) -> PlannedRequest {
         ),
         Some(body),
     )
-}
-
-fn cluster_get(cluster: &ClusterRef) -> PlannedRequest {
-    req("GET", format!("{CONTAINER}/{}", cluster.resource_name()), None)
-}
-
-const API: &str = "https://${cluster.endpoint}";
-
-fn node_requests(action: &Action, cluster: &ClusterRef, node: &str) -> Vec<PlannedRequest> {
-    let mut out = vec![cluster_get(cluster)];
-    let cordon = req("PATCH", format!("{API}/api/v1/nodes/{node}"), Some(json!({"spec": {"unschedulable": true}})))
-        .typed(STRATEGIC);
-    match action {
-        Action::CordonNode(_) => out.push(cordon),
-        Action::DrainNode(g) => {
-            out.push(cordon);
-            out.push(req("GET", format!("{API}/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"), None));
-            let mut eviction = json!({
-                "apiVersion": "policy/v1", "kind": "Eviction",
-                "metadata": {"name": "${pod.name}", "namespace": "${pod.namespace}"},
-            });
-            if let Some(g) = g.grace_period_seconds {
-                eviction["deleteOptions"] = json!({"gracePeriodSeconds": g});
-            }
-            out.push(
-                req(
-                    "POST",
-                    format!("{API}/api/v1/namespaces/${{pod.namespace}}/pods/${{pod.name}}/eviction"),
-                    Some(eviction),
-                )
-                .note("for each pod on the node except DaemonSet, mirror and quarantined pods"),
-            );
-        }
-        _ => {}
-    }
-    out
-}
-
-fn pod_requests(action: &Action, cluster: &ClusterRef, ns: &str, pod: &str, incident_id: &str) -> Vec<PlannedRequest> {
-    let mut out = vec![cluster_get(cluster)];
-    let pod_url = format!("{API}/api/v1/namespaces/{ns}/pods/{pod}");
-    let incident_label = incident_label(incident_id);
-    match action {
-        Action::LabelPod(p) => {
-            let mut labels = json!({"riposte.io/incident": incident_label});
-            let defaults = [("quarantine".to_string(), "true".to_string())];
-            let chosen: Vec<(String, String)> =
-                if p.labels.is_empty() { defaults.to_vec() } else { p.labels.clone().into_iter().collect() };
-            for (k, v) in chosen {
-                labels[k] = json!(v);
-            }
-            out.push(req("PATCH", pod_url, Some(json!({"metadata": {"labels": labels}}))).typed(MERGE));
-        }
-        Action::IsolatePod(_) => {
-            let name = format!("riposte-isolate-{incident_label}");
-            out.push(
-                req("PATCH", pod_url, Some(json!({"metadata": {"labels": {"riposte.io/isolate": incident_label}}})))
-                    .typed(MERGE),
-            );
-            out.push(req(
-                "POST",
-                format!("{API}/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"),
-                Some(json!({
-                    "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                    "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "riposte"}},
-                    "spec": {"podSelector": {"matchLabels": {"riposte.io/isolate": incident_label}}, "policyTypes": ["Ingress", "Egress"]},
-                })),
-            ));
-        }
-        Action::DeletePod(g) => {
-            let mut opts = json!({"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": "${pod.metadata.uid at plan time}"}});
-            if let Some(g) = g.grace_period_seconds {
-                opts["gracePeriodSeconds"] = json!(g);
-            }
-            out.push(req("DELETE", pod_url, Some(opts)));
-        }
-        Action::DeleteWorkload(_) => {
-            out.push(req("GET", pod_url, None));
-            out.push(req(
-                "GET",
-                format!("{API}/apis/apps/v1/namespaces/{ns}/replicasets/${{pod.ownerReferences[0].name}}"),
-                None,
-            ));
-            out.push(req(
-                "DELETE",
-                format!("{API}/apis/apps/v1/namespaces/{ns}/${{owner.kind}}s/${{owner.name}}"),
-                Some(json!({"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Foreground", "preconditions": {"uid": "${owner.metadata.uid}"}})),
-            ));
-        }
-        _ => {}
-    }
-    out
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tokio::task::JoinSet;
 
-use crate::executor::{DryRunExecutor, ExecError, Executor};
+use crate::executor::{ExecError, Executor, for_incident};
 use crate::incident::{Incident, StepStatus};
 use crate::notify::{Event, Notifiers};
 use crate::store::{Ops, Store, StoreError};
@@ -23,6 +23,19 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Which steps a runner executes. Deployed as two services, the ingest service runs the
+/// automatic steps and holds only the safe actions' permissions; the approve service runs the
+/// approved steps and holds the destructive ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepScope {
+    /// Every step (one process serving everything).
+    All,
+    /// Only the steps that run without approval.
+    Automatic,
+    /// Only the steps that ran after an approval.
+    Approved,
+}
+
 /// Runs incidents' steps through an executor.
 #[derive(Clone)]
 pub struct Runner {
@@ -32,12 +45,27 @@ pub struct Runner {
     owner: String,
     lease: Duration,
     max_attempts: u32,
+    scope: StepScope,
 }
 
 impl Runner {
     /// A runner; `owner` identifies this process in leases.
     pub fn new(store: Arc<dyn Store>, executor: Arc<dyn Executor>, notifiers: Notifiers, owner: String) -> Runner {
-        Runner { store, executor, notifiers, owner, lease: Duration::from_secs(120), max_attempts: 5 }
+        Runner {
+            store,
+            executor,
+            notifiers,
+            owner,
+            lease: Duration::from_secs(120),
+            max_attempts: 5,
+            scope: StepScope::All,
+        }
+    }
+
+    /// Limits the runner to the automatic or the approved steps.
+    pub fn with_scope(mut self, scope: StepScope) -> Runner {
+        self.scope = scope;
+        self
     }
 
     /// Sets how long a claim lasts before another runner may take the step over (renewed every
@@ -53,8 +81,9 @@ impl Runner {
         &self.store
     }
 
-    fn executor_for(&self, incident: &Incident) -> Arc<dyn Executor> {
-        if incident.dry_run { Arc::new(DryRunExecutor) } else { self.executor.clone() }
+    /// The executor.
+    pub fn executor(&self) -> &Arc<dyn Executor> {
+        &self.executor
     }
 
     /// Runs every claimable step of incident `id`: automatic steps concurrently, then approved
@@ -71,13 +100,15 @@ impl Runner {
         }
         let Some(incident) = self.store.get(id).await? else { return Ok(0) };
         let incident = Arc::new(incident);
-        let executor = self.executor_for(&incident);
+        let executor = for_incident(&self.executor, &incident);
         let now = Timestamp::now();
         let mut finished = 0;
         let mut first_error = None;
 
         let mut set = JoinSet::new();
-        for step in incident.steps.iter().filter(|s| !s.gated && incident.claimable(s.index, now)) {
+        let automatic = self.scope != StepScope::Approved;
+        let approved = self.scope != StepScope::Automatic;
+        for step in incident.steps.iter().filter(|s| automatic && !s.gated && incident.claimable(s.index, now)) {
             let (runner, incident, executor, index) = (self.clone(), incident.clone(), executor.clone(), step.index);
             set.spawn(async move { runner.run_step(&incident, index, executor.as_ref()).await });
         }
@@ -94,7 +125,7 @@ impl Runner {
             return Err(e);
         }
 
-        for index in incident.steps.iter().filter(|s| s.gated).map(|s| s.index) {
+        for index in incident.steps.iter().filter(|s| approved && s.gated).map(|s| s.index) {
             let current = self.store.get(id).await?;
             let Some(step) = current.as_ref().and_then(|i| i.steps.get(index)) else { break };
             match step.status {

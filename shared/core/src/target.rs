@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::TargetKind;
 use crate::alert::ResourceHints;
+use crate::locate::Placement;
 use crate::names::{ClusterName, InstanceId, InstanceName, K8sName, Location, Namespace, ProjectId, Zone};
 
 /// A GKE cluster.
@@ -57,6 +58,9 @@ pub enum Target {
         cluster: ClusterRef,
         /// Node name.
         node: K8sName,
+        /// The node's UID when the incident was planned: destructive steps require it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<String>,
     },
     /// A Kubernetes pod.
     Pod {
@@ -64,12 +68,18 @@ pub enum Target {
         cluster: ClusterRef,
         /// The pod.
         pod: PodRef,
+        /// The pod's UID when the incident was planned: destructive steps require it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<String>,
     },
 }
 
 impl Target {
-    /// Resolves the target an action of `kind` needs from `hints`, or says what is missing.
-    pub fn resolve(kind: TargetKind, hints: &ResourceHints) -> Result<Target, String> {
+    /// Resolves the target an action of `kind` needs from `hints` (the alert's, filled from the
+    /// cluster's `placement`), or says what is missing. Pod and node targets take their UIDs from
+    /// the placement.
+    pub fn resolve(kind: TargetKind, hints: &ResourceHints, placement: &Placement) -> Result<Target, String> {
+        let hints = &placement.fill(hints);
         let project =
             || hints.project.clone().ok_or("the alert names no project and the policy file sets no defaults.project");
         let cluster = || -> Result<ClusterRef, String> {
@@ -101,12 +111,13 @@ impl Target {
             }
             TargetKind::Node => {
                 let node = hints.node.clone().ok_or("the alert names no node")?;
-                Ok(Target::Node { cluster: cluster()?, node })
+                let uid = placement.node_uid.clone().filter(|_| placement.node.as_ref() == Some(&node));
+                Ok(Target::Node { cluster: cluster()?, node, uid })
             }
             TargetKind::Pod => {
                 let namespace = hints.namespace.clone().ok_or("the alert names no namespace")?;
                 let name = hints.pod.clone().ok_or("the alert names no pod")?;
-                Ok(Target::Pod { cluster: cluster()?, pod: PodRef { namespace, name } })
+                Ok(Target::Pod { cluster: cluster()?, pod: PodRef { namespace, name }, uid: placement.pod_uid.clone() })
             }
         }
     }
@@ -119,8 +130,8 @@ impl Target {
                 zone.as_ref().map_or("(zone looked up)", Zone::as_str),
                 name.as_ref().map(InstanceName::as_str).or(id.as_ref().map(InstanceId::as_str)).unwrap_or("?")
             ),
-            Target::Node { cluster, node } => format!("node {node} in {}", cluster.cluster),
-            Target::Pod { cluster, pod } => format!("pod {}/{} in {}", pod.namespace, pod.name, cluster.cluster),
+            Target::Node { cluster, node, .. } => format!("node {node} in {}", cluster.cluster),
+            Target::Pod { cluster, pod, .. } => format!("pod {}/{} in {}", pod.namespace, pod.name, cluster.cluster),
         }
     }
 }

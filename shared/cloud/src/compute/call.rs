@@ -4,25 +4,14 @@
 //! started instead of acting twice.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use google_cloud_gax::error::Error as GaxError;
 use riposte_core::executor::ExecError;
 use serde_json::Value;
 
-use crate::backoff::Backoff;
-
-/// How hard a call is retried before the step gives up for this attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryBudget {
-    /// Waits between attempts.
-    pub backoff: Backoff,
-    /// No retry starts after this much time has passed since the first attempt.
-    pub total: Duration,
-    /// One attempt without an answer for this long counts as a transient failure (a half-open
-    /// connection must not hold a step, and its lease, forever).
-    pub attempt_timeout: Duration,
-}
+pub use crate::retry::RetryBudget;
+use crate::retry::{self, Failure};
 
 /// A failed call, as the API reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,18 +36,6 @@ impl ApiError {
         let message =
             text(error, "message").or_else(|| e.status().map(|s| s.message.clone())).unwrap_or_else(|| e.to_string());
         ApiError { status, reason, message }
-    }
-
-    /// Whether repeating the same request (same `requestId`) may succeed: throttling, server
-    /// errors and transport failures, never a client error.
-    fn transient(&self) -> bool {
-        match self.status {
-            None => true,
-            // 409 other than alreadyExists: another operation on the resource is in progress.
-            Some(409) => !self.already_exists(),
-            Some(400) => self.reason == "resourceNotReady",
-            Some(code) => code == 429 || code == 408 || code >= 500,
-        }
     }
 
     /// 404: the resource does not exist.
@@ -86,6 +63,24 @@ impl ApiError {
     }
 }
 
+impl Failure for ApiError {
+    /// Whether repeating the same request (same `requestId`) may succeed: throttling, server
+    /// errors and transport failures, never a client error.
+    fn transient(&self) -> bool {
+        match self.status {
+            None => true,
+            // 409 other than alreadyExists: another operation on the resource is in progress.
+            Some(409) => !self.already_exists(),
+            Some(400) => self.reason == "resourceNotReady",
+            Some(code) => code == 429 || code == 408 || code >= 500,
+        }
+    }
+
+    fn timed_out(after: Duration) -> Self {
+        ApiError { status: None, reason: "timeout".into(), message: format!("no answer within {} s", after.as_secs()) }
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails for good, or the budget is spent. Transport errors
 /// (connect, timeout, I/O) count as transient; so does a credentials failure, because on Cloud Run
 /// it means the metadata server hiccuped.
@@ -94,24 +89,9 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, GaxError>>,
 {
-    let start = Instant::now();
-    let mut n = 0;
-    loop {
-        let error = match tokio::time::timeout(budget.attempt_timeout, attempt()).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => ApiError::from_gax(&e),
-            Err(_) => ApiError {
-                status: None,
-                reason: "timeout".into(),
-                message: format!("no answer within {} s", budget.attempt_timeout.as_secs()),
-            },
-        };
-        let delay = budget.backoff.delay(n);
-        if !error.transient() || start.elapsed() + delay > budget.total {
-            return Err(error);
-        }
-        tracing::debug!(status = ?error.status, reason = %error.reason, attempt = n, "Compute call will be retried");
-        tokio::time::sleep(delay).await;
-        n += 1;
-    }
+    retry::with_retries(budget, "compute", || {
+        let call = attempt();
+        async move { call.await.map_err(|e| ApiError::from_gax(&e)) }
+    })
+    .await
 }

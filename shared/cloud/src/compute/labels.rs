@@ -99,6 +99,60 @@ impl ComputeExecutor {
         self.merge_write(vm, Field::Tags, merge, ctx, journal).await
     }
 
+    /// Release of `label_instance`: removes the labels riposte set that still hold its values.
+    pub(crate) async fn unlabel_instance(
+        &self,
+        vm: &Vm,
+        p: &Labels,
+        ctx: &StepContext<'_>,
+        journal: &mut Journal,
+    ) -> Result<String, ExecError> {
+        let mut ours = p.labels.clone();
+        ours.insert(INCIDENT_LABEL_KEY.into(), incident_label(ctx.incident_id));
+        let unmerge = |instance: &Instance| {
+            let mut labels = instance.labels.clone();
+            labels.retain(|k, v| ours.get(k) != Some(v));
+            (labels.len() != instance.labels.len()).then(|| {
+                let fp = fingerprint(instance.label_fingerprint.as_deref());
+                let body = InstancesSetLabelsRequest::new()
+                    .set_labels(labels)
+                    .set_label_fingerprint(instance.label_fingerprint.clone().unwrap_or_default());
+                (fp, Write::Labels(body))
+            })
+        };
+        let wrote = self.merge_write(vm, Field::Labels, unmerge, ctx, journal).await?;
+        let keys = ours.keys().cloned().collect::<Vec<_>>().join(", ");
+        Ok(if wrote {
+            format!("removed {keys} from {}", vm.path())
+        } else {
+            format!("{} carries none of riposte's labels", vm.path())
+        })
+    }
+
+    /// Release of `quarantine_instance`: removes network tag `tag` from the VM.
+    pub(crate) async fn remove_tag(
+        &self,
+        vm: &Vm,
+        tag: &str,
+        ctx: &StepContext<'_>,
+        journal: &mut Journal,
+    ) -> Result<String, ExecError> {
+        let unmerge = |instance: &Instance| {
+            let tags = instance.tags.clone().unwrap_or_default();
+            tags.items.iter().any(|t| t == tag).then(|| {
+                let fp = fingerprint(tags.fingerprint.as_deref());
+                let items: Vec<String> = tags.items.iter().filter(|t| *t != tag).cloned().collect();
+                (fp, Write::Tags(Tags::new().set_items(items).set_fingerprint(tags.fingerprint.unwrap_or_default())))
+            })
+        };
+        let wrote = self.merge_write(vm, Field::Tags, unmerge, ctx, journal).await?;
+        Ok(if wrote {
+            format!("removed the tag {tag} from {}: the quarantine rules no longer apply to it", vm.path())
+        } else {
+            format!("{} did not carry the tag {tag}", vm.path())
+        })
+    }
+
     /// Reads, merges and writes until the write lands or nothing is missing. Returns whether it wrote.
     async fn merge_write(
         &self,

@@ -171,4 +171,26 @@ impl Executor for ComputeExecutor {
         };
         Ok(StepReport { message, requests: journal.requests, dry_run: false })
     }
+
+    async fn release(&self, incident: &Incident, step: &Step) -> Result<StepReport, ExecError> {
+        let target = step.target.as_ref().ok_or_else(|| ExecError::Skip("the step has no target".into()))?;
+        let vm = self.resolve(target).await?;
+        // Its own requestIds: a release write must never be taken for one of the step's writes.
+        let key = release_key(&step.idempotency_key);
+        let ctx = StepContext { incident_id: &incident.id, key: &key };
+        let mut journal = Journal::default();
+        let message = match &step.action {
+            Action::LabelInstance(p) => self.unlabel_instance(&vm, p, &ctx, &mut journal).await?,
+            Action::QuarantineInstance(q) => self.remove_tag(&vm, &q.tag, &ctx, &mut journal).await?,
+            other => {
+                return Err(ExecError::Permanent(format!("{} cannot be undone on Compute Engine", other.name())));
+            }
+        };
+        Ok(StepReport { message, requests: journal.requests, dry_run: false })
+    }
+}
+
+/// The idempotency key of a step's release.
+fn release_key(key: &str) -> String {
+    format!("{key}/release")
 }

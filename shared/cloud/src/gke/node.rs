@@ -1,0 +1,262 @@
+//! Node actions: cordon (and its release, uncordon) and drain.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use futures_util::StreamExt as _;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use riposte_core::executor::ExecError;
+use riposte_core::kubernetes::{
+    CORDONED_BY, INCIDENT_LABEL, MIRROR_ANNOTATION, QUARANTINE_LABEL, cordon_patch, delete_options, uncordon_patch,
+};
+use riposte_core::requests::incident_label;
+
+use super::call::{KubeError, kube_call};
+use super::{GkeExecutor, KubeStep};
+
+/// How many times a cordon is re-read and re-sent when the node changes under it.
+const STALE_TRIES: u32 = 3;
+
+/// A pod to evict, or why it stays.
+struct PodOnNode {
+    namespace: String,
+    name: String,
+    uid: String,
+    stays: Option<&'static str>,
+}
+
+impl PodOnNode {
+    fn of(pod: &Pod) -> PodOnNode {
+        let meta = &pod.metadata;
+        let label = |k: &str| meta.labels.as_ref().and_then(|l| l.get(k)).map(String::as_str);
+        let daemon =
+            meta.owner_references.iter().flatten().any(|o| o.kind == "DaemonSet" && o.controller == Some(true));
+        let stays = if daemon {
+            Some("DaemonSet pod")
+        } else if meta.annotations.as_ref().is_some_and(|a| a.contains_key(MIRROR_ANNOTATION)) {
+            Some("mirror pod")
+        } else if label(QUARANTINE_LABEL.0) == Some(QUARANTINE_LABEL.1) || label(INCIDENT_LABEL).is_some() {
+            Some("quarantined")
+        } else if meta.deletion_timestamp.is_some() {
+            Some("already terminating")
+        } else {
+            None
+        };
+        PodOnNode {
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            stays,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// How one eviction ended.
+enum Evicted {
+    Done,
+    Gone,
+    Replaced,
+    Refused(String),
+}
+
+impl GkeExecutor {
+    /// Reads node `name`, skipping the step when it is gone or is not the node the alert named.
+    async fn read_node(&self, nodes: &Api<Node>, name: &str, uid: Option<&str>) -> Result<Node, ExecError> {
+        let node = kube_call(&self.settings.retry, || nodes.get(name)).await.map_err(|e| {
+            if e.not_found() {
+                ExecError::Skip(format!("node {name} no longer exists"))
+            } else {
+                e.into_exec(&format!("read node {name}"))
+            }
+        })?;
+        let now = node.metadata.uid.as_deref().unwrap_or_default();
+        if let Some(recorded) = uid
+            && recorded != now
+        {
+            return Err(ExecError::Skip(format!(
+                "node {name} was re-created since the alert (uid {recorded} then, {now} now); nothing changed"
+            )));
+        }
+        Ok(node)
+    }
+
+    /// `cordon_node`: marks the node unschedulable and notes which incident did, unless it
+    /// already was (then release will leave it as it found it).
+    pub(super) async fn cordon(
+        &self,
+        s: &mut KubeStep<'_>,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<String, ExecError> {
+        let nodes: Api<Node> = Api::all(s.client.clone());
+        let ours = incident_label(s.incident_id);
+        for _ in 0..STALE_TRIES {
+            let node = self.read_node(&nodes, name, uid).await?;
+            if node.spec.as_ref().and_then(|spec| spec.unschedulable) == Some(true) {
+                let by = node.metadata.annotations.as_ref().and_then(|a| a.get(CORDONED_BY));
+                return Ok(if by == Some(&ours) {
+                    format!("node {name} is cordoned (by this incident)")
+                } else {
+                    format!("node {name} was already unschedulable; left as it was (release will not uncordon it)")
+                });
+            }
+            let rv = node.metadata.resource_version.clone().unwrap_or_default();
+            let body = cordon_patch(s.incident_id, uid, &rv);
+            s.sent("PATCH", format!("/api/v1/nodes/{name}"), Some(body.clone()));
+            let params = PatchParams { dry_run: s.dry_run, ..PatchParams::default() };
+            let patch = Patch::Merge(&body);
+            match kube_call(&self.settings.retry, || nodes.patch(name, &params, &patch)).await {
+                Ok(_) => return Ok(format!("cordoned node {name}")),
+                Err(e) if e.stale() => continue,
+                Err(e) => return Err(node_change_error(e, name, "cordon")),
+            }
+        }
+        Err(ExecError::Retryable(format!("node {name} kept changing while riposte cordoned it")))
+    }
+
+    /// Release of `cordon_node`: uncordons the node if this incident cordoned it.
+    pub(super) async fn uncordon(
+        &self,
+        s: &mut KubeStep<'_>,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<String, ExecError> {
+        let nodes: Api<Node> = Api::all(s.client.clone());
+        let ours = incident_label(s.incident_id);
+        for _ in 0..STALE_TRIES {
+            let node = self.read_node(&nodes, name, uid).await?;
+            let by = node.metadata.annotations.as_ref().and_then(|a| a.get(CORDONED_BY));
+            if by != Some(&ours) {
+                return Ok(format!("node {name} left as it is: this incident did not cordon it"));
+            }
+            let rv = node.metadata.resource_version.clone().unwrap_or_default();
+            let body = uncordon_patch(&rv);
+            s.sent("PATCH", format!("/api/v1/nodes/{name}"), Some(body.clone()));
+            let params = PatchParams { dry_run: s.dry_run, ..PatchParams::default() };
+            let patch = Patch::Merge(&body);
+            match kube_call(&self.settings.retry, || nodes.patch(name, &params, &patch)).await {
+                Ok(_) => return Ok(format!("uncordoned node {name}")),
+                Err(e) if e.stale() => continue,
+                Err(e) => return Err(node_change_error(e, name, "uncordon")),
+            }
+        }
+        Err(ExecError::Retryable(format!("node {name} kept changing while riposte uncordoned it")))
+    }
+
+    /// `drain_node`: cordons, then evicts every pod on the node except DaemonSet, mirror and
+    /// quarantined pods. Evictions a PodDisruptionBudget refuses are retried for the configured
+    /// patience; the pods still refused then are reported and the step fails, naming them.
+    pub(super) async fn drain(
+        &self,
+        s: &mut KubeStep<'_>,
+        name: &str,
+        uid: &str,
+        grace: Option<u32>,
+    ) -> Result<String, ExecError> {
+        let cordoned = self.cordon(s, name, Some(uid)).await?;
+        let all: Api<Pod> = Api::all(s.client.clone());
+        let params = ListParams::default().fields(&format!("spec.nodeName={name}"));
+        let list = kube_call(&self.settings.retry, || all.list(&params))
+            .await
+            .map_err(|e| e.into_exec(&format!("list the pods on node {name}")))?;
+        let (stay, mut remaining): (Vec<PodOnNode>, Vec<PodOnNode>) =
+            list.items.iter().map(PodOnNode::of).partition(|p| p.stays.is_some());
+
+        let deadline = Instant::now() + self.settings.eviction_patience;
+        let mut outcome: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        let mut refused: Vec<(PodOnNode, String)>;
+        loop {
+            for pod in &remaining {
+                let options = delete_options(grace, &pod.uid, None);
+                let body = serde_json::json!({
+                    "apiVersion": "policy/v1", "kind": "Eviction",
+                    "metadata": {"name": pod.name, "namespace": pod.namespace},
+                    "deleteOptions": options,
+                });
+                s.sent("POST", format!("/api/v1/namespaces/{}/pods/{}/eviction", pod.namespace, pod.name), Some(body));
+            }
+            let results: Vec<(PodOnNode, Result<Evicted, KubeError>)> = futures_util::stream::iter(remaining)
+                .map(|pod| {
+                    let client = s.client.clone();
+                    let dry_run = s.dry_run;
+                    async move {
+                        let r = self.evict(client, &pod, grace, dry_run).await;
+                        (pod, r)
+                    }
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+            refused = Vec::new();
+            for (pod, result) in results {
+                match result {
+                    Ok(Evicted::Done) => outcome.entry("evicted").or_default().push(pod.describe()),
+                    Ok(Evicted::Gone) => outcome.entry("already gone").or_default().push(pod.describe()),
+                    Ok(Evicted::Replaced) => outcome.entry("re-created, left alone").or_default().push(pod.describe()),
+                    Ok(Evicted::Refused(why)) => refused.push((pod, why)),
+                    Err(e) => return Err(e.into_exec(&format!("evict {} from node {name}", pod.describe()))),
+                }
+            }
+            if refused.is_empty() || Instant::now() + self.settings.eviction_retry_every > deadline {
+                break;
+            }
+            tokio::time::sleep(self.settings.eviction_retry_every).await;
+            remaining = refused.into_iter().map(|(p, _)| p).collect();
+        }
+        for pod in &stay {
+            outcome.entry(pod.stays.unwrap_or_default()).or_default().push(pod.describe());
+        }
+        let summary: Vec<String> = outcome.iter().map(|(k, v)| format!("{k}: {}", v.join(", "))).collect();
+        let summary = if summary.is_empty() { "no pods on the node".to_string() } else { summary.join("; ") };
+        if !refused.is_empty() {
+            let blocked: Vec<String> = refused.iter().map(|(p, why)| format!("{} ({why})", p.describe())).collect();
+            return Err(ExecError::Permanent(format!(
+                "{cordoned}; {summary}; NOT evicted after {} s of retries, a PodDisruptionBudget refused: {}",
+                self.settings.eviction_patience.as_secs(),
+                blocked.join(", ")
+            )));
+        }
+        Ok(format!("{cordoned}; drained: {summary}"))
+    }
+
+    async fn evict(
+        &self,
+        client: kube::Client,
+        pod: &PodOnNode,
+        grace: Option<u32>,
+        dry_run: bool,
+    ) -> Result<Evicted, KubeError> {
+        let pods: Api<Pod> = Api::namespaced(client, &pod.namespace);
+        let params = EvictParams {
+            delete_options: Some(DeleteParams {
+                grace_period_seconds: grace,
+                preconditions: Some(Preconditions { uid: Some(pod.uid.clone()), resource_version: None }),
+                ..DeleteParams::default()
+            }),
+            post_options: PostParams { dry_run, ..PostParams::default() },
+        };
+        match kube_call(&self.settings.retry, || pods.evict(&pod.name, &params)).await {
+            Ok(_) => Ok(Evicted::Done),
+            Err(e) if e.not_found() => Ok(Evicted::Gone),
+            Err(e) if e.uid_changed() => Ok(Evicted::Replaced),
+            Err(e) if e.disruption_budget() => Ok(Evicted::Refused(e.message)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The step error for a failed node patch.
+fn node_change_error(e: KubeError, name: &str, what: &str) -> ExecError {
+    if e.not_found() {
+        ExecError::Skip(format!("node {name} no longer exists"))
+    } else if e.uid_changed() {
+        ExecError::Skip(format!("node {name} was re-created since the alert; nothing changed"))
+    } else {
+        e.into_exec(&format!("{what} node {name}"))
+    }
+}

@@ -1,0 +1,526 @@
+//! The GKE executor end to end: the real intake, the real store, the runner, the real `kube`
+//! client over TLS and the real Container API client, against the stateful FAKE kube-apiserver
+//! and FAKE Container API in `riposte_e2e::fake_gke` (and the fake Compute Engine for the VM
+//! steps). No GKE emulator exists; every test name says what it ran against.
+//!
+//! The alert is the real Falcosidekick fixture with its `hostname` removed: it names only the pod
+//! (namespace, name, cluster, project, location), so the node and the VM come from the cluster.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use riposte_cloud::backoff::Backoff;
+use riposte_cloud::compute::{ComputeExecutor, ComputeSettings, RetryBudget};
+use riposte_cloud::executor::GoogleCloudExecutor;
+use riposte_cloud::gke::{GkeExecutor, GkeSettings, KubeLocator, KubeToken};
+use riposte_core::executor::Executor;
+use riposte_core::incident::{Decision, Incident, StepStatus};
+use riposte_core::intake::ingest;
+use riposte_core::kubernetes::{CORDONED_BY, INCIDENT_LABEL, ISOLATE_LABEL, isolation_policy_name};
+use riposte_core::notify::Notifiers;
+use riposte_core::policy::PolicySet;
+use riposte_core::release::release;
+use riposte_core::requests::incident_label;
+use riposte_core::runner::Runner;
+use riposte_core::sources::SourceKind;
+use riposte_core::store::{EmbeddedStore, Ops, Store};
+use riposte_e2e::fake_compute::FakeCompute;
+use riposte_e2e::fake_gke::{DeletionCause, FakeGke, NodeSpec, PodSpec, WorkloadSpec};
+use riposte_e2e::scenario::{NODE, PROJECT, ZONE, three_disk_vm};
+use serde_json::Value;
+
+use crate::helpers::fixture;
+
+const LOCATION: &str = "europe-west1";
+const CLUSTER: &str = "prod-eu";
+const NS: &str = "shop";
+/// The pod the Falco fixture names.
+const POD: &str = "api-7d9f8b6c5-x2lqp";
+
+fn policy(actions: &[&str], on_approval: &[&str], dry_run: bool) -> String {
+    let mut yaml = format!(
+        "version: 1\nnotifiers: {{console: {{type: console}}}}\npolicies:\n  - name: pod-containment\n    match: {{sources: [falco], severity: \">= critical\"}}\n    dry_run: {dry_run}\n    actions: [{}]\n",
+        actions.join(", ")
+    );
+    if !on_approval.is_empty() {
+        yaml.push_str(&format!(
+            "    on_approval: [{}]\n    approval: {{expires_in: 30m, required: 1}}\n",
+            on_approval.join(", ")
+        ));
+    }
+    yaml
+}
+
+/// The Falco fixture without `hostname`: it names the pod only.
+fn pod_only_alert() -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&fixture("falco/drop-exec-sidekick-customfields.json")).expect("json");
+    v.as_object_mut().expect("object").remove("hostname");
+    serde_json::to_vec(&v).expect("json")
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    gke: FakeGke,
+    compute: FakeCompute,
+    executor: Arc<dyn Executor>,
+    locator: Arc<KubeLocator>,
+}
+
+fn budget() -> RetryBudget {
+    RetryBudget {
+        backoff: Backoff { initial: Duration::from_millis(5), max: Duration::from_millis(50) },
+        total: Duration::from_secs(10),
+        attempt_timeout: Duration::from_secs(10),
+    }
+}
+
+/// The cluster: the node (the fixture's VM, in the fake Compute too), the Deployment → ReplicaSet
+/// → pod the alert names, and the pods a drain must handle.
+async fn harness() -> Harness {
+    let gke = FakeGke::start(PROJECT, LOCATION, CLUSTER).await;
+    gke.add_node(NodeSpec {
+        name: NODE.into(),
+        provider_id: format!("gce://{PROJECT}/{ZONE}/{NODE}"),
+        ..NodeSpec::default()
+    });
+    gke.add_workload(WorkloadSpec { kind: "Deployment".into(), namespace: NS.into(), name: "api".into(), owner: None });
+    gke.add_workload(WorkloadSpec {
+        kind: "ReplicaSet".into(),
+        namespace: NS.into(),
+        name: "api-7d9f8b6c5".into(),
+        owner: Some(("Deployment".into(), "api".into())),
+    });
+    gke.add_pod(PodSpec {
+        namespace: NS.into(),
+        name: POD.into(),
+        node: NODE.into(),
+        labels: labels(&[("app", "api")]),
+        owner: Some(("ReplicaSet".into(), "api-7d9f8b6c5".into())),
+        mirror: false,
+    });
+    let compute = FakeCompute::start().await;
+    compute.add_instance(three_disk_vm(NODE, 7052018843299811234));
+
+    let anonymous = || Some(google_cloud_auth::credentials::anonymous::Builder::new().build());
+    let compute_exec = ComputeExecutor::new(
+        ComputeSettings { endpoint: compute.url(), retry: budget(), operation_deadline: Duration::from_secs(20) },
+        anonymous(),
+    )
+    .await
+    .expect("compute executor");
+    let settings = GkeSettings {
+        container_endpoint: gke.container_endpoint(),
+        prefer_private_endpoint: false,
+        retry: budget(),
+        eviction_patience: Duration::from_millis(1500),
+        eviction_retry_every: Duration::from_millis(100),
+    };
+    let gke_exec = GkeExecutor::new(settings, anonymous(), KubeToken::Fixed("test-token".into())).await.expect("gke");
+    let locator = Arc::new(gke_exec.locator());
+    let executor: Arc<dyn Executor> = Arc::new(GoogleCloudExecutor::new(compute_exec, gke_exec));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+    Harness { _dir: dir, store, gke, compute, executor, locator }
+}
+
+impl Harness {
+    /// Intake of `body` under `policy_yaml`, with the cluster lookup; returns the incident id.
+    async fn intake(&self, policy_yaml: &str, body: &[u8]) -> String {
+        let policies = PolicySet::from_yaml(policy_yaml).expect("policy");
+        let alerts = SourceKind::Falco.parse(body, &http::HeaderMap::new()).expect("parse");
+        let (outcomes, _) = ingest(&policies, self.store.as_ref(), self.locator.as_ref(), alerts, Timestamp::now())
+            .await
+            .expect("ingest");
+        outcomes[0].incidents[0].incident_id.clone().expect("an incident")
+    }
+
+    fn runner(&self) -> Runner {
+        Runner::new(self.store.clone(), self.executor.clone(), Notifiers::none(), "gke-test".into())
+    }
+
+    async fn get(&self, id: &str) -> Incident {
+        self.store.get(id).await.expect("get").expect("incident")
+    }
+
+    async fn approve(&self, id: &str) {
+        let hash = self.get(id).await.approval.expect("approval").plan_hash;
+        let d = Decision { by: "alice@example.com".into(), slot: String::new(), approve: true, at: Timestamp::now() };
+        Ops(self.store.as_ref()).decide(id, &hash, d).await.expect("decide").expect("incident");
+    }
+
+    fn pod_labels(&self, ns: &str, name: &str) -> Value {
+        self.gke.pod(ns, name).expect("pod")["metadata"]["labels"].clone()
+    }
+}
+
+fn status<'a>(incident: &'a Incident, action: &str) -> &'a StepStatus {
+    &incident.steps.iter().find(|s| s.action.name() == action).expect("step").status
+}
+
+fn report(incident: &Incident, action: &str) -> String {
+    let step = incident.steps.iter().find(|s| s.action.name() == action).expect("step");
+    step.report.as_ref().map(|r| r.message.clone()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_named_only_by_falco_is_located_and_contained_against_fake_gke_and_fake_compute() {
+    let h = harness().await;
+    let yaml =
+        policy(&["snapshot_disks", "quarantine_instance", "cordon_node", "label_pod", "isolate_pod"], &[], false);
+    let id = h.intake(&yaml, &pod_only_alert()).await;
+
+    // The plan's targets are the objects in the cluster, with their UIDs.
+    let planned = h.get(&id).await;
+    let pod_uid = h.gke.pod(NS, POD).expect("pod")["metadata"]["uid"].as_str().expect("uid").to_string();
+    let node_uid = h.gke.node(NODE).expect("node")["metadata"]["uid"].as_str().expect("uid").to_string();
+    let targets: Vec<Value> = planned.steps.iter().map(|s| serde_json::to_value(&s.target).expect("target")).collect();
+    assert_eq!(targets[0]["kind"], "instance");
+    assert_eq!(
+        (targets[0]["zone"].as_str(), targets[0]["name"].as_str()),
+        (Some(ZONE), Some(NODE)),
+        "VM from providerID"
+    );
+    assert_eq!((targets[2]["node"].as_str(), targets[2]["uid"].as_str()), (Some(NODE), Some(node_uid.as_str())));
+    assert_eq!(targets[3]["uid"].as_str(), Some(pod_uid.as_str()));
+    assert!(planned.journal.iter().any(|j| j.message.contains(&format!("pod uid {pod_uid}"))), "{:?}", planned.journal);
+
+    assert_eq!(h.runner().run(&id).await.expect("run"), 5);
+    let incident = h.get(&id).await;
+    for s in &incident.steps {
+        assert_eq!(s.status, StepStatus::Done, "{}: {:?}", s.action.name(), s.report);
+    }
+    // The node: cordoned, and it says by which incident.
+    let node = h.gke.node(NODE).expect("node");
+    assert_eq!(node["spec"]["unschedulable"], true);
+    assert_eq!(node["metadata"]["annotations"][CORDONED_BY].as_str(), Some(incident_label(&id).as_str()));
+    // The pod: labelled, its own labels kept, selected by a deny-all NetworkPolicy.
+    let pod_labels = h.pod_labels(NS, POD);
+    assert_eq!(pod_labels["app"], "api");
+    assert_eq!(pod_labels["quarantine"], "true");
+    assert_eq!(pod_labels[INCIDENT_LABEL].as_str(), Some(incident_label(&id).as_str()));
+    assert_eq!(pod_labels[ISOLATE_LABEL].as_str(), Some(incident_label(&id).as_str()));
+    let np = h.gke.network_policy(NS, &isolation_policy_name(&id)).expect("network policy");
+    assert_eq!(np["spec"]["podSelector"]["matchLabels"][ISOLATE_LABEL].as_str(), Some(incident_label(&id).as_str()));
+    assert_eq!(np["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+    // The VM the pod runs on, resolved through the node: snapshotted and tagged.
+    assert_eq!(h.compute.snapshots().len(), 3);
+    let vm = h.compute.instance(PROJECT, ZONE, NODE).expect("vm");
+    assert!(vm["tags"]["items"].as_array().expect("tags").iter().any(|t| t == "riposte-quarantine"));
+    // What crossed the wire: the service account's token, merge patches with the UID preconditions.
+    assert!(h.gke.tokens_seen().iter().all(|t| t == "test-token"));
+    let patches: Vec<_> = h.gke.requests().into_iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patches.len(), 3, "cordon, label, isolation label: {patches:#?}");
+    for p in &patches {
+        assert_eq!(p.content_type.as_deref(), Some("application/merge-patch+json"));
+        let uid = p.body.as_ref().expect("body")["metadata"]["uid"].as_str().map(String::from);
+        assert!(uid == Some(pod_uid.clone()) || uid == Some(node_uid.clone()), "{p:?}");
+    }
+    assert_eq!(h.gke.container_requests().len(), 1, "one clusters.get; the client is cached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_evicts_exactly_the_right_pods_and_retries_a_pdb_refusal_against_fake_gke() {
+    let h = harness().await;
+    h.gke.add_workload(WorkloadSpec {
+        kind: "DaemonSet".into(),
+        namespace: "kube-system".into(),
+        name: "fluentbit".into(),
+        owner: None,
+    });
+    let pod = |ns: &str, name: &str, owner: Option<(&str, &str)>, mirror: bool| PodSpec {
+        namespace: ns.into(),
+        name: name.into(),
+        node: NODE.into(),
+        labels: BTreeMap::new(),
+        owner: owner.map(|(k, n)| (k.to_string(), n.to_string())),
+        mirror,
+    };
+    h.gke.add_pod(pod("kube-system", "fluentbit-x1", Some(("DaemonSet", "fluentbit")), false));
+    h.gke.add_pod(pod("kube-system", "kube-proxy-node", Some(("Node", NODE)), true));
+    h.gke.add_pod(pod(NS, "web-1", None, false));
+    h.gke.add_pod(pod(NS, "cart-1", None, false));
+    h.gke.add_pod(PodSpec { node: "another-node".into(), ..pod(NS, "elsewhere", None, false) });
+    h.gke.block_eviction(NS, "cart-1", Some(3));
+
+    let id = h.intake(&policy(&["label_pod"], &["drain_node"], false), &pod_only_alert()).await;
+    assert_eq!(h.runner().run(&id).await.expect("run"), 1, "the label first");
+    h.approve(&id).await;
+    assert_eq!(h.runner().run(&id).await.expect("run"), 1);
+    let incident = h.get(&id).await;
+    assert_eq!(*status(&incident, "drain_node"), StepStatus::Done, "{}", report(&incident, "drain_node"));
+
+    // Evicted: the ordinary pods, the PDB-blocked one after its refusals. Kept: the DaemonSet pod,
+    // the mirror pod, the quarantined pod (the evidence), and the pod on another node.
+    let mut evicted: Vec<String> = h
+        .gke
+        .deletions()
+        .into_iter()
+        .filter(|d| d.cause == DeletionCause::Eviction)
+        .map(|d| format!("{}/{}", d.namespace, d.name))
+        .collect();
+    evicted.sort();
+    assert_eq!(evicted, ["shop/cart-1", "shop/web-1"]);
+    let left = h.gke.pods_on(NODE);
+    assert_eq!(
+        left,
+        [
+            ("kube-system".to_string(), "fluentbit-x1".to_string()),
+            ("kube-system".into(), "kube-proxy-node".into()),
+            (NS.into(), POD.into())
+        ]
+    );
+    assert!(h.gke.pod(NS, "elsewhere").is_some());
+    let refusals = h.gke.requests().iter().filter(|r| r.path.ends_with("/cart-1/eviction") && r.status == 429).count();
+    assert_eq!(refusals, 3);
+    let message = report(&incident, "drain_node");
+    assert!(message.contains("quarantined: shop/api-7d9f8b6c5-x2lqp"), "{message}");
+    assert!(message.contains("DaemonSet pod: kube-system/fluentbit-x1"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_reports_the_pods_a_pdb_keeps_refusing_against_fake_gke() {
+    let h = harness().await;
+    for name in ["web-1", "db-0"] {
+        h.gke.add_pod(PodSpec { namespace: NS.into(), name: name.into(), node: NODE.into(), ..PodSpec::default() });
+    }
+    h.gke.block_eviction(NS, "db-0", None);
+    let id = h.intake(&policy(&[], &["drain_node"], false), &pod_only_alert()).await;
+    h.approve(&id).await;
+    h.runner().run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    let StepStatus::Failed { error } = status(&incident, "drain_node") else {
+        panic!("drain must fail naming the pod left: {:?}", status(&incident, "drain_node"))
+    };
+    assert!(
+        error.contains("NOT evicted") && error.contains("shop/db-0") && error.contains("disruption budget"),
+        "{error}"
+    );
+    assert!(error.contains("evicted: shop/api-7d9f8b6c5-x2lqp, shop/web-1"), "the others were evicted: {error}");
+    assert!(h.gke.pod(NS, "db-0").is_some());
+    assert!(h.gke.pod(NS, "web-1").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_workload_deletes_the_deployment_behind_the_pod_against_fake_gke() {
+    let h = harness().await;
+    h.gke.add_workload(WorkloadSpec {
+        kind: "Deployment".into(),
+        namespace: NS.into(),
+        name: "cart".into(),
+        owner: None,
+    });
+    let id = h.intake(&policy(&[], &["delete_workload"], false), &pod_only_alert()).await;
+    h.approve(&id).await;
+    h.runner().run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    assert_eq!(*status(&incident, "delete_workload"), StepStatus::Done, "{}", report(&incident, "delete_workload"));
+    assert!(report(&incident, "delete_workload").contains("deleted Deployment shop/api"));
+    assert!(h.gke.workload("Deployment", NS, "api").is_none());
+    assert!(h.gke.workload("ReplicaSet", NS, "api-7d9f8b6c5").is_none(), "its ReplicaSet went with it");
+    assert!(h.gke.pod(NS, POD).is_none(), "and its pod");
+    assert!(h.gke.workload("Deployment", NS, "cart").is_some(), "nothing else");
+    let delete = h.gke.requests().into_iter().find(|r| r.method == "DELETE").expect("a delete");
+    assert_eq!(delete.path, "/apis/apps/v1/namespaces/shop/deployments/api");
+    let body = delete.body.expect("DeleteOptions");
+    assert_eq!(body["propagationPolicy"], "Foreground");
+    assert!(body["preconditions"]["uid"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_workload_refuses_kube_system_against_fake_gke() {
+    let h = harness().await;
+    h.gke.add_workload(WorkloadSpec {
+        kind: "DaemonSet".into(),
+        namespace: "kube-system".into(),
+        name: "agent".into(),
+        owner: None,
+    });
+    h.gke.add_pod(PodSpec {
+        namespace: "kube-system".into(),
+        name: "agent-x1".into(),
+        node: NODE.into(),
+        owner: Some(("DaemonSet".into(), "agent".into())),
+        ..PodSpec::default()
+    });
+    let body = String::from_utf8(pod_only_alert())
+        .expect("utf8")
+        .replace(r#""k8s.ns.name":"shop""#, r#""k8s.ns.name":"kube-system""#)
+        .replace(POD, "agent-x1");
+    let id = h.intake(&policy(&[], &["delete_workload"], false), body.as_bytes()).await;
+    let incident = h.get(&id).await;
+    let StepStatus::Skipped { reason } = status(&incident, "delete_workload") else {
+        panic!("refused at plan time: {:?}", status(&incident, "delete_workload"))
+    };
+    assert!(reason.contains("kube-system is protected"), "{reason}");
+    assert!(incident.approval.is_none(), "nothing left to approve");
+    h.runner().run(&id).await.expect("run");
+    assert!(h.gke.workload("DaemonSet", "kube-system", "agent").is_some());
+    assert!(h.gke.mutations().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_after_the_pod_was_recreated_changes_nothing_and_says_so_against_fake_gke() {
+    let h = harness().await;
+    let id = h.intake(&policy(&[], &["delete_pod", "delete_workload"], false), &pod_only_alert()).await;
+    let new_uid = h.gke.recreate_pod(NS, POD);
+    h.approve(&id).await;
+    h.runner().run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    for action in ["delete_pod", "delete_workload"] {
+        let StepStatus::Skipped { reason } = status(&incident, action) else {
+            panic!("{action} must be skipped: {:?}", status(&incident, action))
+        };
+        assert!(reason.contains("re-created"), "{action}: {reason}");
+    }
+    assert_eq!(h.gke.pod(NS, POD).expect("the new pod")["metadata"]["uid"].as_str(), Some(new_uid.as_str()));
+    assert!(h.gke.workload("Deployment", NS, "api").is_some());
+    assert!(h.gke.deletions().is_empty(), "{:?}", h.gke.deletions());
+    // The delete was sent with the recorded UID and refused by the API server.
+    let refused = h.gke.requests().into_iter().find(|r| r.method == "DELETE").expect("the delete");
+    assert_eq!(refused.status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_uncordons_and_removes_the_labels_the_policy_and_the_tag_against_fake_gke_and_fake_compute() {
+    let h = harness().await;
+    let yaml = policy(
+        &["label_instance", "quarantine_instance", "cordon_node", "label_pod", "isolate_pod"],
+        &["drain_node"],
+        false,
+    );
+    let id = h.intake(&yaml, &pod_only_alert()).await;
+    assert_eq!(h.runner().run(&id).await.expect("run"), 5);
+    h.gke.add_pod(PodSpec { namespace: NS.into(), name: "web-1".into(), node: NODE.into(), ..PodSpec::default() });
+
+    let outcome =
+        release(h.store.as_ref(), &h.executor, &id, "bob@example.com", Timestamp::now()).await.expect("release");
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    let undone: Vec<&str> = outcome.undone.iter().map(|(_, a, _)| a.as_str()).collect();
+    assert_eq!(
+        undone,
+        ["isolate_pod", "label_pod", "cordon_node", "quarantine_instance", "label_instance"],
+        "last first"
+    );
+
+    let node = h.gke.node(NODE).expect("node");
+    assert!(!node["spec"]["unschedulable"].as_bool().unwrap_or(false), "schedulable again");
+    assert!(node["metadata"]["annotations"].get(CORDONED_BY).is_none());
+    let labels = h.pod_labels(NS, POD);
+    assert_eq!(labels, serde_json::json!({"app": "api"}), "only the pod's own label is left");
+    assert!(h.gke.network_policy(NS, &isolation_policy_name(&id)).is_none());
+    let vm = h.compute.instance(PROJECT, ZONE, NODE).expect("vm");
+    assert!(!vm["tags"]["items"].as_array().into_iter().flatten().any(|t| t == "riposte-quarantine"));
+    assert!(vm["labels"].get("riposte-incident").is_none());
+
+    // Recorded, closed, and the approval withdrawn: the drain never runs.
+    let incident = h.get(&id).await;
+    assert!(incident.resolved_at.is_some());
+    assert!(
+        matches!(status(&incident, "drain_node"), StepStatus::Skipped { reason } if reason.contains("released by bob@example.com"))
+    );
+    assert!(incident.steps.iter().filter(|s| s.action.reversal().is_some()).all(|s| s.released.is_some()));
+    h.runner().run(&id).await.expect("run");
+    assert!(h.gke.pod(NS, "web-1").is_some(), "no drain after release");
+    // A second release has nothing left to do.
+    let again = release(h.store.as_ref(), &h.executor, &id, "bob@example.com", Timestamp::now()).await.expect("again");
+    assert!(again.undone.is_empty() && again.failed.is_empty(), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_leaves_a_node_cordoned_before_riposte_as_it_was_against_fake_gke() {
+    let h = harness().await;
+    h.gke.add_node(NodeSpec {
+        name: "gke-prod-eu-default-pool-5c1d2e3f-cord".into(),
+        provider_id: format!("gce://{PROJECT}/{ZONE}/gke-prod-eu-default-pool-5c1d2e3f-cord"),
+        unschedulable: true,
+        ..NodeSpec::default()
+    });
+    h.gke.add_pod(PodSpec {
+        namespace: NS.into(),
+        name: "web-9".into(),
+        node: "gke-prod-eu-default-pool-5c1d2e3f-cord".into(),
+        ..PodSpec::default()
+    });
+    let body = String::from_utf8(pod_only_alert()).expect("utf8").replace(POD, "web-9");
+    let id = h.intake(&policy(&["cordon_node"], &[], false), body.as_bytes()).await;
+    h.runner().run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    assert!(report(&incident, "cordon_node").contains("already unschedulable"), "{}", report(&incident, "cordon_node"));
+    release(h.store.as_ref(), &h.executor, &id, "bob", Timestamp::now()).await.expect("release");
+    let node = h.gke.node("gke-prod-eu-default-pool-5c1d2e3f-cord").expect("node");
+    assert_eq!(node["spec"]["unschedulable"], true, "someone else cordoned it; it stays cordoned");
+    assert!(h.gke.mutations().is_empty(), "{:?}", h.gke.mutations());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_policy_asks_the_api_server_for_dry_runs_and_changes_nothing_against_fake_gke() {
+    let h = harness().await;
+    let yaml = policy(&["snapshot_disks", "cordon_node", "label_pod", "isolate_pod"], &["delete_pod"], true);
+    let id = h.intake(&yaml, &pod_only_alert()).await;
+    h.runner().run(&id).await.expect("run");
+    h.approve(&id).await;
+    h.runner().run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    for s in &incident.steps {
+        assert_eq!(s.status, StepStatus::Done, "{}: {:?}", s.action.name(), s.report);
+        assert!(s.report.as_ref().is_some_and(|r| r.dry_run));
+    }
+    assert!(report(&incident, "cordon_node").starts_with("server dry run (dryRun=All)"));
+    let writes: Vec<_> = h.gke.requests().into_iter().filter(|r| r.method != "GET").collect();
+    assert_eq!(writes.len(), 5, "cordon, policy, label, isolation label, delete: {writes:#?}");
+    assert!(writes.iter().all(|r| r.dry_run && (200..300).contains(&r.status)), "{writes:#?}");
+    assert!(h.gke.mutations().is_empty());
+    assert!(!h.gke.node(NODE).expect("node")["spec"]["unschedulable"].as_bool().unwrap_or(false));
+    assert!(h.gke.pod(NS, POD).is_some());
+    assert!(h.compute.snapshots().is_empty(), "Compute has no dry run: nothing is sent there");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_recorded_uid_a_destructive_step_refuses_against_fake_gke() {
+    let h = harness().await;
+    // The alert names a pod the cluster does not have (yet): nothing can be recorded.
+    let body = String::from_utf8(pod_only_alert()).expect("utf8").replace(POD, "api-7d9f8b6c5-later");
+    let id = h.intake(&policy(&[], &["delete_pod"], false), body.as_bytes()).await;
+    let planned = h.get(&id).await;
+    assert!(planned.journal.iter().any(|j| j.message.contains("does not exist")), "{:?}", planned.journal);
+    h.gke.add_pod(PodSpec {
+        namespace: NS.into(),
+        name: "api-7d9f8b6c5-later".into(),
+        node: NODE.into(),
+        ..PodSpec::default()
+    });
+    h.approve(&id).await;
+    h.runner().run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    let StepStatus::Failed { error } = status(&incident, "delete_pod") else {
+        panic!("{:?}", status(&incident, "delete_pod"))
+    };
+    assert!(error.contains("UID was not recorded"), "{error}");
+    assert!(h.gke.pod(NS, "api-7d9f8b6c5-later").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_server_errors_are_retried_and_a_private_only_cluster_is_reached_privately_against_fake_gke() {
+    let h = harness().await;
+    h.gke.set_private_only(true);
+    h.gke.fail_next("PATCH", &format!("/api/v1/namespaces/{NS}/pods/{POD}"), 429, 2);
+    h.gke.fail_next("PATCH", &format!("/api/v1/nodes/{NODE}"), 503, 1);
+    h.gke.fail_next("GET", "/v1/projects", 503, 1);
+    let id = h.intake(&policy(&["cordon_node", "label_pod"], &[], false), &pod_only_alert()).await;
+    h.runner().run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    assert_eq!(*status(&incident, "cordon_node"), StepStatus::Done, "{}", report(&incident, "cordon_node"));
+    assert_eq!(*status(&incident, "label_pod"), StepStatus::Done, "{}", report(&incident, "label_pod"));
+    assert_eq!(h.pod_labels(NS, POD)["quarantine"], "true");
+    assert!(report(&incident, "label_pod").contains("labelled"));
+    let base = format!("https://{}", h.gke.apiserver_endpoint());
+    let step = incident.steps.iter().find(|s| s.action.name() == "label_pod").expect("step");
+    assert!(step.report.as_ref().expect("report").requests[0].url.starts_with(&base), "the private endpoint");
+}
