@@ -1,5 +1,5 @@
 //! The real `riposte` binary: `serve` on a free port with a temp state dir, `replay`,
-//! `policy check`, `incident list|show`.
+//! `policy check`, `incident list|show|release`.
 
 use std::process::Command;
 
@@ -79,12 +79,26 @@ async fn serve_takes_every_fixture_and_records_the_dry_run_requests() {
     let page = reqwest::get(&link).await.expect("get");
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("html").contains("remove_external_ip"));
+
+    // `incident release` goes through the server that holds the store: the reversible steps are
+    // undone (here: their dry-run requests recorded), the rest stopped, the incident closed.
+    let args = ["incident", "release", &crypto_id, "--by", "alice@example.com", "--state-dir", state];
+    let (code, out, err) = riposte(&args, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("cordon_node: dry run: undo cordon_node"), "{out}");
+    assert!(out.contains(&format!("incident {crypto_id} released")), "{out}");
+    let (_, again, _) = riposte(&args, &[]);
+    assert!(again.contains("nothing left to undo"), "{again}");
     server.stop();
 
     // After shutdown the store opens directly and holds every incident with its recorded requests.
     let store = EmbeddedStore::open(dir.path()).expect("store released on shutdown");
     let crypto = store.get(&crypto_id).await.expect("get").expect("incident");
     assert_eq!(crypto.alert_count, 2);
+    assert!(crypto.resolved_at.is_some(), "released incidents are closed");
+    let released: Vec<&str> = crypto.steps.iter().filter(|s| s.released.is_some()).map(|s| s.action.name()).collect();
+    assert!(released.contains(&"cordon_node") && released.contains(&"isolate_pod"), "{released:?}");
+    assert!(crypto.journal.iter().any(|j| j.message.contains("released by alice@example.com")));
     for step in crypto.steps.iter().filter(|s| !s.gated) {
         assert_eq!(step.status, StepStatus::Done, "{}", step.action.name());
         let report = step.report.as_ref().expect("report");

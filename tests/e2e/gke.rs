@@ -524,3 +524,71 @@ async fn throttling_and_server_errors_are_retried_and_a_private_only_cluster_is_
     let step = incident.steps.iter().find(|s| s.action.name() == "label_pod").expect("step");
     assert!(step.report.as_ref().expect("report").requests[0].url.starts_with(&base), "the private endpoint");
 }
+
+/// The IAM permission GKE checks for a Kubernetes (or Container API) request.
+fn permission_for(method: &str, path: &str) -> String {
+    if path.starts_with("/v1/projects/") {
+        return "container.clusters.get".into();
+    }
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // /api/v1/… or /apis/group/version/…, then [namespaces/ns/]resource[/name[/subresource]].
+    let rest = if parts[0] == "api" { &parts[2..] } else { &parts[3..] };
+    let rest = if rest.first() == Some(&"namespaces") && rest.len() > 2 { &rest[2..] } else { rest };
+    let resource = match rest[0] {
+        "networkpolicies" => "networkPolicies",
+        "replicasets" => "replicaSets",
+        "statefulsets" => "statefulSets",
+        "daemonsets" => "daemonSets",
+        "cronjobs" => "cronJobs",
+        other => other,
+    };
+    let verb = match (method, rest.len(), rest.get(2)) {
+        ("POST", 3, Some(&"eviction")) => "evict",
+        ("GET", 1, _) => "list",
+        ("GET", _, _) => "get",
+        ("POST", _, _) => "create",
+        ("PATCH" | "PUT", _, _) => "update",
+        ("DELETE", _, _) => "delete",
+        _ => "unknown",
+    };
+    format!("container.{resource}.{verb}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kubernetes_call_is_covered_by_the_declared_permissions_against_fake_gke() {
+    use riposte_core::locate::LOCATE_PERMISSIONS;
+    for action in ["cordon_node", "label_pod", "isolate_pod", "drain_node", "delete_pod", "delete_workload"] {
+        let h = harness().await;
+        let destructive = matches!(action, "drain_node" | "delete_pod" | "delete_workload");
+        let yaml = if destructive { policy(&[], &[action], false) } else { policy(&[action], &[], false) };
+        let id = h.intake(&yaml, &pod_only_alert()).await;
+        let located: Vec<String> = h
+            .gke
+            .requests()
+            .iter()
+            .chain(&h.gke.container_requests())
+            .map(|r| permission_for(&r.method, &r.path))
+            .collect();
+        for p in &located {
+            assert!(LOCATE_PERMISSIONS.contains(&p.as_str()), "locating needs {p}, not declared");
+        }
+        let before = (h.gke.requests().len(), h.gke.container_requests().len());
+        if destructive {
+            h.approve(&id).await;
+        }
+        h.runner().run(&id).await.expect("run");
+        let incident = h.get(&id).await;
+        let step = incident.steps.iter().find(|s| s.action.name() == action).expect("step");
+        assert_eq!(step.status, StepStatus::Done, "{action}: {:?}", step.report);
+        let declared = step.action.permissions();
+        let used: Vec<String> = h.gke.requests()[before.0..]
+            .iter()
+            .chain(&h.gke.container_requests()[before.1..])
+            .map(|r| permission_for(&r.method, &r.path))
+            .collect();
+        assert!(!used.is_empty(), "{action} made no call");
+        for p in &used {
+            assert!(declared.contains(&p.as_str()), "{action} uses {p}, which it does not declare ({declared:?})");
+        }
+    }
+}

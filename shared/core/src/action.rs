@@ -258,11 +258,12 @@ impl Action {
                 "compute.networks.updatePolicy",
                 "compute.globalOperations.get",
             ],
+            // On GKE, IAM `container.*` permissions authorize Kubernetes API calls alongside RBAC;
+            // `clusters.get` finds the endpoint and CA. Patches are `update`.
             Action::CordonNode(_) => &["container.clusters.get", "container.nodes.get", "container.nodes.update"],
-            Action::LabelPod(_) => &["container.clusters.get", "container.pods.get", "container.pods.update"],
+            Action::LabelPod(_) => &["container.clusters.get", "container.pods.update"],
             Action::IsolatePod(_) => &[
                 "container.clusters.get",
-                "container.pods.get",
                 "container.pods.update",
                 "container.networkPolicies.create",
                 "container.networkPolicies.get",
@@ -287,15 +288,18 @@ impl Action {
                 "compute.instanceGroupManagers.update",
                 "compute.zoneOperations.get",
             ],
-            Action::DeletePod(_) => &["container.clusters.get", "container.pods.get", "container.pods.delete"],
+            Action::DeletePod(_) => &["container.clusters.get", "container.pods.delete"],
             Action::DeleteWorkload(_) => &[
                 "container.clusters.get",
                 "container.pods.get",
                 "container.replicaSets.get",
+                "container.jobs.get",
                 "container.deployments.delete",
+                "container.replicaSets.delete",
                 "container.statefulSets.delete",
                 "container.daemonSets.delete",
                 "container.jobs.delete",
+                "container.cronJobs.delete",
             ],
             Action::DeleteInstance(_) => &[
                 "compute.instances.get",
@@ -305,6 +309,33 @@ impl Action {
                 "compute.instanceGroupManagers.update",
                 "compute.zoneOperations.get",
             ],
+        }
+    }
+
+    /// The IAM permissions undoing the action needs (`riposte incident release`).
+    pub fn release_permissions(&self) -> &'static [&'static str] {
+        match self {
+            Action::LabelInstance(_) => &[
+                "compute.instances.get",
+                "compute.instances.list",
+                "compute.instances.setLabels",
+                "compute.zoneOperations.get",
+            ],
+            Action::QuarantineInstance(_) => &[
+                "compute.instances.get",
+                "compute.instances.list",
+                "compute.instances.setTags",
+                "compute.zoneOperations.get",
+            ],
+            Action::CordonNode(_) => &["container.clusters.get", "container.nodes.get", "container.nodes.update"],
+            Action::LabelPod(_) => &["container.clusters.get", "container.pods.get", "container.pods.update"],
+            Action::IsolatePod(_) => &[
+                "container.clusters.get",
+                "container.pods.get",
+                "container.pods.update",
+                "container.networkPolicies.delete",
+            ],
+            _ => &[],
         }
     }
 

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::alert::ResourceHints;
 use crate::names::{InstanceName, K8sName, ProjectId, Zone};
 
+/// The IAM permissions locating an alert's pod needs (the service that takes alerts holds them).
+pub const LOCATE_PERMISSIONS: [&str; 3] = ["container.clusters.get", "container.pods.get", "container.nodes.get"];
+
 /// A Compute Engine VM, as a GKE node's `spec.providerID` (`gce://project/zone/name`) names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VmRef {
