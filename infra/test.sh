@@ -30,3 +30,10 @@ for emulator in cloud-firestore-emulator/cloud_firestore_emulator pubsub-emulato
 done
 
 cargo test --workspace --locked "$@"
+
+# The deployment artifacts: checkov scans the terraform and the Dockerfile offline (it installs
+# itself, pinned, from PyPI on first use). The least-privilege check of the terraform roles is a
+# cargo test (tests/e2e/terraform.rs).
+if [ "$#" -eq 0 ]; then
+  ./infra/checkov.sh
+fi

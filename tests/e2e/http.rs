@@ -14,6 +14,7 @@ fn creds() -> Credentials {
         monitoring_basic: Some(("monitoring".into(), Secret::new("m-pass").expect("secret"))),
         monitoring_token: Secret::new("mon-token"),
         pubsub: Secret::new("push-token"),
+        pubsub_oidc: None,
     }
 }
 

@@ -22,4 +22,5 @@ mod runner;
 mod secrets;
 mod store;
 mod sweep;
+mod terraform;
 mod variants;

@@ -132,3 +132,39 @@ async fn sweep_without_a_configured_invoker_is_loopback_only_or_absent() {
     let (status, _) = post_sweep(state(store, SweepAccess::Disabled), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The Pub/Sub push subscription's OIDC token guards `/v1/pubsub` the same way: the log-sink
+/// fixture is accepted only with a token for the push endpoint, issued to the push account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_push_is_accepted_only_with_the_subscriptions_google_signed_token() {
+    const PUSH_AUDIENCE: &str = "https://riposte-ingest-abc123-ew.a.run.app/v1/pubsub";
+    const PUSHER: &str = "riposte-push@shop-prod.iam.gserviceaccount.com";
+    let google = FakeGoogleKeys::start("google-1").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+    let credentials = riposte_ingest::Credentials {
+        pubsub_oidc: Some(riposte_ingest::OidcCheck::new(PUSH_AUDIENCE, PUSHER, Some(&google.jwks_url))),
+        ..riposte_ingest::Credentials::default()
+    };
+    let state = IngestState { credentials: Arc::new(credentials), ..intake_state(store.clone(), example_policies()) };
+    let push = |token: Option<String>| {
+        let state = state.clone();
+        async move {
+            let mut request = Request::post("/v1/pubsub");
+            if let Some(t) = token {
+                request = request.header("authorization", format!("Bearer {t}"));
+            }
+            let body = Body::from(fixture("pubsub/push-falco-container-log.json"));
+            app(state).oneshot(request.body(body).expect("request")).await.expect("response").status()
+        }
+    };
+    assert_eq!(push(None).await, StatusCode::UNAUTHORIZED);
+    let scheduler = google.sign("google-1", &claims(AUDIENCE, INVOKER, true, 300));
+    assert_eq!(push(Some(scheduler)).await, StatusCode::FORBIDDEN, "the scheduler's token is for another route");
+    let other = google.sign("google-1", &claims(PUSH_AUDIENCE, "intruder@evil.iam.gserviceaccount.com", true, 300));
+    assert_eq!(push(Some(other)).await, StatusCode::FORBIDDEN);
+    assert!(store.list(10).await.expect("list").is_empty(), "nothing recorded for refused pushes");
+    let valid = google.sign("google-1", &claims(PUSH_AUDIENCE, PUSHER, true, 300));
+    assert_eq!(push(Some(valid)).await, StatusCode::OK);
+    assert_eq!(store.list(10).await.expect("list").len(), 1);
+}

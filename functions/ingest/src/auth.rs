@@ -3,8 +3,12 @@
 //! - Falco (Falcosidekick webhook `customHeaders`): `Authorization: Bearer <token>`.
 //! - Monitoring: HTTP basic auth (the `webhook_basicauth` channel) or `?auth_token=` in the URL
 //!   (the `webhook_tokenauth` channel); Monitoring sends no signed token.
-//! - Pub/Sub push: `?auth_token=` in the push endpoint URL.
+//! - Pub/Sub push: the push subscription's Google-signed OIDC token (`Authorization: Bearer`,
+//!   checked by [`crate::OidcCheck`] for the configured audience and push service account), and/or
+//!   `?auth_token=` in the push endpoint URL.
 //! - Admin reads (`/v1/incidents`): `Authorization: Bearer <token>`.
+
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -12,6 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use riposte_core::sources::SourceKind;
 
+use crate::OidcCheck;
 use crate::error::ApiError;
 use crate::secret::Secret;
 
@@ -27,6 +32,8 @@ pub struct Credentials {
     pub monitoring_token: Option<Secret>,
     /// URL token for `/v1/pubsub`.
     pub pubsub: Option<Secret>,
+    /// The push subscription's OIDC identity for `/v1/pubsub` (audience and service account).
+    pub pubsub_oidc: Option<Arc<OidcCheck>>,
 }
 
 impl Credentials {
@@ -39,7 +46,7 @@ impl Credentials {
         match kind {
             SourceKind::Falco => self.falco.is_some(),
             SourceKind::Monitoring => self.monitoring_basic.is_some() || self.monitoring_token.is_some(),
-            SourceKind::PubSub => self.pubsub.is_some(),
+            SourceKind::PubSub => self.pubsub.is_some() || self.pubsub_oidc.is_some(),
         }
     }
 
@@ -51,6 +58,8 @@ impl Credentials {
         let token = query_param(query, "auth_token");
         match kind {
             SourceKind::Falco => check_bearer(self.falco.as_ref(), headers),
+            // The OIDC token, when configured, is checked by the handler (it may fetch keys).
+            SourceKind::PubSub if self.pubsub.is_none() => Ok(()),
             SourceKind::PubSub => check_value(self.pubsub.as_ref(), token.as_deref(), URL_TOKEN),
             SourceKind::Monitoring => {
                 if let (Some(t), Some(secret)) = (&token, &self.monitoring_token) {

@@ -7,6 +7,7 @@
 
 mod auth;
 mod error;
+mod oidc;
 mod secret;
 mod sweep;
 
@@ -33,6 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::Credentials;
 pub use error::ApiError;
+pub use oidc::OidcCheck;
 pub use secret::Secret;
 pub use sweep::SweepAccess;
 
@@ -183,6 +185,11 @@ async fn intake(
 ) -> Result<Json<IntakeResponse>, ApiError> {
     let (parts, body) = request.into_parts();
     state.credentials.check(kind, &parts.headers, parts.uri.query())?;
+    if kind == SourceKind::PubSub
+        && let Some(oidc) = &state.credentials.pubsub_oidc
+    {
+        oidc.check_request(&parts.headers).await?;
+    }
     let limit = state.limits.of(kind);
     let bytes = read_body(body, limit).await?;
     let now = Timestamp::now();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use riposte_core::policy::parse_duration;
-use riposte_ingest::{Credentials, Secret};
+use riposte_ingest::{Credentials, OidcCheck, Secret};
 
 use crate::CliError;
 
@@ -20,6 +20,12 @@ pub mod vars {
     pub const MONITORING_TOKEN: &str = "RIPOSTE_MONITORING_TOKEN";
     /// `?auth_token=` for `/v1/pubsub`.
     pub const PUBSUB_TOKEN: &str = "RIPOSTE_PUBSUB_TOKEN";
+    /// Audience of the Pub/Sub push subscription's OIDC token (the push endpoint URL).
+    pub const PUBSUB_AUDIENCE: &str = "RIPOSTE_PUBSUB_AUDIENCE";
+    /// Service account the push subscription's OIDC token is issued to.
+    pub const PUBSUB_INVOKER: &str = "RIPOSTE_PUBSUB_INVOKER";
+    /// Key set for the push tokens instead of Google's (tests; https or localhost).
+    pub const PUBSUB_JWKS_URL: &str = "RIPOSTE_PUBSUB_JWKS_URL";
     /// Bearer token for `GET /v1/incidents`.
     pub const ADMIN_TOKEN: &str = "RIPOSTE_ADMIN_TOKEN";
     /// Policy file (default: the embedded example).
@@ -299,13 +305,35 @@ impl EnvConfig {
                 None
             }
         };
+        let role = match env(vars::ROLE).as_deref() {
+            None | Some("all") => Role::All,
+            Some("ingest") => Role::Ingest,
+            Some("approve") => Role::Approve,
+            Some(other) => {
+                errors.push(format!("{}={other:?}: expected all, ingest or approve", vars::ROLE));
+                Role::All
+            }
+        };
+        let pubsub_oidc = match (env(vars::PUBSUB_AUDIENCE), env(vars::PUBSUB_INVOKER)) {
+            (Some(audience), Some(invoker)) => {
+                let jwks = key_url_var(vars::PUBSUB_JWKS_URL, &mut errors);
+                Some(OidcCheck::new(&audience, &invoker, jwks.as_deref()))
+            }
+            (None, None) => None,
+            _ => {
+                errors.push(format!("set both {} and {}, or neither", vars::PUBSUB_AUDIENCE, vars::PUBSUB_INVOKER));
+                None
+            }
+        };
         let credentials = Credentials {
             falco: env(vars::FALCO_TOKEN).and_then(Secret::new),
             monitoring_basic,
             monitoring_token: env(vars::MONITORING_TOKEN).and_then(Secret::new),
             pubsub: env(vars::PUBSUB_TOKEN).and_then(Secret::new),
+            pubsub_oidc,
         };
-        if on_cloud_run {
+        // The approve service takes no alerts: it needs no intake credentials.
+        if on_cloud_run && role != Role::Approve {
             let missing: Vec<&str> = credentials
                 .unauthenticated()
                 .iter()
@@ -314,7 +342,9 @@ impl EnvConfig {
                     riposte_core::sources::SourceKind::Monitoring => {
                         "RIPOSTE_MONITORING_TOKEN (or _USER and _PASSWORD)"
                     }
-                    riposte_core::sources::SourceKind::PubSub => vars::PUBSUB_TOKEN,
+                    riposte_core::sources::SourceKind::PubSub => {
+                        "RIPOSTE_PUBSUB_AUDIENCE and _INVOKER (or RIPOSTE_PUBSUB_TOKEN)"
+                    }
                 })
                 .collect();
             if !missing.is_empty() {
@@ -341,15 +371,6 @@ impl EnvConfig {
             }
         };
         let store = StoreChoice::from_env(&mut errors);
-        let role = match env(vars::ROLE).as_deref() {
-            None | Some("all") => Role::All,
-            Some("ingest") => Role::Ingest,
-            Some("approve") => Role::Approve,
-            Some(other) => {
-                errors.push(format!("{}={other:?}: expected all, ingest or approve", vars::ROLE));
-                Role::All
-            }
-        };
         let executor = ExecutorChoice::from_env(&mut errors);
         let sweep_interval = duration_var(vars::SWEEP_INTERVAL, 30, &mut errors);
         let step_lease = duration_var(vars::STEP_LEASE, 120, &mut errors);
