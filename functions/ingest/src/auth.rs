@@ -154,6 +154,7 @@ mod tests {
             monitoring_basic: Some(("monitoring".into(), Secret::new("pa:ss").expect("secret"))),
             monitoring_token: Secret::new("mon-token"),
             pubsub: Secret::new("push-token"),
+            pubsub_oidc: None,
         }
     }
 
