@@ -270,8 +270,18 @@ fn on_cloud_run_a_missing_credential_stops_startup() {
         &[("K_SERVICE", "riposte"), ("PORT", "0"), ("RIPOSTE_FALCO_TOKEN", "x")],
     );
     assert_eq!(code, 2);
-    assert!(err.contains("missing: RIPOSTE_MONITORING_TOKEN (or _USER and _PASSWORD), RIPOSTE_PUBSUB_TOKEN"), "{err}");
+    assert!(
+        err.contains("missing: RIPOSTE_MONITORING_TOKEN (or _USER and _PASSWORD), RIPOSTE_PUBSUB_AUDIENCE and _INVOKER (or RIPOSTE_PUBSUB_TOKEN)"),
+        "{err}"
+    );
     assert!(!err.contains("x\n"), "secrets are never echoed");
+    // The approve service takes no alerts: no intake credential is asked of it.
+    let (code, _, err) = riposte(
+        &["serve", "--state-dir", state],
+        &[("K_SERVICE", "riposte-approve"), ("PORT", "0"), ("RIPOSTE_ROLE", "approve")],
+    );
+    assert_eq!(code, 2, "it still needs its signing key and public URL");
+    assert!(!err.contains("intake endpoint") && err.contains("RIPOSTE_SIGNING_KEY"), "{err}");
     let (code, _, err) = riposte(&["serve", "--state-dir", state], &[("RIPOSTE_MONITORING_USER", "u"), ("PORT", "0")]);
     assert_eq!(code, 2);
     assert!(err.contains("set both RIPOSTE_MONITORING_USER and RIPOSTE_MONITORING_PASSWORD"), "{err}");

@@ -244,12 +244,22 @@ async fn drain_evicts_exactly_the_right_pods_and_retries_a_pdb_refusal_against_f
     };
     h.gke.add_pod(pod("kube-system", "fluentbit-x1", Some(("DaemonSet", "fluentbit")), false));
     h.gke.add_pod(pod("kube-system", "kube-proxy-node", Some(("Node", NODE)), true));
-    h.gke.add_pod(pod(NS, "web-1", None, false));
-    h.gke.add_pod(pod(NS, "cart-1", None, false));
+    for rs in ["web-5f6d", "cart-8a9b"] {
+        h.gke.add_workload(WorkloadSpec {
+            kind: "ReplicaSet".into(),
+            namespace: NS.into(),
+            name: rs.into(),
+            owner: None,
+        });
+    }
+    h.gke.add_pod(pod(NS, "web-1", Some(("ReplicaSet", "web-5f6d")), false));
+    h.gke.add_pod(pod(NS, "cart-1", Some(("ReplicaSet", "cart-8a9b")), false));
+    h.gke.add_pod(pod(NS, "debug-shell", None, false));
     h.gke.add_pod(PodSpec { node: "another-node".into(), ..pod(NS, "elsewhere", None, false) });
     h.gke.block_eviction(NS, "cart-1", Some(3));
 
-    let id = h.intake(&policy(&["label_pod"], &["drain_node"], false), &pod_only_alert()).await;
+    let yaml = policy(&["label_pod"], &["drain_node: {grace_period_seconds: 7}"], false);
+    let id = h.intake(&yaml, &pod_only_alert()).await;
     assert_eq!(h.runner().run(&id).await.expect("run"), 1, "the label first");
     h.approve(&id).await;
     assert_eq!(h.runner().run(&id).await.expect("run"), 1);
@@ -257,23 +267,25 @@ async fn drain_evicts_exactly_the_right_pods_and_retries_a_pdb_refusal_against_f
     assert_eq!(*status(&incident, "drain_node"), StepStatus::Done, "{}", report(&incident, "drain_node"));
 
     // Evicted: the ordinary pods, the PDB-blocked one after its refusals. Kept: the DaemonSet pod,
-    // the mirror pod, the quarantined pod (the evidence), and the pod on another node.
-    let mut evicted: Vec<String> = h
-        .gke
-        .deletions()
-        .into_iter()
-        .filter(|d| d.cause == DeletionCause::Eviction)
-        .map(|d| format!("{}/{}", d.namespace, d.name))
-        .collect();
+    // the mirror pod, the quarantined pod (the evidence), the bare pod nothing would recreate, and
+    // the pod on another node.
+    let evictions: Vec<_> = h.gke.deletions().into_iter().filter(|d| d.cause == DeletionCause::Eviction).collect();
+    let mut evicted: Vec<String> = evictions.iter().map(|d| format!("{}/{}", d.namespace, d.name)).collect();
     evicted.sort();
     assert_eq!(evicted, ["shop/cart-1", "shop/web-1"]);
+    assert!(evictions.iter().all(|d| d.grace_period_seconds == Some(7)), "the policy's grace period: {evictions:?}");
+    for sent in h.gke.requests().iter().filter(|r| r.path.ends_with("/eviction")) {
+        let options = &sent.body.as_ref().expect("body")["deleteOptions"];
+        assert!(options["preconditions"]["uid"].is_string(), "the UID precondition reaches the server: {sent:?}");
+    }
     let left = h.gke.pods_on(NODE);
     assert_eq!(
         left,
         [
             ("kube-system".to_string(), "fluentbit-x1".to_string()),
             ("kube-system".into(), "kube-proxy-node".into()),
-            (NS.into(), POD.into())
+            (NS.into(), POD.into()),
+            (NS.into(), "debug-shell".into())
         ]
     );
     assert!(h.gke.pod(NS, "elsewhere").is_some());
@@ -282,13 +294,32 @@ async fn drain_evicts_exactly_the_right_pods_and_retries_a_pdb_refusal_against_f
     let message = report(&incident, "drain_node");
     assert!(message.contains("quarantined: shop/api-7d9f8b6c5-x2lqp"), "{message}");
     assert!(message.contains("DaemonSet pod: kube-system/fluentbit-x1"), "{message}");
+    assert!(message.contains("no controller, not evicted (it would not be recreated): shop/debug-shell"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_reports_the_pods_a_pdb_keeps_refusing_against_fake_gke() {
     let h = harness().await;
-    for name in ["web-1", "db-0"] {
-        h.gke.add_pod(PodSpec { namespace: NS.into(), name: name.into(), node: NODE.into(), ..PodSpec::default() });
+    h.gke.add_workload(WorkloadSpec {
+        kind: "StatefulSet".into(),
+        namespace: NS.into(),
+        name: "db".into(),
+        owner: None,
+    });
+    h.gke.add_workload(WorkloadSpec {
+        kind: "ReplicaSet".into(),
+        namespace: NS.into(),
+        name: "web-5f6d".into(),
+        owner: None,
+    });
+    for (name, owner) in [("web-1", ("ReplicaSet", "web-5f6d")), ("db-0", ("StatefulSet", "db"))] {
+        h.gke.add_pod(PodSpec {
+            namespace: NS.into(),
+            name: name.into(),
+            node: NODE.into(),
+            owner: Some((owner.0.into(), owner.1.into())),
+            ..PodSpec::default()
+        });
     }
     h.gke.block_eviction(NS, "db-0", None);
     let id = h.intake(&policy(&[], &["drain_node"], false), &pod_only_alert()).await;
@@ -591,4 +622,44 @@ async fn every_kubernetes_call_is_covered_by_the_declared_permissions_against_fa
             assert!(declared.contains(&p.as_str()), "{action} uses {p}, which it does not declare ({declared:?})");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_with_the_dry_run_executor_undoes_nothing_and_records_nothing_against_fake_gke() {
+    let h = harness().await;
+    let id = h.intake(&policy(&["cordon_node", "label_pod"], &[], false), &pod_only_alert()).await;
+    h.runner().run(&id).await.expect("run");
+    let dry: Arc<dyn Executor> = Arc::new(riposte_core::executor::DryRunExecutor);
+    let outcome = release(h.store.as_ref(), &dry, &id, "bob", Timestamp::now()).await.expect("release");
+    assert!(outcome.undone.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.failed.len(), 2);
+    assert!(outcome.failed[0].2.contains("RIPOSTE_EXECUTOR=google-cloud"), "{outcome:?}");
+    assert!(h.get(&id).await.steps.iter().all(|s| s.released.is_none()));
+    // The real executor then finds both steps still to undo.
+    let real = release(h.store.as_ref(), &h.executor, &id, "bob", Timestamp::now()).await.expect("release");
+    assert_eq!(real.undone.len(), 2, "{real:?}");
+    assert_ne!(h.gke.node(NODE).expect("node")["spec"]["unschedulable"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releasing_an_older_incident_keeps_the_quarantine_a_newer_one_set_against_fake_gke() {
+    let h = harness().await;
+    let yaml = policy(&["label_pod"], &[], false);
+    let first = h.intake(&yaml, &pod_only_alert()).await;
+    h.runner().run(&first).await.expect("run");
+    // The first incident is closed; the same pod alerts again and a second incident labels it.
+    release(h.store.as_ref(), &h.executor, &first, "bob", Timestamp::now()).await.expect("release");
+    let second = h.intake(&yaml, &pod_only_alert()).await;
+    assert_ne!(first, second);
+    h.runner().run(&second).await.expect("run");
+    // Releasing the first again (or late) must not strip the second's quarantine.
+    let store = h.store.clone();
+    store
+        .update(&first, Box::new(|i| i.steps.iter_mut().map(|s| s.released.take()).count() > 0))
+        .await
+        .expect("forget the first release");
+    release(h.store.as_ref(), &h.executor, &first, "bob", Timestamp::now()).await.expect("release");
+    let labels = h.pod_labels(NS, POD);
+    assert_eq!(labels["quarantine"], "true", "{labels}");
+    assert_eq!(labels[INCIDENT_LABEL].as_str(), Some(incident_label(&second).as_str()));
 }

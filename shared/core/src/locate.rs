@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::ResourceHints;
-use crate::names::{InstanceName, K8sName, ProjectId, Zone};
+use crate::names::{InstanceId, InstanceName, K8sName, ProjectId, Zone};
+
+/// The GKE node annotation holding the node's VM id.
+pub const INSTANCE_ID_ANNOTATION: &str = "container.googleapis.com/instance_id";
 
 /// The IAM permissions locating an alert's pod needs (the service that takes alerts holds them).
 pub const LOCATE_PERMISSIONS: [&str; 3] = ["container.clusters.get", "container.pods.get", "container.nodes.get"];
@@ -23,6 +26,10 @@ pub struct VmRef {
     pub zone: Zone,
     /// VM name.
     pub name: InstanceName,
+    /// The VM's numeric id (GKE's node annotation `container.googleapis.com/instance_id`): with
+    /// it, a VM re-created under the same name (node auto-repair) is not taken for this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<InstanceId>,
 }
 
 impl VmRef {
@@ -34,7 +41,7 @@ impl VmRef {
         if parts.next().is_some() {
             return None;
         }
-        Some(VmRef { project: project.parse().ok()?, zone: zone.parse().ok()?, name: name.parse().ok()? })
+        Some(VmRef { project: project.parse().ok()?, zone: zone.parse().ok()?, name: name.parse().ok()?, id: None })
     }
 }
 
@@ -71,6 +78,7 @@ impl Placement {
             && filled.instance_id.is_none()
         {
             filled.instance = Some(vm.name.clone());
+            filled.instance_id = vm.id.clone();
             filled.zone = Some(vm.zone.clone());
             filled.project.get_or_insert_with(|| vm.project.clone());
         }
@@ -130,6 +138,16 @@ mod tests {
         let filled = placement.fill(&named);
         assert_eq!(filled.instance.as_ref().map(|i| i.as_str()), Some("vm-a"));
         assert_eq!(filled.zone, None, "the zone of another VM is not borrowed");
+        let with_id = Placement {
+            vm: placement.vm.clone().map(|vm| VmRef { id: "7052018843299811234".parse().ok(), ..vm }),
+            ..placement.clone()
+        };
+        let filled = with_id.fill(&ResourceHints::default());
+        assert_eq!(
+            filled.instance_id.as_ref().map(|i| i.as_str()),
+            Some("7052018843299811234"),
+            "a re-created VM is told apart"
+        );
         let bare = placement.fill(&ResourceHints::default());
         assert_eq!(bare.instance.as_ref().map(|i| i.as_str()), Some("node-b"));
         assert_eq!(bare.zone.as_ref().map(|z| z.as_str()), Some("europe-west1-c"));

@@ -72,6 +72,13 @@ pub async fn release(
         let step = &incident.steps[index];
         let name = step.action.name().to_string();
         let report = match executor.release(&incident, step).await {
+            // A step done for real must be undone for real: recording a dry run would hide that
+            // nothing was undone (and a later release would find nothing left to do).
+            Ok(report) if report.dry_run && step.report.as_ref().is_some_and(|r| !r.dry_run) => {
+                let why = "the dry-run executor only shows what the release would send; set RIPOSTE_EXECUTOR=google-cloud to undo it";
+                outcome.failed.push((index, name, why.to_string()));
+                continue;
+            }
             Ok(report) => report,
             // The object is gone: there is nothing left to undo.
             Err(ExecError::Skip(reason)) => crate::incident::StepReport {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
 use riposte_core::alert::ResourceHints;
-use riposte_core::locate::{Locator, Placement, VmRef};
+use riposte_core::locate::{INSTANCE_ID_ANNOTATION, Locator, Placement, VmRef};
 use riposte_core::names::K8sName;
 use riposte_core::target::ClusterRef;
 
@@ -28,20 +28,34 @@ pub struct KubeLocator {
     access: Arc<ClusterAccess>,
     retry: RetryBudget,
     recent: Mutex<HashMap<String, (Instant, Placement)>>,
+    /// Clusters that could not be reached, and when: not asked again for a while, so that an
+    /// alert storm during an outage is not held up by a connect timeout per alert.
+    unreachable: Mutex<HashMap<String, (Instant, String)>>,
 }
 
 impl KubeLocator {
     pub(super) fn new(access: Arc<ClusterAccess>, retry: RetryBudget) -> KubeLocator {
         // Intake waits for the lookup before it answers the sender: be brief.
         let retry = RetryBudget { total: retry.total.min(Duration::from_secs(5)), ..retry };
-        KubeLocator { access, retry, recent: Mutex::new(HashMap::new()) }
+        KubeLocator { access, retry, recent: Mutex::new(HashMap::new()), unreachable: Mutex::new(HashMap::new()) }
     }
 
     async fn ask(&self, cluster: &ClusterRef, hints: &ResourceHints) -> Placement {
         let mut placement = Placement::default();
+        if let Some((at, why)) =
+            self.unreachable.lock().unwrap_or_else(|p| p.into_inner()).get(&cluster.resource_name())
+            && at.elapsed() < REMEMBER
+        {
+            placement.notes.push(format!("cluster {} was unreachable moments ago ({why}); not asked", cluster.cluster));
+            return placement;
+        }
         let client = match self.access.client(cluster).await {
             Ok((client, _)) => client,
             Err(e) => {
+                self.unreachable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(cluster.resource_name(), (Instant::now(), e.to_string()));
                 placement.notes.push(format!("cannot reach cluster {}: {e}", cluster.cluster));
                 return placement;
             }
@@ -73,8 +87,10 @@ impl KubeLocator {
             match kube_call(&self.retry, || nodes.get(name.as_str())).await {
                 Ok(n) => {
                     placement.node_uid = n.metadata.uid.clone();
+                    let id = n.metadata.annotations.as_ref().and_then(|a| a.get(INSTANCE_ID_ANNOTATION));
                     let provider = n.spec.and_then(|s| s.provider_id).unwrap_or_default();
-                    placement.vm = VmRef::from_provider_id(&provider);
+                    placement.vm = VmRef::from_provider_id(&provider)
+                        .map(|vm| VmRef { id: id.and_then(|i| i.parse().ok()), ..vm });
                     if placement.vm.is_none() {
                         placement.notes.push(format!("node {name} has no GCE provider id ({provider:?})"));
                     }

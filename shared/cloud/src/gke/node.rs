@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use riposte_core::executor::ExecError;
 use riposte_core::kubernetes::{
-    CORDONED_BY, INCIDENT_LABEL, MIRROR_ANNOTATION, QUARANTINE_LABEL, cordon_patch, delete_options, uncordon_patch,
+    CORDONED_BY, INCIDENT_LABEL, ISOLATE_LABEL, MIRROR_ANNOTATION, QUARANTINE_LABEL, cordon_patch, delete_options,
+    uncordon_patch,
 };
 use riposte_core::requests::incident_label;
 
@@ -36,10 +37,16 @@ impl PodOnNode {
             Some("DaemonSet pod")
         } else if meta.annotations.as_ref().is_some_and(|a| a.contains_key(MIRROR_ANNOTATION)) {
             Some("mirror pod")
-        } else if label(QUARANTINE_LABEL.0) == Some(QUARANTINE_LABEL.1) || label(INCIDENT_LABEL).is_some() {
+        } else if label(QUARANTINE_LABEL.0) == Some(QUARANTINE_LABEL.1)
+            || label(INCIDENT_LABEL).is_some()
+            || label(ISOLATE_LABEL).is_some()
+        {
             Some("quarantined")
         } else if meta.deletion_timestamp.is_some() {
             Some("already terminating")
+        } else if !meta.owner_references.iter().flatten().any(|o| o.controller == Some(true)) {
+            // As `kubectl drain` without --force: nothing would bring it back.
+            Some("no controller, not evicted (it would not be recreated)")
         } else {
             None
         };
@@ -172,13 +179,8 @@ impl GkeExecutor {
         let mut refused: Vec<(PodOnNode, String)>;
         loop {
             for pod in &remaining {
-                let options = delete_options(grace, &pod.uid, None);
-                let body = serde_json::json!({
-                    "apiVersion": "policy/v1", "kind": "Eviction",
-                    "metadata": {"name": pod.name, "namespace": pod.namespace},
-                    "deleteOptions": options,
-                });
-                s.sent("POST", format!("/api/v1/namespaces/{}/pods/{}/eviction", pod.namespace, pod.name), Some(body));
+                let path = format!("/api/v1/namespaces/{}/pods/{}/eviction", pod.namespace, pod.name);
+                s.sent("POST", path, Some(eviction(pod, grace)));
             }
             let results: Vec<(PodOnNode, Result<Evicted, KubeError>)> = futures_util::stream::iter(remaining)
                 .map(|pod| {
@@ -224,6 +226,10 @@ impl GkeExecutor {
         Ok(format!("{cordoned}; drained: {summary}"))
     }
 
+    /// Evicts `pod`, on condition that it is still the pod listed (its UID). The Eviction is
+    /// sent as built here, not through kube's `evict`, whose body names the options
+    /// `delete_options`: kube-apiserver reads only `deleteOptions` and would silently drop the
+    /// UID precondition and the grace period.
     async fn evict(
         &self,
         client: kube::Client,
@@ -232,15 +238,13 @@ impl GkeExecutor {
         dry_run: bool,
     ) -> Result<Evicted, KubeError> {
         let pods: Api<Pod> = Api::namespaced(client, &pod.namespace);
-        let params = EvictParams {
-            delete_options: Some(DeleteParams {
-                grace_period_seconds: grace,
-                preconditions: Some(Preconditions { uid: Some(pod.uid.clone()), resource_version: None }),
-                ..DeleteParams::default()
-            }),
-            post_options: PostParams { dry_run, ..PostParams::default() },
-        };
-        match kube_call(&self.settings.retry, || pods.evict(&pod.name, &params)).await {
+        let params = PostParams { dry_run, ..PostParams::default() };
+        let body = eviction(pod, grace);
+        let sent = kube_call(&self.settings.retry, || {
+            pods.create_subresource::<_, serde_json::Value>("eviction", &pod.name, &params, &body)
+        })
+        .await;
+        match sent {
             Ok(_) => Ok(Evicted::Done),
             Err(e) if e.not_found() => Ok(Evicted::Gone),
             Err(e) if e.uid_changed() => Ok(Evicted::Replaced),
@@ -248,6 +252,16 @@ impl GkeExecutor {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The Eviction of `pod`: its UID as a precondition, the grace period when given.
+fn eviction(pod: &PodOnNode, grace: Option<u32>) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": pod.name, "namespace": pod.namespace},
+        "deleteOptions": delete_options(grace, &pod.uid, None),
+    })
 }
 
 /// The step error for a failed node patch.

@@ -7,7 +7,9 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use riposte_core::action::{Action, Labels};
 use riposte_core::executor::ExecError;
-use riposte_core::kubernetes::{ISOLATE_LABEL, isolation_policy, isolation_policy_name, labels_patch, pod_labels};
+use riposte_core::kubernetes::{
+    INCIDENT_LABEL, ISOLATE_LABEL, isolation_policy, isolation_policy_name, labels_patch, pod_labels,
+};
 use riposte_core::requests::incident_label;
 
 use super::call::{KubeError, kube_call};
@@ -152,8 +154,17 @@ impl GkeExecutor {
             return Ok(done.join("; "));
         }
         let current = pod.metadata.labels.unwrap_or_default();
-        let remove: BTreeMap<String, Option<String>> =
-            ours.iter().filter(|(k, v)| current.get(*k) == Some(v)).map(|(k, _)| (k.clone(), None)).collect();
+        // The labels are this incident's only while the incident label still names it: a later
+        // incident that labelled the pod again keeps its quarantine.
+        let still_ours = match action {
+            Action::LabelPod(_) => current.get(INCIDENT_LABEL) == Some(&incident_label(s.incident_id)),
+            _ => true,
+        };
+        let remove: BTreeMap<String, Option<String>> = ours
+            .iter()
+            .filter(|(k, v)| still_ours && current.get(*k) == Some(v))
+            .map(|(k, _)| (k.clone(), None))
+            .collect();
         if remove.is_empty() {
             done.push(format!("pod {ns}/{name} carries none of riposte's labels"));
         } else {
