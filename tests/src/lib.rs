@@ -3,5 +3,6 @@
 
 pub mod fake_compute;
 pub mod fake_gke;
+pub mod fake_http;
 pub mod intake;
 pub mod scenario;

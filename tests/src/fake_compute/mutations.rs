@@ -9,9 +9,10 @@ use serde_json::Value;
 use super::body::{string_list, string_map};
 use super::errors::ApiError;
 use super::links::{self, Scope, default_storage_location, link, regional, storage_location_of_region, zonal};
-use super::routes::{Mutation, Query, Regional, Zonal};
+use super::routes::{Mutation, Regional, Zonal};
 use super::snapshot::{Snapshot, SnapshotFields, Status};
 use super::state::{Key3, NewOperation, Outcome, State, key3};
+use crate::fake_http::Query;
 
 /// A mutation's request.
 #[derive(Clone, Copy, Debug)]

@@ -10,8 +10,9 @@ use super::errors::ApiError;
 use super::instance::Instance;
 use super::links::{self, link, zonal};
 use super::operations;
-use super::routes::{Query, Read, Zonal};
+use super::routes::{Read, Zonal};
 use super::state::{State, key3};
+use crate::fake_http::Query;
 
 /// Zones the aggregated list always reports (empty ones with a warning), besides those in use.
 const OTHER_ZONES: [&str; 3] = ["europe-west1-b", "us-central1-a", "us-east1-b"];

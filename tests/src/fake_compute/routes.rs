@@ -1,6 +1,8 @@
 //! Which call a request is: Compute's paths parsed by hand (custom verbs such as
 //! `instances/{i}/setLabels` are awkward as axum routes).
 
+use crate::fake_http::percent_decode;
+
 /// A zonal resource reference from the path: `(project, zone, name)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Zonal {
@@ -149,41 +151,4 @@ pub(crate) fn parse(method: &str, path: &str) -> Option<Route> {
         _ => return None,
     };
     Some(route)
-}
-
-/// Decodes `%XX` escapes (invalid ones are kept as is).
-fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The decoded query parameters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Query(Vec<(String, String)>);
-
-impl Query {
-    /// Parses a raw query string (`+` and `%XX` decoded); unparsable strings give no parameters.
-    pub fn parse(uri: &axum::http::Uri) -> Query {
-        Query(axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri).map(|q| q.0).unwrap_or_default())
-    }
-
-    /// The first value of `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
 }

@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::errors::ApiError;
-use super::routes::{self, Mutation, Query, Route};
+use super::routes::{self, Mutation, Route};
 use super::state::State;
 use super::{RecordedRequest, lock, lock_current, mutations, operations, reads};
+use crate::fake_http::Query;
 
 /// Bodies larger than this are refused (nothing the client sends comes close).
 const MAX_BODY: usize = 16 << 20;

@@ -10,11 +10,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::options::{Call, requested_dry_run};
-use super::routes::{self, Query, Route};
+use super::routes::{self, Route};
 use super::state::State;
 use super::status::KubeError;
 use super::writes::Reply;
 use super::{KubeRequest, lock, reads, writes};
+use crate::fake_http::Query;
 
 /// Bodies larger than this are refused (nothing a client sends comes close).
 const MAX_BODY: usize = 16 << 20;

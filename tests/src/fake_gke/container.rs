@@ -10,9 +10,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::objects::KUBE_VERSION;
-use super::routes::percent_decode;
 use super::state::State;
 use super::{KubeRequest, UNREACHABLE_ENDPOINT, lock};
+use crate::fake_http::percent_decode;
 
 /// Bodies larger than this are ignored.
 const MAX_BODY: usize = 1 << 20;

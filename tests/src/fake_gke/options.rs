@@ -5,10 +5,11 @@ use serde_json::{Value, json};
 
 use super::objects::uid_of;
 use super::patch::media_type;
-use super::routes::{Query, Resource};
+use super::routes::Resource;
 use super::state::Propagation;
 use super::status::KubeError;
 use super::validation::json_type;
+use crate::fake_http::Query;
 
 /// A request's parts the handlers read.
 #[derive(Clone, Copy, Debug)]

@@ -3,10 +3,11 @@
 use serde_json::{Value, json};
 
 use super::objects::KUBE_VERSION;
-use super::routes::{Query, Resource};
+use super::routes::Resource;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::state::{State, key};
 use super::status::KubeError;
+use crate::fake_http::Query;
 
 /// `GET` of one object.
 pub(crate) fn get(state: &State, resource: Resource, namespace: &str, name: &str) -> Result<Value, KubeError> {

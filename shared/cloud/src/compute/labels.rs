@@ -4,6 +4,8 @@
 //! merges again. The `requestId` is derived from the step's key *and* the fingerprint: the same
 //! state gives the same request (a crash-retry is recognised), a new state a new one.
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::future::Either;
@@ -47,6 +49,28 @@ fn fingerprint(bytes: Option<&[u8]>) -> String {
     bytes.map(|b| STANDARD.encode(b)).unwrap_or_default()
 }
 
+/// The labels `label_instance` sets: the policy's and `riposte-incident`.
+fn riposte_labels(p: &Labels, incident_id: &str) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = p.labels.clone();
+    labels.insert(INCIDENT_LABEL_KEY.into(), incident_label(incident_id));
+    labels
+}
+
+/// Writing `labels` over the instance's, with the fingerprint read (also returned, for the
+/// requestId).
+fn labels_write(instance: &Instance, labels: impl IntoIterator<Item = (String, String)>) -> (String, Write) {
+    let body = InstancesSetLabelsRequest::new()
+        .set_labels(labels)
+        .set_label_fingerprint(instance.label_fingerprint.clone().unwrap_or_default());
+    (fingerprint(instance.label_fingerprint.as_deref()), Write::Labels(body))
+}
+
+/// Writing `items` over the instance's network tags `tags`, with their fingerprint.
+fn tags_write(tags: &Tags, items: Vec<String>) -> (String, Write) {
+    let body = Tags::new().set_items(items).set_fingerprint(tags.fingerprint.clone().unwrap_or_default());
+    (fingerprint(tags.fingerprint.as_deref()), Write::Tags(body))
+}
+
 impl ComputeExecutor {
     /// `label_instance`: merges the policy's labels and `riposte-incident` into the VM's labels.
     pub(crate) async fn label_instance(
@@ -56,22 +80,13 @@ impl ComputeExecutor {
         ctx: &StepContext<'_>,
         journal: &mut Journal,
     ) -> Result<String, ExecError> {
-        let mut wanted = p.labels.clone();
-        wanted.insert(INCIDENT_LABEL_KEY.into(), incident_label(ctx.incident_id));
+        let wanted = riposte_labels(p, ctx.incident_id);
         let merge = |instance: &Instance| {
             let missing = wanted.iter().any(|(k, v)| instance.labels.get(k) != Some(v));
             missing.then(|| {
                 let mut labels = instance.labels.clone();
                 labels.extend(wanted.iter().map(|(k, v)| (k.clone(), v.clone())));
-                let fp = fingerprint(instance.label_fingerprint.as_deref());
-                (
-                    fp,
-                    Write::Labels(
-                        InstancesSetLabelsRequest::new()
-                            .set_labels(labels)
-                            .set_label_fingerprint(instance.label_fingerprint.clone().unwrap_or_default()),
-                    ),
-                )
+                labels_write(instance, labels)
             })
         };
         let wrote = self.merge_write(vm, Field::Labels, merge, ctx, journal).await?;
@@ -90,10 +105,9 @@ impl ComputeExecutor {
         let merge = |instance: &Instance| {
             let tags = instance.tags.clone().unwrap_or_default();
             (!tags.items.iter().any(|t| t == tag)).then(|| {
-                let fp = fingerprint(tags.fingerprint.as_deref());
                 let mut items = tags.items.clone();
                 items.push(tag.to_string());
-                (fp, Write::Tags(Tags::new().set_items(items).set_fingerprint(tags.fingerprint.unwrap_or_default())))
+                tags_write(&tags, items)
             })
         };
         self.merge_write(vm, Field::Tags, merge, ctx, journal).await
@@ -107,18 +121,11 @@ impl ComputeExecutor {
         ctx: &StepContext<'_>,
         journal: &mut Journal,
     ) -> Result<String, ExecError> {
-        let mut ours = p.labels.clone();
-        ours.insert(INCIDENT_LABEL_KEY.into(), incident_label(ctx.incident_id));
+        let ours = riposte_labels(p, ctx.incident_id);
         let unmerge = |instance: &Instance| {
             let mut labels = instance.labels.clone();
             labels.retain(|k, v| ours.get(k) != Some(v));
-            (labels.len() != instance.labels.len()).then(|| {
-                let fp = fingerprint(instance.label_fingerprint.as_deref());
-                let body = InstancesSetLabelsRequest::new()
-                    .set_labels(labels)
-                    .set_label_fingerprint(instance.label_fingerprint.clone().unwrap_or_default());
-                (fp, Write::Labels(body))
-            })
+            (labels.len() != instance.labels.len()).then(|| labels_write(instance, labels))
         };
         let wrote = self.merge_write(vm, Field::Labels, unmerge, ctx, journal).await?;
         let keys = ours.keys().cloned().collect::<Vec<_>>().join(", ");
@@ -140,9 +147,8 @@ impl ComputeExecutor {
         let unmerge = |instance: &Instance| {
             let tags = instance.tags.clone().unwrap_or_default();
             tags.items.iter().any(|t| t == tag).then(|| {
-                let fp = fingerprint(tags.fingerprint.as_deref());
-                let items: Vec<String> = tags.items.iter().filter(|t| *t != tag).cloned().collect();
-                (fp, Write::Tags(Tags::new().set_items(items).set_fingerprint(tags.fingerprint.unwrap_or_default())))
+                let items = tags.items.iter().filter(|t| *t != tag).cloned().collect();
+                tags_write(&tags, items)
             })
         };
         let wrote = self.merge_write(vm, Field::Tags, unmerge, ctx, journal).await?;

@@ -92,6 +92,37 @@ impl GkeExecutor {
         Ok(node)
     }
 
+    /// Reads node `name`, asks `decide` for the patch to send (or the outcome, when there is
+    /// nothing to change), and sends it conditional on the `resourceVersion` read; a node that
+    /// changed in between is read and decided again.
+    async fn change_node(
+        &self,
+        s: &mut KubeStep<'_>,
+        name: &str,
+        uid: Option<&str>,
+        what: &str,
+        decide: impl Fn(&Node, &str) -> Result<(serde_json::Value, String), String>,
+    ) -> Result<String, ExecError> {
+        let nodes: Api<Node> = Api::all(s.client.clone());
+        for _ in 0..STALE_TRIES {
+            let node = self.read_node(&nodes, name, uid).await?;
+            let rv = node.metadata.resource_version.clone().unwrap_or_default();
+            let (body, done) = match decide(&node, &rv) {
+                Ok(change) => change,
+                Err(unchanged) => return Ok(unchanged),
+            };
+            s.sent("PATCH", format!("/api/v1/nodes/{name}"), Some(body.clone()));
+            let params = PatchParams { dry_run: s.dry_run, ..PatchParams::default() };
+            let patch = Patch::Merge(&body);
+            match kube_call(&self.settings.retry, || nodes.patch(name, &params, &patch)).await {
+                Ok(_) => return Ok(done),
+                Err(e) if e.stale() => continue,
+                Err(e) => return Err(node_change_error(e, name, what)),
+            }
+        }
+        Err(ExecError::Retryable(format!("node {name} kept changing while riposte tried to {what} it")))
+    }
+
     /// `cordon_node`: marks the node unschedulable and notes which incident did, unless it
     /// already was (then release will leave it as it found it).
     pub(super) async fn cordon(
@@ -100,30 +131,20 @@ impl GkeExecutor {
         name: &str,
         uid: Option<&str>,
     ) -> Result<String, ExecError> {
-        let nodes: Api<Node> = Api::all(s.client.clone());
-        let ours = incident_label(s.incident_id);
-        for _ in 0..STALE_TRIES {
-            let node = self.read_node(&nodes, name, uid).await?;
+        let incident = s.incident_id.to_string();
+        let ours = incident_label(&incident);
+        self.change_node(s, name, uid, "cordon", |node, rv| {
             if node.spec.as_ref().and_then(|spec| spec.unschedulable) == Some(true) {
                 let by = node.metadata.annotations.as_ref().and_then(|a| a.get(CORDONED_BY));
-                return Ok(if by == Some(&ours) {
+                return Err(if by == Some(&ours) {
                     format!("node {name} is cordoned (by this incident)")
                 } else {
                     format!("node {name} was already unschedulable; left as it was (release will not uncordon it)")
                 });
             }
-            let rv = node.metadata.resource_version.clone().unwrap_or_default();
-            let body = cordon_patch(s.incident_id, uid, &rv);
-            s.sent("PATCH", format!("/api/v1/nodes/{name}"), Some(body.clone()));
-            let params = PatchParams { dry_run: s.dry_run, ..PatchParams::default() };
-            let patch = Patch::Merge(&body);
-            match kube_call(&self.settings.retry, || nodes.patch(name, &params, &patch)).await {
-                Ok(_) => return Ok(format!("cordoned node {name}")),
-                Err(e) if e.stale() => continue,
-                Err(e) => return Err(node_change_error(e, name, "cordon")),
-            }
-        }
-        Err(ExecError::Retryable(format!("node {name} kept changing while riposte cordoned it")))
+            Ok((cordon_patch(&incident, uid, rv), format!("cordoned node {name}")))
+        })
+        .await
     }
 
     /// Release of `cordon_node`: uncordons the node if this incident cordoned it.
@@ -133,26 +154,14 @@ impl GkeExecutor {
         name: &str,
         uid: Option<&str>,
     ) -> Result<String, ExecError> {
-        let nodes: Api<Node> = Api::all(s.client.clone());
         let ours = incident_label(s.incident_id);
-        for _ in 0..STALE_TRIES {
-            let node = self.read_node(&nodes, name, uid).await?;
-            let by = node.metadata.annotations.as_ref().and_then(|a| a.get(CORDONED_BY));
-            if by != Some(&ours) {
-                return Ok(format!("node {name} left as it is: this incident did not cordon it"));
+        self.change_node(s, name, uid, "uncordon", |node, rv| {
+            if node.metadata.annotations.as_ref().and_then(|a| a.get(CORDONED_BY)) != Some(&ours) {
+                return Err(format!("node {name} left as it is: this incident did not cordon it"));
             }
-            let rv = node.metadata.resource_version.clone().unwrap_or_default();
-            let body = uncordon_patch(&rv);
-            s.sent("PATCH", format!("/api/v1/nodes/{name}"), Some(body.clone()));
-            let params = PatchParams { dry_run: s.dry_run, ..PatchParams::default() };
-            let patch = Patch::Merge(&body);
-            match kube_call(&self.settings.retry, || nodes.patch(name, &params, &patch)).await {
-                Ok(_) => return Ok(format!("uncordoned node {name}")),
-                Err(e) if e.stale() => continue,
-                Err(e) => return Err(node_change_error(e, name, "uncordon")),
-            }
-        }
-        Err(ExecError::Retryable(format!("node {name} kept changing while riposte uncordoned it")))
+            Ok((uncordon_patch(rv), format!("uncordoned node {name}")))
+        })
+        .await
     }
 
     /// `drain_node`: cordons, then evicts every pod on the node except DaemonSet, mirror and
