@@ -29,6 +29,11 @@ for emulator in cloud-firestore-emulator/cloud_firestore_emulator pubsub-emulato
   fi
 done
 
+# The Lambda test (tests/e2e/lambda.rs) builds the binary with cargo-lambda, pinned, from PyPI.
+# Built here first, with the same command, so that compiling does not compete for the CPU with
+# the tests that run beside it; the test then finds it up to date.
+./infra/cargo-lambda.sh build --compiler cargo --package riposte --bin riposte --locked --quiet
+
 cargo test --workspace --locked "$@"
 
 # The deployment artifacts: checkov scans the terraform and the Dockerfile offline (it installs

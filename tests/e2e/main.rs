@@ -13,6 +13,7 @@ mod fixtures;
 mod gke;
 mod helpers;
 mod http;
+mod lambda;
 mod notifiers;
 mod parser_properties;
 mod policy_errors;

@@ -214,7 +214,7 @@ async fn decide(
     tracing::info!(incident = %claims.inc, slot = %claims.sub, jti = %claims.jti, ?outcome, "approval decision");
     if matches!(outcome, DecisionOutcome::Approved | DecisionOutcome::Rejected | DecisionOutcome::Recorded { .. }) {
         let (store, notifiers, id) = (state.store.clone(), state.notifiers.clone(), claims.inc.clone());
-        tokio::spawn(async move {
+        state.runner.spawn(async move {
             if let Ok(Some(current)) = store.get(&id).await {
                 notifiers.send(Event::Decided, &current, &[]).await;
             }
@@ -223,7 +223,7 @@ async fn decide(
     let (status, notice) = match outcome {
         DecisionOutcome::Approved => {
             let (runner, id) = (state.runner.clone(), claims.inc.clone());
-            tokio::spawn(async move {
+            state.runner.spawn(async move {
                 if let Err(e) = runner.run(&id).await {
                     tracing::error!(incident = %id, error = %e, "runner failed after approval; the sweep will resume it");
                 }

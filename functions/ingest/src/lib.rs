@@ -217,9 +217,9 @@ async fn intake(
         // Separate tasks: a slow or failing notifier never delays containment.
         let notifiers = state.notifiers.clone();
         let opened_incident = incident.clone();
-        tokio::spawn(async move { notifiers.send(Event::Opened, &opened_incident, &links).await });
+        state.runner.spawn(async move { notifiers.send(Event::Opened, &opened_incident, &links).await });
         let runner = state.runner.clone();
-        tokio::spawn(async move {
+        state.runner.spawn(async move {
             if let Err(e) = runner.run(&incident.id).await {
                 tracing::error!(incident = %incident.id, error = %e, "runner failed; the sweep will resume it");
             }

@@ -79,6 +79,8 @@ pub mod vars {
     pub const SWEEP_JWKS_URL: &str = "RIPOSTE_SWEEP_JWKS_URL";
     /// Set by Cloud Run.
     pub const K_SERVICE: &str = "K_SERVICE";
+    /// Set by AWS Lambda (and its emulators): where the Runtime API is.
+    pub const LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
     /// Port to listen on (Cloud Run sets it).
     pub const PORT: &str = "PORT";
 }
@@ -114,9 +116,52 @@ fn key_url_var(name: &str, errors: &mut Vec<String>) -> Option<String> {
     Some(url)
 }
 
-/// The default state directory.
+/// The default state directory: `$RIPOSTE_STATE_DIR`, else `./.riposte`, or `/tmp/riposte` on
+/// Lambda, where `/tmp` is the only writable directory.
 pub fn default_state_dir() -> PathBuf {
-    env(vars::STATE_DIR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".riposte"))
+    env(vars::STATE_DIR).map(PathBuf::from).unwrap_or_else(|| match Platform::detect() {
+        Platform::Lambda => PathBuf::from("/tmp/riposte"),
+        Platform::Local | Platform::CloudRun => PathBuf::from(".riposte"),
+    })
+}
+
+/// Where the process runs, read from the variables each platform sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// A workstation or a VM: plain HTTP on a port, relaxed defaults for trying things out.
+    Local,
+    /// Google Cloud Run (`K_SERVICE` is set).
+    CloudRun,
+    /// AWS Lambda (`AWS_LAMBDA_RUNTIME_API` is set): requests arrive through the Runtime API.
+    Lambda,
+}
+
+impl Platform {
+    /// The platform this process runs on.
+    pub fn detect() -> Platform {
+        if env(vars::LAMBDA_RUNTIME_API).is_some() {
+            Platform::Lambda
+        } else if env(vars::K_SERVICE).is_some() {
+            Platform::CloudRun
+        } else {
+            Platform::Local
+        }
+    }
+
+    /// A managed platform: reachable by others, logging to a collector, nobody at a console. It
+    /// requires credentials on every intake endpoint and a lasting signing key.
+    pub fn is_managed(self) -> bool {
+        self != Platform::Local
+    }
+
+    /// Its name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Local => "this machine",
+            Platform::CloudRun => "Cloud Run",
+            Platform::Lambda => "AWS Lambda",
+        }
+    }
 }
 
 /// Which executor carries out steps.
@@ -247,8 +292,8 @@ pub struct EnvConfig {
     pub credentials: Credentials,
     /// Admin token.
     pub admin_token: Option<Secret>,
-    /// Running on Cloud Run.
-    pub on_cloud_run: bool,
+    /// Where this process runs.
+    pub platform: Platform,
     /// Port.
     pub port: u16,
     /// JSON logs.
@@ -278,7 +323,7 @@ impl std::fmt::Debug for EnvConfig {
             .field("store", &self.store)
             .field("executor", &self.executor)
             .field("role", &self.role)
-            .field("on_cloud_run", &self.on_cloud_run)
+            .field("platform", &self.platform)
             .field("port", &self.port)
             .field("public_url", &self.public_url)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "[redacted]"))
@@ -291,7 +336,9 @@ impl EnvConfig {
     /// Reads and validates the environment; every problem is reported at once.
     pub fn from_env() -> Result<EnvConfig, CliError> {
         let mut errors = Vec::new();
-        let on_cloud_run = env(vars::K_SERVICE).is_some();
+        let platform = Platform::detect();
+        let managed = platform.is_managed();
+        let on = platform.name();
         let monitoring_basic = match (env(vars::MONITORING_USER), env(vars::MONITORING_PASSWORD).and_then(Secret::new))
         {
             (Some(u), Some(p)) => Some((u, p)),
@@ -333,7 +380,7 @@ impl EnvConfig {
             pubsub_oidc,
         };
         // The approve service takes no alerts: it needs no intake credentials.
-        if on_cloud_run && role != Role::Approve {
+        if managed && role != Role::Approve {
             let missing: Vec<&str> = credentials
                 .unauthenticated()
                 .iter()
@@ -348,10 +395,8 @@ impl EnvConfig {
                 })
                 .collect();
             if !missing.is_empty() {
-                errors.push(format!(
-                    "on Cloud Run every intake endpoint needs a credential; missing: {}",
-                    missing.join(", ")
-                ));
+                errors
+                    .push(format!("on {on} every intake endpoint needs a credential; missing: {}", missing.join(", ")));
             }
         }
         let port = match env(vars::PORT) {
@@ -362,7 +407,7 @@ impl EnvConfig {
             }),
         };
         let json_logs = match env(vars::LOG_FORMAT).as_deref() {
-            None => on_cloud_run,
+            None => managed,
             Some("json") => true,
             Some("text") => false,
             Some(other) => {
@@ -398,16 +443,15 @@ impl EnvConfig {
                 vars::PUBLIC_URL
             ));
         }
-        if on_cloud_run {
+        if managed {
             if signing_key.is_none() {
                 errors.push(format!(
-                    "on Cloud Run approval links need {} (create one with `riposte keygen`)",
+                    "on {on} approval links need {} (create one with `riposte keygen`)",
                     vars::SIGNING_KEY
                 ));
             }
             if public_url.is_none() {
-                errors
-                    .push(format!("on Cloud Run approval links need {} (the approve service's URL)", vars::PUBLIC_URL));
+                errors.push(format!("on {on} approval links need {} (the approve service's URL)", vars::PUBLIC_URL));
             }
         }
         let sweep_oidc = match (env(vars::SWEEP_AUDIENCE), env(vars::SWEEP_INVOKER)) {
@@ -430,7 +474,7 @@ impl EnvConfig {
             role,
             credentials,
             admin_token: env(vars::ADMIN_TOKEN).and_then(Secret::new),
-            on_cloud_run,
+            platform,
             port,
             json_logs,
             sweep_interval,

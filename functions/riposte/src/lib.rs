@@ -1,8 +1,10 @@
-//! The `riposte` command line: `serve`, `policy check`, `replay`, `incident list|show`.
+//! The `riposte` command line: `serve`, `policy check`, `replay`, `incident list|show|release`.
+//! On AWS Lambda, where the bootstrap runs with no arguments, it serves.
 
 mod config;
 mod executor;
 mod incident_cmd;
+pub mod lambda;
 mod logging;
 mod replay;
 mod serve;
@@ -105,7 +107,11 @@ fn keygen(kid: Option<String>) -> Result<(), CliError> {
 
 /// Runs the command line.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Lambda starts the bootstrap with no arguments: the same binary then serves.
+    let lambda_bootstrap =
+        std::env::args_os().len() <= 1 && std::env::var_os(config::vars::LAMBDA_RUNTIME_API).is_some();
+    let cli =
+        if lambda_bootstrap { Cli { command: Command::Serve(serve::ServeArgs::default()) } } else { Cli::parse() };
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Policy { command: PolicyCommand::Check { file } } => {

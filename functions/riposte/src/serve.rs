@@ -17,11 +17,11 @@ use riposte_core::store::{EmbeddedStore, Store, StoreError};
 use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, IngestState, SweepAccess, app};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EnvConfig, Role, StoreChoice, default_state_dir, vars};
+use crate::config::{EnvConfig, Platform, Role, StoreChoice, default_state_dir, vars};
 use crate::{CliError, load_policies};
 
 /// Options of `riposte serve`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 pub struct ServeArgs {
     /// Policy file [default: $RIPOSTE_POLICY, else the embedded example policy].
     #[arg(long)]
@@ -49,7 +49,7 @@ pub fn info_path(state_dir: &Path) -> PathBuf {
     state_dir.join("serve.json")
 }
 
-/// Runs the server until SIGTERM or Ctrl-C.
+/// Runs the server until SIGTERM or Ctrl-C; on AWS Lambda, serves the Runtime API's events instead.
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let env = EnvConfig::from_env()?;
     crate::logging::init(env.json_logs);
@@ -78,9 +78,10 @@ async fn serve(
                 )),
                 other => CliError::Runtime(other.to_string()),
             })?;
-            if env.on_cloud_run {
+            if env.platform.is_managed() {
                 tracing::warn!(
-                    "the embedded store lives on this instance's disk: state is lost when Cloud Run replaces it (set RIPOSTE_STORE=firestore)"
+                    platform = env.platform.name(),
+                    "the embedded store lives on this instance's disk: state is lost when the platform replaces the instance, and instances do not share it (set RIPOSTE_STORE=firestore)"
                 );
             }
             (Arc::new(store), state_dir.join("riposte.redb").display().to_string())
@@ -125,11 +126,12 @@ async fn serve(
             )));
         }
     }
-    let notifiers =
-        riposte_cloud::notify::build(&policies.notifiers, |name| resolved.get(name).cloned(), !env.on_cloud_run)
-            .map_err(|errors| {
-                CliError::Usage(format!("invalid notifier configuration:\n  - {}", errors.join("\n  - ")))
-            })?;
+    let notifiers = riposte_cloud::notify::build(
+        &policies.notifiers,
+        |name| resolved.get(name).cloned(),
+        !env.platform.is_managed(),
+    )
+    .map_err(|errors| CliError::Usage(format!("invalid notifier configuration:\n  - {}", errors.join("\n  - "))))?;
     let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
     let crate::executor::Built { executor, locator, note: executor_note } =
         crate::executor::build(&env.executor).await?;
@@ -142,7 +144,7 @@ async fn serve(
         });
 
     let unauthenticated = env.credentials.unauthenticated();
-    let host = if unauthenticated.is_empty() || env.on_cloud_run {
+    let host = if unauthenticated.is_empty() || env.platform.is_managed() {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
         let names: Vec<String> = unauthenticated.iter().map(|k| format!("/v1/{}", k.as_str())).collect();
@@ -157,25 +159,39 @@ async fn serve(
         (None, true) => AdminAccess::Loopback,
         (None, false) => AdminAccess::Disabled,
     };
-    let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, port.unwrap_or(env.port)))
-        .await
-        .map_err(|e| CliError::Runtime(format!("cannot listen on {host}:{}: {e}", port.unwrap_or(env.port))))?;
-    let addr = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
-    let url = format!(
-        "http://{}:{}",
-        if host.is_loopback() { "127.0.0.1".to_string() } else { "0.0.0.0".into() },
-        addr.port()
-    );
+    // On Lambda requests arrive through the Runtime API: there is no port to listen on.
+    let listener = match env.platform {
+        Platform::Lambda => None,
+        Platform::Local | Platform::CloudRun => {
+            let wanted = SocketAddr::new(host, port.unwrap_or(env.port));
+            let listener = tokio::net::TcpListener::bind(wanted)
+                .await
+                .map_err(|e| CliError::Runtime(format!("cannot listen on {wanted}: {e}")))?;
+            let addr = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
+            Some((listener, addr))
+        }
+    };
+    let (url, info_file) = match &listener {
+        None => (crate::lambda::describe_runtime_api(), None),
+        Some((_, addr)) => {
+            let shown = if host.is_loopback() { "127.0.0.1" } else { "0.0.0.0" };
+            let info = ServeInfo { url: format!("http://127.0.0.1:{}", addr.port()), pid: std::process::id() };
+            let info_file = info_path(&state_dir);
+            if env.store == StoreChoice::Embedded
+                && let Err(e) = std::fs::write(&info_file, serde_json::to_vec(&info).unwrap_or_default())
+            {
+                tracing::warn!(error = %e, "cannot write {}; `riposte incident` will not reach this server", info_file.display());
+            }
+            (format!("http://{shown}:{}", addr.port()), Some(info_file))
+        }
+    };
 
-    let info = ServeInfo { url: format!("http://127.0.0.1:{}", addr.port()), pid: std::process::id() };
-    let info_file = info_path(&state_dir);
-    if env.store == StoreChoice::Embedded
-        && let Err(e) = std::fs::write(&info_file, serde_json::to_vec(&info).unwrap_or_default())
-    {
-        tracing::warn!(error = %e, "cannot write {}; `riposte incident` will not reach this server", info_file.display());
-    }
-
-    let public_url = env.public_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", addr.port()));
+    let public_url = match (&env.public_url, &listener) {
+        (Some(u), _) => u.clone(),
+        (None, Some((_, addr))) => format!("http://127.0.0.1:{}", addr.port()),
+        // Configuration requires a public URL on Lambda; this is never reached.
+        (None, None) => return Err(CliError::Usage(format!("{} is required on AWS Lambda", vars::PUBLIC_URL))),
+    };
     let signing = match resolved.get(vars::SIGNING_KEY).cloned() {
         Some(k) => k,
         None => {
@@ -226,6 +242,16 @@ async fn serve(
         "riposte listening on {url}  (policy: {origin}, {policy_count} policies; store: {store_note}; executor: {executor_note})"
     );
 
+    let router = match env.role {
+        Role::All => app(state).merge(riposte_approve::app(approve)),
+        Role::Ingest => app(state),
+        Role::Approve => riposte_ingest::tasks(state).merge(riposte_approve::app(approve)),
+    };
+    let Some((listener, _)) = listener else {
+        // No timer runs while Lambda has the environment frozen: the runtime sweeps between events.
+        return crate::lambda::run(router, runner, env.sweep_interval).await;
+    };
+
     // Resume whatever a previous run left unfinished, then keep sweeping.
     let sweeper = runner.clone();
     let interval = env.sweep_interval;
@@ -241,17 +267,22 @@ async fn serve(
         }
     });
 
-    let router = match env.role {
-        Role::All => app(state).merge(riposte_approve::app(approve)),
-        Role::Ingest => app(state),
-        Role::Approve => riposte_ingest::tasks(state).merge(riposte_approve::app(approve)),
-    };
     let result = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await;
-    let _ = std::fs::remove_file(&info_file);
+    if let Some(info_file) = info_file {
+        let _ = std::fs::remove_file(info_file);
+    }
+    // Cloud Run allows 10 s between SIGTERM and SIGKILL: let containment under way finish a
+    // step rather than cut it (the sweep of another instance resumes whatever is left).
+    let left = runner.settle(tokio::time::Instant::now() + SHUTDOWN_GRACE).await;
+    if left > 0 {
+        tracing::warn!(tasks = left, "stopped with work under way; the sweep resumes it");
+    }
     result.map_err(|e| CliError::Runtime(format!("server error: {e}")))
 }
 
-/// `scheme://host[:port]` of a URL: what browsers send as `Origin`.
+/// How long a stopping server waits for the work under way (Cloud Run kills it 10 s after SIGTERM).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// The origin browsers send for pages under `url` (scheme, lower-case host, port unless default).
 fn origin_of(url: &str) -> String {
     reqwest::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| url.to_string())

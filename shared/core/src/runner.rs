@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 
 use crate::executor::{ExecError, Executor, for_incident};
 use crate::incident::{Incident, StepStatus};
@@ -46,6 +47,7 @@ pub struct Runner {
     lease: Duration,
     max_attempts: u32,
     scope: StepScope,
+    background: TaskTracker,
 }
 
 impl Runner {
@@ -59,6 +61,7 @@ impl Runner {
             lease: Duration::from_secs(120),
             max_attempts: 5,
             scope: StepScope::All,
+            background: TaskTracker::new(),
         }
     }
 
@@ -86,6 +89,28 @@ impl Runner {
         &self.executor
     }
 
+    /// Starts work that outlives the request that caused it (containment after an alert is
+    /// acknowledged, a notification): it runs in the background and [`Runner::settle`] waits for it.
+    pub fn spawn<F>(&self, work: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.background.spawn(work);
+    }
+
+    /// Waits until the work started by [`Runner::spawn`] (on any clone of this runner) has
+    /// finished, or until `deadline` passes; returns how many tasks were still running then.
+    /// On AWS Lambda the environment is frozen as soon as the next event is requested, so the
+    /// runtime settles first; a shutting-down server settles before it exits. Whatever is cut
+    /// off is resumed by the sweep: steps are leased and idempotent.
+    pub async fn settle(&self, deadline: tokio::time::Instant) -> usize {
+        // Closing only lets `wait` finish once empty; tasks may still be added (and are waited for).
+        self.background.close();
+        let finished = tokio::time::timeout_at(deadline, self.background.wait()).await.is_ok();
+        self.background.reopen();
+        if finished { 0 } else { self.background.len() }
+    }
+
     /// Runs every claimable step of incident `id`: automatic steps concurrently, then approved
     /// steps one at a time in plan order, stopping at the first that is not finished (running
     /// elsewhere, failed, or failing now) so a destructive step never overtakes an earlier one.
@@ -96,7 +121,7 @@ impl Runner {
             && let Some(expired) = self.store.get(id).await?
         {
             let notifiers = self.notifiers.clone();
-            tokio::spawn(async move { notifiers.send(Event::Decided, &expired, &[]).await });
+            self.spawn(async move { notifiers.send(Event::Decided, &expired, &[]).await });
         }
         let Some(incident) = self.store.get(id).await? else { return Ok(0) };
         let incident = Arc::new(incident);
@@ -154,7 +179,7 @@ impl Runner {
         {
             // Spawned: a slow chat webhook must not hold up the sweep of other incidents.
             let notifiers = self.notifiers.clone();
-            tokio::spawn(async move { notifiers.send(Event::StepsFinished, &latest, &[]).await });
+            self.spawn(async move { notifiers.send(Event::StepsFinished, &latest, &[]).await });
         }
         Ok(finished)
     }
