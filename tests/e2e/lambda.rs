@@ -439,3 +439,30 @@ async fn no_sweep_starts_when_too_little_of_the_invocation_is_left() {
     let incident = store.get(&id).await.expect("get").expect("incident");
     assert!(incident.steps.iter().all(|s| s.status != StepStatus::Done));
 }
+
+/// The newest glibc symbol version a binary needs, from its dynamic symbol table.
+fn newest_glibc(binary: &Path) -> (u32, u32) {
+    let out = Command::new("objdump").arg("-T").arg(binary).output().expect("run objdump (binutils)");
+    assert!(out.status.success(), "objdump failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter_map(|w| w.strip_prefix("GLIBC_"))
+        .filter_map(|v| {
+            let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+            Some((parts.next()??, parts.next().flatten().unwrap_or(0)))
+        })
+        .max()
+        .expect("a dynamically linked binary needs some glibc symbol")
+}
+
+#[test]
+fn the_lambda_binary_runs_on_amazon_linux_2023s_glibc() {
+    // provided.al2023 ships glibc 2.34: a symbol from a newer one fails the function at init.
+    let newest = newest_glibc(build_bootstrap());
+    assert!(
+        newest <= (2, 34),
+        "the bootstrap needs GLIBC_{}.{}, newer than Amazon Linux 2023's 2.34",
+        newest.0,
+        newest.1
+    );
+}
