@@ -2,15 +2,15 @@
 //! `policy check`, `incident list|show|release`.
 
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use riposte_core::incident::StepStatus;
 use riposte_core::store::{EmbeddedStore, Store};
 use serde_json::{Value, json};
 
-use crate::helpers::{ALL_FIXTURES, binary, eventually, fixture, fixtures_dir, spawn_binary};
+use crate::helpers::{
+    ALL_FIXTURES, SlowHook, binary, eventually, example_policy_notifying_siem, fixture, fixtures_dir, spawn_binary,
+};
 
 fn riposte(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(binary());
@@ -290,54 +290,22 @@ fn on_cloud_run_a_missing_credential_stops_startup() {
     assert!(err.contains("set both RIPOSTE_MONITORING_USER and RIPOSTE_MONITORING_PASSWORD"), "{err}");
 }
 
-/// A chat webhook that takes its time: it counts the messages it received and those it answered.
-#[derive(Clone, Default)]
-struct SlowHook {
-    received: Arc<AtomicUsize>,
-    answered: Arc<AtomicUsize>,
-}
-
-impl SlowHook {
-    async fn start(self) -> String {
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(|axum::extract::State(hook): axum::extract::State<SlowHook>| async move {
-                hook.received.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(1500)).await;
-                hook.answered.fetch_add(1, Ordering::SeqCst);
-                "ok"
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app.with_state(self)).await });
-        url
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_stopped_right_after_an_alert_finishes_its_notifications_before_exiting() {
-    let hook = SlowHook::default();
-    let url = hook.clone().start().await;
+    let hook = SlowHook::start(Duration::from_millis(1500));
     let dir = tempfile::tempdir().expect("tempdir");
-    let policy = riposte::EXAMPLE_POLICY
-        .replace(
-            "  console: {type: console}",
-            "  console: {type: console}\n  siem: {type: webhook, url_env: RIPOSTE_SIEM_URL}",
-        )
-        .replace("notify: [console]", "notify: [console, siem]");
     let policy_file = dir.path().join("policy.yaml");
-    std::fs::write(&policy_file, policy).expect("policy");
+    std::fs::write(&policy_file, example_policy_notifying_siem()).expect("policy");
     let server = spawn_binary(
         &dir.path().join("state"),
-        &[("RIPOSTE_POLICY", policy_file.to_str().expect("utf8")), ("RIPOSTE_SIEM_URL", &url)],
+        &[("RIPOSTE_POLICY", policy_file.to_str().expect("utf8")), ("RIPOSTE_SIEM_URL", &hook.url)],
     );
     let client = reqwest::Client::new();
     post(&client, &format!("{}/v1/falco", server.url), fixture("falco/drop-exec-sidekick-customfields.json")).await;
 
     // Cloud Run scales the instance in at once: SIGTERM while the webhook is still answering.
     tokio::task::spawn_blocking(move || server.stop()).await.expect("stop");
-    let (received, answered) = (hook.received.load(Ordering::SeqCst), hook.answered.load(Ordering::SeqCst));
+    let (received, answered) = hook.counts();
     assert!(received >= 1, "the incident's notification was never sent");
     assert_eq!(answered, received, "the server exited with notifications still in flight");
 }

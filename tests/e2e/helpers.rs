@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -367,4 +368,61 @@ impl FakeGoogleKeys {
             jsonwebtoken::Header { kid: Some(kid.into()), ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256) };
         jsonwebtoken::encode(&header, claims, &self.key).expect("token")
     }
+}
+
+/// A chat webhook that takes its time to answer (a fake: no real one is reachable here). It
+/// counts the messages it received and those it answered, to tell whether a process waited for
+/// its notifications.
+pub struct SlowHook {
+    /// Its URL, for a `webhook` notifier.
+    pub url: String,
+    received: Arc<AtomicUsize>,
+    answered: Arc<AtomicUsize>,
+}
+
+impl SlowHook {
+    /// Serves on a free port, on its own thread, answering each message after `delay`.
+    pub fn start(delay: Duration) -> SlowHook {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let (received, answered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let counts = (received.clone(), answered.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let app = axum::Router::new().route(
+                    "/hook",
+                    axum::routing::post(move || {
+                        let (received, answered) = counts.clone();
+                        async move {
+                            received.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(delay).await;
+                            answered.fetch_add(1, Ordering::SeqCst);
+                            "ok"
+                        }
+                    }),
+                );
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let _ = axum::serve(listener, app).await;
+            });
+        });
+        SlowHook { url, received, answered }
+    }
+
+    /// Messages received so far, and how many of them were answered.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.received.load(Ordering::SeqCst), self.answered.load(Ordering::SeqCst))
+    }
+}
+
+/// The example policy with every policy also notifying a `webhook` notifier `siem`, whose URL
+/// is read from `RIPOSTE_SIEM_URL`.
+pub fn example_policy_notifying_siem() -> String {
+    riposte::EXAMPLE_POLICY
+        .replace(
+            "  console: {type: console}",
+            "  console: {type: console}\n  siem: {type: webhook, url_env: RIPOSTE_SIEM_URL}",
+        )
+        .replace("notify: [console]", "notify: [console, siem]")
 }

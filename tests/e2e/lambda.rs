@@ -27,7 +27,7 @@ use riposte_core::store::{EmbeddedStore, Store};
 use riposte_e2e::intake::record_incident;
 use serde_json::{Value, json};
 
-use crate::helpers::{example_policies, fixture};
+use crate::helpers::{SlowHook, example_policies, example_policy_notifying_siem, fixture};
 
 const FALCO_TOKEN: &str = "falco-token-for-the-lambda-test";
 const MONITORING_TOKEN: &str = "monitoring-token-for-the-lambda-test";
@@ -248,6 +248,10 @@ fn built_with_cargo_lambda_the_binary_serves_api_gateway_events_and_contains_bef
 
     let state = tempfile::tempdir().expect("tempdir");
     let keys = Keys::generate("lambda-test").expect("key");
+    // Every incident is also sent to a webhook that takes its time: work after each response.
+    let hook = SlowHook::start(Duration::from_millis(700));
+    let policy_file = state.path().join("policy.yaml");
+    std::fs::write(&policy_file, example_policy_notifying_siem()).expect("policy");
     // As Lambda starts a provided.al2023 function: the bootstrap, no arguments, Lambda's variables.
     let mut function = Command::new(bootstrap);
     function
@@ -257,7 +261,9 @@ fn built_with_cargo_lambda_the_binary_serves_api_gateway_events_and_contains_bef
         .env("AWS_LAMBDA_FUNCTION_NAME", "riposte")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("RIPOSTE_STATE_DIR", state.path())
+        .env("RIPOSTE_STATE_DIR", state.path().join("store"))
+        .env("RIPOSTE_POLICY", &policy_file)
+        .env("RIPOSTE_SIEM_URL", &hook.url)
         .env("RIPOSTE_FALCO_TOKEN", FALCO_TOKEN)
         .env("RIPOSTE_MONITORING_TOKEN", MONITORING_TOKEN)
         .env("RIPOSTE_PUBSUB_TOKEN", PUBSUB_TOKEN)
@@ -278,7 +284,13 @@ fn built_with_cargo_lambda_the_binary_serves_api_gateway_events_and_contains_bef
     let id = opened["incident_id"].as_str().expect("incident id").to_string();
 
     // The same alert again (Falcosidekick retries): the same incident, nothing planned twice.
+    // Taken only once the first event's work was done: its notifications were all answered.
     let again = lambda.invoke(&http_event("POST", "/v1/falco", &headers, &falco)).json();
+    let (received, answered) = hook.counts();
+    assert!(
+        received >= 1 && answered == received,
+        "the next event came before the work was done: {received} sent, {answered} answered"
+    );
     assert_eq!((again["incident_id"].as_str(), &again["duplicate"]), (Some(id.as_str()), &json!(true)));
 
     // The other senders, with the credentials each carries.
@@ -367,6 +379,18 @@ fn runner_on(dir: &Path) -> (Arc<dyn Store>, Runner) {
     (store, runner)
 }
 
+/// Background work, as a handler leaves behind once its response is posted (containment, a
+/// notification), that takes `takes`; the flag says when it is done.
+fn spawn_work(runner: &Runner, takes: Duration) -> Arc<AtomicBool> {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    runner.spawn(async move {
+        tokio::time::sleep(takes).await;
+        flag.store(true, Ordering::SeqCst);
+    });
+    done
+}
+
 fn deadline_in(d: Duration) -> u64 {
     let at = SystemTime::now() + d;
     u64::try_from(at.duration_since(SystemTime::UNIX_EPOCH).expect("after epoch").as_millis()).expect("ms")
@@ -377,13 +401,7 @@ async fn after_an_invocation_the_work_it_started_finishes_before_the_next_event_
     let dir = tempfile::tempdir().expect("tempdir");
     let (_store, runner) = runner_on(dir.path());
     let after = AfterInvocation::new(runner.clone(), Duration::from_secs(3600));
-    // What a handler leaves behind once its response is posted: containment, a notification.
-    let finished = Arc::new(AtomicBool::new(false));
-    let flag = finished.clone();
-    runner.spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        flag.store(true, Ordering::SeqCst);
-    });
+    let finished = spawn_work(&runner, Duration::from_millis(300));
     after.finish(deadline_in(Duration::from_secs(60))).await;
     assert!(finished.load(Ordering::SeqCst), "the runtime would ask for the next event with the work unfinished");
 }
@@ -392,18 +410,23 @@ async fn after_an_invocation_the_work_it_started_finishes_before_the_next_event_
 async fn the_invocation_deadline_bounds_the_wait_and_reports_what_is_left() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_store, runner) = runner_on(dir.path());
-    let done = Arc::new(AtomicBool::new(false));
-    let flag = done.clone();
-    runner.spawn(async move {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        flag.store(true, Ordering::SeqCst);
-    });
+    let done = spawn_work(&runner, Duration::from_secs(2));
     let left = runner.settle(tokio::time::Instant::now() + Duration::from_millis(100)).await;
     assert_eq!(left, 1, "the unfinished task is reported, not waited for past the deadline");
     assert!(!done.load(Ordering::SeqCst));
     // Still tracked after the cut-off: the next settle waits for it.
     assert_eq!(runner.settle(tokio::time::Instant::now() + Duration::from_secs(60)).await, 0);
     assert!(done.load(Ordering::SeqCst));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_already_past_leaves_no_time_to_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, runner) = runner_on(dir.path());
+    let done = spawn_work(&runner, Duration::from_secs(2));
+    let past = deadline_in(Duration::ZERO) - 5_000;
+    AfterInvocation::new(runner, Duration::from_secs(3600)).finish(past).await;
+    assert!(!done.load(Ordering::SeqCst), "waited past the invocation's deadline");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,8 +31,9 @@ const REQUIRED: [&str; 3] =
 /// busy at its deadline, and the next event must be asked for before then.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
-/// Lambda's longest function timeout.
-const LONGEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// 2000-01-01 in milliseconds since the epoch. A smaller "deadline" is no timestamp:
+/// cargo-lambda's emulator sends the function's timeout itself (`600000`).
+const YEAR_2000_MS: u64 = 946_684_800_000;
 
 /// A sweep is started only with at least this much of the invocation left: a sweep cut short
 /// cancels steps halfway, and each cancelled claim counts as an attempt.
@@ -66,14 +67,15 @@ pub async fn run(router: Router, runner: Runner, sweep_every: Duration) -> Resul
 pub struct AfterInvocation {
     runner: Runner,
     sweep_every: Duration,
-    next_sweep: Arc<Mutex<Instant>>,
+    /// Wall-clock time: a monotonic clock may not advance while Lambda has the environment frozen.
+    next_sweep: Arc<Mutex<SystemTime>>,
 }
 
 impl AfterInvocation {
     /// Settles `runner` after every invocation and sweeps every `sweep_every`, starting with
     /// the first invocation (resuming whatever an earlier environment left unfinished).
     pub fn new(runner: Runner, sweep_every: Duration) -> AfterInvocation {
-        AfterInvocation { runner, sweep_every, next_sweep: Arc::new(Mutex::new(Instant::now())) }
+        AfterInvocation { runner, sweep_every, next_sweep: Arc::new(Mutex::new(SystemTime::now())) }
     }
 
     /// The work after an invocation whose deadline is `deadline` (milliseconds since the epoch,
@@ -87,33 +89,42 @@ impl AfterInvocation {
         }
         let due = {
             let mut next = self.next_sweep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = Instant::now();
-            let due = now >= *next && deadline.saturating_duration_since(now) >= SWEEP_MIN_TIME;
+            let now = SystemTime::now();
+            let due = now >= *next && deadline.saturating_duration_since(Instant::now()) >= SWEEP_MIN_TIME;
             if due {
                 *next = now + self.sweep_every;
             }
             due
         };
-        if due {
-            match tokio::time::timeout_at(deadline, self.runner.sweep()).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(steps = n, "sweep resumed unfinished steps"),
-                Ok(Err(e)) => tracing::error!(error = %e, "sweep failed"),
-                Err(_) => tracing::warn!("invocation deadline reached during the sweep; the next one resumes it"),
+        if !due {
+            return;
+        }
+        // Spawned and waited for, not awaited under a timeout: at the deadline the sweep is frozen
+        // with the environment and goes on when it thaws, instead of being cancelled halfway
+        // (each cancelled claim would count as an attempt).
+        let runner = self.runner.clone();
+        self.runner.spawn(async move {
+            match runner.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(steps = n, "sweep resumed unfinished steps"),
+                Err(e) => tracing::error!(error = %e, "sweep failed"),
             }
-            // The sweep's notifications are work too.
-            self.runner.settle(deadline).await;
+        });
+        if self.runner.settle(deadline).await > 0 {
+            tracing::warn!("invocation deadline reached during the sweep; it goes on when the environment next runs");
         }
     }
 }
 
-/// The Runtime API's deadline (wall clock, milliseconds) as a local instant, less the margin.
-/// A deadline already past is not one Lambda gives (cargo-lambda's emulator sends the timeout
-/// itself, `600000`): then Lambda's longest timeout bounds the wait, and the platform stops the
-/// environment at the real deadline anyway.
+/// The Runtime API's deadline (wall clock, milliseconds) as a local instant, less the margin. A
+/// deadline already past leaves no time; one before 2000 is the emulator's relative timeout.
 fn local_deadline(deadline_ms: u64) -> Instant {
-    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    let left = at.duration_since(SystemTime::now()).unwrap_or(LONGEST_TIMEOUT);
+    let left = if deadline_ms < YEAR_2000_MS {
+        Duration::from_millis(deadline_ms)
+    } else {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+        at.duration_since(SystemTime::now()).unwrap_or_default()
+    };
     Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }
 

@@ -108,8 +108,7 @@ fn keygen(kid: Option<String>) -> Result<(), CliError> {
 /// Runs the command line.
 pub fn main() -> ExitCode {
     // Lambda starts the bootstrap with no arguments: the same binary then serves.
-    let lambda_bootstrap =
-        std::env::args_os().len() <= 1 && std::env::var_os(config::vars::LAMBDA_RUNTIME_API).is_some();
+    let lambda_bootstrap = std::env::args_os().len() <= 1 && config::Platform::detect() == config::Platform::Lambda;
     let cli =
         if lambda_bootstrap { Cli { command: Command::Serve(serve::ServeArgs::default()) } } else { Cli::parse() };
     let result = match cli.command {

@@ -16,7 +16,14 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the global subscriber. `json` selects the Cloud Logging format.
 pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_env("RIPOSTE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_env("RIPOSTE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // The Lambda runtime logs whole events at trace level, credentials included (`Authorization`,
+    // `?auth_token=`): whatever RIPOSTE_LOG says, it logs at info at most.
+    for target in ["lambda_runtime", "lambda_runtime_api_client", "lambda_http"] {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let result = if json {
         let project = std::env::var("GOOGLE_CLOUD_PROJECT").ok().filter(|p| !p.is_empty());
         cloud_logging(project, std::io::stderr).with(filter).try_init().map_err(|e| e.to_string())

@@ -267,20 +267,22 @@ async fn serve(
         }
     });
 
-    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await;
+    let signalled = Arc::new(std::sync::OnceLock::new());
+    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal(signalled.clone())).await;
     if let Some(info_file) = info_file {
         let _ = std::fs::remove_file(info_file);
     }
-    // Cloud Run allows 10 s between SIGTERM and SIGKILL: let containment under way finish a
-    // step rather than cut it (the sweep of another instance resumes whatever is left).
-    let left = runner.settle(tokio::time::Instant::now() + SHUTDOWN_GRACE).await;
+    // Cloud Run allows 10 s between SIGTERM and SIGKILL, counted from the signal: let containment
+    // under way finish a step rather than cut it (another instance's sweep resumes what is left).
+    let since = signalled.get().copied().unwrap_or_else(tokio::time::Instant::now);
+    let left = runner.settle(since + SHUTDOWN_GRACE).await;
     if left > 0 {
         tracing::warn!(tasks = left, "stopped with work under way; the sweep resumes it");
     }
     result.map_err(|e| CliError::Runtime(format!("server error: {e}")))
 }
 
-/// How long a stopping server waits for the work under way (Cloud Run kills it 10 s after SIGTERM).
+/// How long after SIGTERM a stopping server waits for the work under way (Cloud Run kills it at 10 s).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// The origin browsers send for pages under `url` (scheme, lower-case host, port unless default).
@@ -288,7 +290,8 @@ fn origin_of(url: &str) -> String {
     reqwest::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| url.to_string())
 }
 
-async fn shutdown_signal() {
+/// Resolves at SIGTERM or Ctrl-C, noting when in `signalled`.
+async fn shutdown_signal(signalled: Arc<std::sync::OnceLock<tokio::time::Instant>>) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -307,5 +310,6 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+    let _ = signalled.set(tokio::time::Instant::now());
     tracing::info!("shutting down");
 }

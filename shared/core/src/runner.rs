@@ -102,7 +102,9 @@ impl Runner {
     /// finished, or until `deadline` passes; returns how many tasks were still running then.
     /// On AWS Lambda the environment is frozen as soon as the next event is requested, so the
     /// runtime settles first; a shutting-down server settles before it exits. Whatever is cut
-    /// off is resumed by the sweep: steps are leased and idempotent.
+    /// off is resumed by the sweep: steps are leased and idempotent. Settles must not overlap
+    /// (one reopening the tracker would hide the wake-up from the other); callers settle once
+    /// per invocation or at shutdown.
     pub async fn settle(&self, deadline: tokio::time::Instant) -> usize {
         // Closing only lets `wait` finish once empty; tasks may still be added (and are waited for).
         self.background.close();
