@@ -22,7 +22,7 @@ use riposte_e2e::intake::record_incident;
 use riposte_e2e::scenario::{NODE, PROJECT, ZONE, containment_policy, three_disk_vm};
 use serde_json::{Value, json};
 
-use crate::helpers::fixture;
+use crate::helpers::{approve_as_alice, fixture};
 
 /// Another node's VM, outside any managed instance group.
 const SPARE: &str = "gke-prod-eu-spare-pool-0a1b2c3d-ab12";
@@ -117,9 +117,7 @@ impl Harness {
     }
 
     async fn approve(&self, id: &str) {
-        let hash = self.get(id).await.approval.expect("approval").plan_hash;
-        let d = Decision { by: "alice@example.com".into(), slot: String::new(), approve: true, at: Timestamp::now() };
-        Ops(self.store.as_ref()).decide(id, &hash, d).await.expect("decide").expect("incident");
+        approve_as_alice(self.store.as_ref(), id).await;
     }
 
     fn vm(&self) -> Value {

@@ -31,7 +31,7 @@ use riposte_e2e::fake_gke::{DeletionCause, FakeGke, NodeSpec, PodSpec, WorkloadS
 use riposte_e2e::scenario::{NODE, PROJECT, ZONE, three_disk_vm};
 use serde_json::Value;
 
-use crate::helpers::fixture;
+use crate::helpers::{approve_as_alice, fixture};
 
 const LOCATION: &str = "europe-west1";
 const CLUSTER: &str = "prod-eu";
@@ -150,9 +150,7 @@ impl Harness {
     }
 
     async fn approve(&self, id: &str) {
-        let hash = self.get(id).await.approval.expect("approval").plan_hash;
-        let d = Decision { by: "alice@example.com".into(), slot: String::new(), approve: true, at: Timestamp::now() };
-        Ops(self.store.as_ref()).decide(id, &hash, d).await.expect("decide").expect("incident");
+        approve_as_alice(self.store.as_ref(), id).await;
     }
 
     fn pod_labels(&self, ns: &str, name: &str) -> Value {

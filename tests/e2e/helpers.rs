@@ -204,6 +204,19 @@ impl Drop for TestBinary {
     }
 }
 
+/// Approves incident `id`'s current plan as alice@example.com, as a click on her link does.
+pub async fn approve_as_alice(store: &dyn Store, id: &str) {
+    let incident = store.get(id).await.expect("get").expect("incident");
+    let hash = incident.approval.expect("the incident awaits approval").plan_hash;
+    let decision = riposte_core::incident::Decision {
+        by: "alice@example.com".into(),
+        slot: String::new(),
+        approve: true,
+        at: jiff::Timestamp::now(),
+    };
+    riposte_core::store::Ops(store).decide(id, &hash, decision).await.expect("decide").expect("incident");
+}
+
 /// Moves incident `id`'s approval expiry into the past, as if nobody had decided in time.
 pub async fn expire_approval_now(store: &Arc<dyn Store>, id: &str) {
     store

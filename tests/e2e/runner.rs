@@ -16,7 +16,7 @@ use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Ops, Store};
 use riposte_e2e::intake::record_incident;
 
-use crate::helpers::{example_policies, expire_approval_now, fixture};
+use crate::helpers::{approve_as_alice, example_policies, expire_approval_now, fixture};
 
 /// What the fake does for an action: fail retryably `n` times, fail permanently, or take a while.
 #[derive(Clone, Default)]
@@ -68,7 +68,6 @@ struct Setup {
     _dir: tempfile::TempDir,
     store: Arc<dyn Store>,
     id: String,
-    hash: String,
 }
 
 async fn setup() -> Setup {
@@ -76,8 +75,8 @@ async fn setup() -> Setup {
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
     let body = fixture("falco/drop-exec-sidekick-customfields.json");
     let (id, incident) = record_incident(store.as_ref(), &example_policies(), SourceKind::Falco, &body).await;
-    let hash = incident.approval.as_ref().expect("approval").plan_hash.clone();
-    Setup { _dir: dir, store, id, hash }
+    assert!(incident.approval.is_some(), "the example policy's plan awaits approval");
+    Setup { _dir: dir, store, id }
 }
 
 fn runner(store: &Arc<dyn Store>, fake: &ScriptedFakeExecutor, owner: &str) -> Runner {
@@ -90,8 +89,7 @@ async fn statuses(store: &Arc<dyn Store>, id: &str) -> Vec<(String, StepStatus, 
 }
 
 async fn approve(s: &Setup) {
-    let d = Decision { by: "alice@example.com".into(), slot: String::new(), approve: true, at: Timestamp::now() };
-    Ops(s.store.as_ref()).decide(&s.id, &s.hash, d).await.expect("decide").expect("incident");
+    approve_as_alice(s.store.as_ref(), &s.id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -315,19 +315,14 @@ impl Action {
     /// The IAM permissions undoing the action needs (`riposte incident release`).
     pub fn release_permissions(&self) -> &'static [&'static str] {
         match self {
-            Action::LabelInstance(_) => &[
-                "compute.instances.get",
-                "compute.instances.list",
-                "compute.instances.setLabels",
-                "compute.zoneOperations.get",
-            ],
+            // Undone by writing the same field back: the same calls.
+            Action::LabelInstance(_) | Action::CordonNode(_) => self.permissions(),
             Action::QuarantineInstance(_) => &[
                 "compute.instances.get",
                 "compute.instances.list",
                 "compute.instances.setTags",
                 "compute.zoneOperations.get",
             ],
-            Action::CordonNode(_) => &["container.clusters.get", "container.nodes.get", "container.nodes.update"],
             Action::LabelPod(_) => &["container.clusters.get", "container.pods.get", "container.pods.update"],
             Action::IsolatePod(_) => &[
                 "container.clusters.get",
