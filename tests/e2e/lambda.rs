@@ -301,6 +301,7 @@ fn built_with_cargo_lambda_the_binary_serves_api_gateway_events_and_contains_bef
         &fixture("monitoring/incident-gce-cpu-open-critical.json"),
     ));
     assert_eq!(monitoring.status, 200, "{}", monitoring.body);
+    assert_eq!(monitoring.json()["matched_policies"], json!(["node-cpu-pegged"]));
     let pubsub = lambda.invoke(&http_event(
         "POST",
         &format!("/v1/pubsub?auth_token={PUBSUB_TOKEN}"),
@@ -308,6 +309,7 @@ fn built_with_cargo_lambda_the_binary_serves_api_gateway_events_and_contains_bef
         &fixture("pubsub/push-gke-audit-exec.json"),
     ));
     assert_eq!(pubsub.status, 200, "{}", pubsub.body);
+    assert_eq!(pubsub.json()["matched_policies"], json!(["human-exec-into-pod"]));
 
     // Bad input gets the same answers as on Cloud Run.
     let json_type = ("content-type", "application/json");
@@ -443,12 +445,13 @@ async fn a_due_sweep_runs_after_an_invocation_and_then_waits_its_interval() {
     let incident = store.get(&first).await.expect("get").expect("incident");
     assert!(incident.steps.iter().filter(|s| !s.gated).all(|s| s.status == StepStatus::Done), "the sweep resumed it");
 
-    // Another unfinished incident right after: no sweep is due for an hour, so it waits.
-    let body = fixture("falco/terminal-shell-k8s.json");
-    let (second, _) = record_incident(store.as_ref(), &policies, SourceKind::Falco, &body).await;
+    // Another unfinished incident right after (another pod: another incident): no sweep is due
+    // for an hour, so it waits.
+    let body = String::from_utf8(body).expect("utf-8").replace("api-7d9f8b6c5-x2lqp", "api-7d9f8b6c5-q8w2e");
+    let (second, _) = record_incident(store.as_ref(), &policies, SourceKind::Falco, body.as_bytes()).await;
+    assert_ne!(first, second);
     after.finish(deadline_in(Duration::from_secs(120))).await;
-    let incident = store.get(&second).await.expect("get").expect("incident");
-    assert!(incident.steps.iter().all(|s| s.status != StepStatus::Done), "swept again before the interval");
+    assert_untouched(&store.get(&second).await.expect("get").expect("incident"), "swept again before the interval");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,8 +462,23 @@ async fn no_sweep_starts_when_too_little_of_the_invocation_is_left() {
     let (id, _) = record_incident(store.as_ref(), &example_policies(), SourceKind::Falco, &body).await;
     // Lambda's 3 s default timeout: a sweep cut short would cancel steps halfway.
     AfterInvocation::new(runner, Duration::from_secs(1)).finish(deadline_in(Duration::from_secs(3))).await;
-    let incident = store.get(&id).await.expect("get").expect("incident");
-    assert!(incident.steps.iter().all(|s| s.status != StepStatus::Done));
+    assert_untouched(&store.get(&id).await.expect("get").expect("incident"), "a sweep started");
+}
+
+/// Asserts that no step of `incident` was claimed: every automatic step still pending, never
+/// attempted, unleased (a sweep cut short would leave claims behind).
+fn assert_untouched(incident: &Incident, why: &str) {
+    let automatic: Vec<_> = incident.steps.iter().filter(|s| !s.gated).collect();
+    assert!(!automatic.is_empty(), "the incident has automatic steps");
+    for step in automatic {
+        assert!(
+            step.status == StepStatus::Pending && step.attempts == 0 && step.lease.is_none(),
+            "{why}: {} is {:?}, {} attempts",
+            step.action.name(),
+            step.status,
+            step.attempts
+        );
+    }
 }
 
 /// The newest glibc symbol version a binary needs, from its dynamic symbol table.

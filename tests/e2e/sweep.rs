@@ -147,12 +147,12 @@ async fn pubsub_push_is_accepted_only_with_the_subscriptions_google_signed_token
         ..riposte_ingest::Credentials::default()
     };
     let state = IngestState { credentials: Arc::new(credentials), ..intake_state(store.clone(), example_policies()) };
-    let push = |token: Option<String>| {
+    let push = |authorization: Option<String>| {
         let state = state.clone();
         async move {
             let mut request = Request::post("/v1/pubsub");
-            if let Some(t) = token {
-                request = request.header("authorization", format!("Bearer {t}"));
+            if let Some(value) = authorization {
+                request = request.header("authorization", value);
             }
             let body = Body::from(fixture("pubsub/push-falco-container-log.json"));
             app(state).oneshot(request.body(body).expect("request")).await.expect("response").status()
@@ -160,11 +160,35 @@ async fn pubsub_push_is_accepted_only_with_the_subscriptions_google_signed_token
     };
     assert_eq!(push(None).await, StatusCode::UNAUTHORIZED);
     let scheduler = google.sign("google-1", &claims(AUDIENCE, INVOKER, true, 300));
-    assert_eq!(push(Some(scheduler)).await, StatusCode::FORBIDDEN, "the scheduler's token is for another route");
+    assert_eq!(
+        push(Some(format!("Bearer {scheduler}"))).await,
+        StatusCode::FORBIDDEN,
+        "the scheduler's token is for another route"
+    );
     let other = google.sign("google-1", &claims(PUSH_AUDIENCE, "intruder@evil.iam.gserviceaccount.com", true, 300));
-    assert_eq!(push(Some(other)).await, StatusCode::FORBIDDEN);
+    assert_eq!(push(Some(format!("Bearer {other}"))).await, StatusCode::FORBIDDEN);
+    // Each claim on its own: the pusher's token for another audience, unverified, or expired.
+    for refused in [
+        claims(AUDIENCE, PUSHER, true, 300),
+        claims(PUSH_AUDIENCE, PUSHER, false, 300),
+        claims(PUSH_AUDIENCE, PUSHER, true, -300),
+    ] {
+        assert_eq!(
+            push(Some(format!("Bearer {}", google.sign("google-1", &refused)))).await,
+            StatusCode::FORBIDDEN,
+            "{refused}"
+        );
+    }
     assert!(store.list(10).await.expect("list").is_empty(), "nothing recorded for refused pushes");
     let valid = google.sign("google-1", &claims(PUSH_AUDIENCE, PUSHER, true, 300));
-    assert_eq!(push(Some(valid)).await, StatusCode::OK);
+    assert_eq!(push(Some(format!("Bearer {valid}"))).await, StatusCode::OK);
+    assert_eq!(store.list(10).await.expect("list").len(), 1);
+    // A lower-case scheme is still a bearer token (RFC 9110: the scheme is case-insensitive).
+    let lower = google.sign("google-1", &claims(PUSH_AUDIENCE, PUSHER, true, 300));
+    assert_eq!(
+        push(Some(format!("bearer {lower}"))).await,
+        StatusCode::OK,
+        "the same message again, joining the same incident"
+    );
     assert_eq!(store.list(10).await.expect("list").len(), 1);
 }

@@ -85,12 +85,16 @@ const URL_TOKEN: &str = "Token";
 
 /// Checks `Authorization: Bearer <token>` against `secret` (none configured: allowed).
 pub fn check_bearer(secret: Option<&Secret>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
+    check_value(secret, bearer_token(headers), "Bearer")
+}
+
+/// The token of `Authorization: Bearer <token>` (the scheme in either case, as senders vary).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    check_value(secret, presented, "Bearer")
+        .map(str::trim)
 }
 
 fn check_value(secret: Option<&Secret>, presented: Option<&str>, scheme: &'static str) -> Result<(), ApiError> {

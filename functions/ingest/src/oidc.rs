@@ -60,12 +60,8 @@ impl OidcCheck {
 
     /// Checks the request's `Authorization: Bearer` token: none is 401, an invalid one 403.
     pub async fn check_request(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let token = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthenticated { scheme: "Bearer" })?;
-        self.check(token.trim()).await
+        let token = crate::auth::bearer_token(headers).ok_or(ApiError::Unauthenticated { scheme: "Bearer" })?;
+        self.check(token).await
     }
 
     async fn check(&self, token: &str) -> Result<(), ApiError> {

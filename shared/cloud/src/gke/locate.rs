@@ -52,10 +52,14 @@ impl KubeLocator {
         let client = match self.access.client(cluster).await {
             Ok((client, _)) => client,
             Err(e) => {
-                self.unreachable
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(cluster.resource_name(), (Instant::now(), e.to_string()));
+                // Keyed by cluster names that come from alerts: bounded like the answers.
+                let mut unreachable = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+                unreachable.retain(|_, (at, _)| at.elapsed() < REMEMBER);
+                if unreachable.len() >= REMEMBER_AT_MOST {
+                    unreachable.clear();
+                }
+                unreachable.insert(cluster.resource_name(), (Instant::now(), e.to_string()));
+                drop(unreachable);
                 placement.notes.push(format!("cannot reach cluster {}: {e}", cluster.cluster));
                 return placement;
             }

@@ -13,9 +13,12 @@ use riposte_core::plan::ALWAYS_PROTECTED;
 use super::call::kube_call;
 use super::{GkeExecutor, KubeStep};
 
-/// The workload kinds riposte deletes, with the API resource of each.
-fn resource(kind: &str) -> Option<ApiResource> {
-    Some(match kind {
+/// The API resource of a workload riposte deletes, for the object `owner` refers to. Both kind and
+/// `apiVersion` must match: a custom resource reusing a built-in kind (OpenKruise's
+/// `apps.kruise.io` StatefulSet) is not that workload, and deleting the built-in one of the same
+/// name would answer 404, "already gone", with nothing deleted.
+fn resource(owner: &OwnerReference) -> Option<ApiResource> {
+    let ar = match owner.kind.as_str() {
         "Deployment" => ApiResource::erase::<Deployment>(&()),
         "ReplicaSet" => ApiResource::erase::<ReplicaSet>(&()),
         "StatefulSet" => ApiResource::erase::<StatefulSet>(&()),
@@ -23,7 +26,8 @@ fn resource(kind: &str) -> Option<ApiResource> {
         "Job" => ApiResource::erase::<Job>(&()),
         "CronJob" => ApiResource::erase::<CronJob>(&()),
         _ => return None,
-    })
+    };
+    (ar.api_version == owner.api_version).then_some(ar)
 }
 
 /// The controller reference of an object, if it has one.
@@ -68,10 +72,10 @@ impl GkeExecutor {
             )));
         };
         let top = self.top_controller(s, ns, owner).await?;
-        let Some(ar) = resource(&top.kind) else {
+        let Some(ar) = resource(&top) else {
             return Err(ExecError::Permanent(format!(
-                "pod {ns}/{name} is controlled by a {} ({}), which riposte does not delete",
-                top.kind, top.name
+                "pod {ns}/{name} is controlled by a {} {} ({}), which riposte does not delete",
+                top.api_version, top.kind, top.name
             )));
         };
         let api: Api<DynamicObject> = Api::namespaced_with(s.client.clone(), ns, &ar);
@@ -102,10 +106,9 @@ impl GkeExecutor {
         ns: &str,
         owner: OwnerReference,
     ) -> Result<OwnerReference, ExecError> {
-        if !matches!(owner.kind.as_str(), "ReplicaSet" | "Job") {
+        let Some(ar) = resource(&owner).filter(|_| matches!(owner.kind.as_str(), "ReplicaSet" | "Job")) else {
             return Ok(owner);
-        }
-        let Some(ar) = resource(&owner.kind) else { return Ok(owner) };
+        };
         let api: Api<DynamicObject> = Api::namespaced_with(s.client.clone(), ns, &ar);
         let object = kube_call(&self.settings.retry, || api.get(&owner.name)).await.map_err(|e| {
             if e.not_found() {
@@ -120,7 +123,8 @@ impl GkeExecutor {
                 owner.kind, owner.name
             )));
         }
-        let parent = controller(&object.metadata).filter(|p| matches!(p.kind.as_str(), "Deployment" | "CronJob"));
+        let parent = controller(&object.metadata)
+            .filter(|p| matches!(p.kind.as_str(), "Deployment" | "CronJob") && resource(p).is_some());
         Ok(parent.cloned().unwrap_or(owner))
     }
 }
@@ -128,4 +132,27 @@ impl GkeExecutor {
 /// `/api/v1` or `/apis/group/version` of a resource.
 fn api_prefix(ar: &ApiResource) -> String {
     if ar.group.is_empty() { format!("/api/{}", ar.version) } else { format!("/apis/{}/{}", ar.group, ar.version) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(api_version: &str, kind: &str) -> OwnerReference {
+        OwnerReference { api_version: api_version.into(), kind: kind.into(), name: "db".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn only_the_built_in_workloads_are_deleted_not_custom_resources_of_the_same_kind() {
+        for (api_version, kind, plural) in [
+            ("apps/v1", "Deployment", "deployments"),
+            ("apps/v1", "StatefulSet", "statefulsets"),
+            ("batch/v1", "CronJob", "cronjobs"),
+        ] {
+            assert_eq!(resource(&owner(api_version, kind)).map(|ar| ar.plural), Some(plural.to_string()));
+        }
+        assert!(resource(&owner("apps.kruise.io/v1beta1", "StatefulSet")).is_none());
+        assert!(resource(&owner("argoproj.io/v1alpha1", "Rollout")).is_none());
+        assert!(resource(&owner("batch/v1", "Deployment")).is_none());
+    }
 }
