@@ -640,9 +640,9 @@ async fn a_release_with_the_dry_run_executor_undoes_nothing_and_records_nothing_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn releasing_an_older_incident_keeps_the_quarantine_a_newer_one_set_against_fake_gke() {
+async fn releasing_an_older_incident_keeps_the_quarantine_a_newer_one_set_against_fake_gke_and_fake_compute() {
     let h = harness().await;
-    let yaml = policy(&["label_pod"], &[], false);
+    let yaml = policy(&["label_pod", "label_instance: {labels: {riposte-state: quarantined}}"], &[], false);
     let first = h.intake(&yaml, &pod_only_alert()).await;
     h.runner().run(&first).await.expect("run");
     // The first incident is closed; the same pod alerts again and a second incident labels it.
@@ -650,6 +650,11 @@ async fn releasing_an_older_incident_keeps_the_quarantine_a_newer_one_set_agains
     let second = h.intake(&yaml, &pod_only_alert()).await;
     assert_ne!(first, second);
     h.runner().run(&second).await.expect("run");
+    let vm_labels = h.compute.instance(PROJECT, ZONE, NODE).expect("vm")["labels"].clone();
+    assert!(
+        vm_labels.as_object().is_some_and(|l| l.len() >= 2),
+        "the policy's labels and riposte-incident: {vm_labels}"
+    );
     // Releasing the first again (or late) must not strip the second's quarantine.
     let store = h.store.clone();
     store
@@ -660,4 +665,12 @@ async fn releasing_an_older_incident_keeps_the_quarantine_a_newer_one_set_agains
     let labels = h.pod_labels(NS, POD);
     assert_eq!(labels["quarantine"], "true", "{labels}");
     assert_eq!(labels[INCIDENT_LABEL].as_str(), Some(incident_label(&second).as_str()));
+    // The same for the VM's labels: all of the second incident's are left.
+    let vm = h.compute.instance(PROJECT, ZONE, NODE).expect("vm");
+    assert_eq!(vm["labels"], vm_labels);
+    assert_eq!(vm["labels"]["riposte-incident"].as_str(), Some(incident_label(&second).as_str()));
+    let first = h.get(&first).await;
+    let step = first.steps.iter().find(|s| s.action.name() == "label_instance").expect("label_instance");
+    let report = &step.released.as_ref().expect("released").report.message;
+    assert!(report.contains("labelled by incident"), "{report}");
 }

@@ -113,7 +113,9 @@ impl ComputeExecutor {
         self.merge_write(vm, Field::Tags, merge, ctx, journal).await
     }
 
-    /// Release of `label_instance`: removes the labels riposte set that still hold its values.
+    /// Release of `label_instance`: removes the labels riposte set that still hold its values,
+    /// only while `riposte-incident` still names this incident: a newer incident that labelled
+    /// the VM again keeps its quarantine labels (as for pods).
     pub(crate) async fn unlabel_instance(
         &self,
         vm: &Vm,
@@ -122,17 +124,25 @@ impl ComputeExecutor {
         journal: &mut Journal,
     ) -> Result<String, ExecError> {
         let ours = riposte_labels(p, ctx.incident_id);
+        let newer = std::sync::Mutex::new(None);
         let unmerge = |instance: &Instance| {
+            let current = instance.labels.get(INCIDENT_LABEL_KEY);
+            if current.is_some_and(|c| ours.get(INCIDENT_LABEL_KEY) != Some(c)) {
+                *newer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = current.cloned();
+                return None;
+            }
+            *newer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
             let mut labels = instance.labels.clone();
             labels.retain(|k, v| ours.get(k) != Some(v));
             (labels.len() != instance.labels.len()).then(|| labels_write(instance, labels))
         };
         let wrote = self.merge_write(vm, Field::Labels, unmerge, ctx, journal).await?;
         let keys = ours.keys().cloned().collect::<Vec<_>>().join(", ");
-        Ok(if wrote {
-            format!("removed {keys} from {}", vm.path())
-        } else {
-            format!("{} carries none of riposte's labels", vm.path())
+        let newer = newer.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(match (wrote, newer) {
+            (true, _) => format!("removed {keys} from {}", vm.path()),
+            (false, Some(other)) => format!("{} is labelled by incident {other} now; its labels are left", vm.path()),
+            (false, None) => format!("{} carries none of riposte's labels", vm.path()),
         })
     }
 
