@@ -8,15 +8,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use riposte_cloud::backoff::Backoff;
 use riposte_cloud::compute::{ComputeExecutor, ComputeSettings, RetryBudget};
-use riposte_core::incident::{Decision, Incident, StepStatus};
+use riposte_core::incident::{Incident, StepStatus};
 use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
 use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
-use riposte_core::store::{EmbeddedStore, Ops, Store};
+use riposte_core::store::{EmbeddedStore, Store};
 use riposte_e2e::fake_compute::{FakeCompute, Faults, InstanceSpec};
 use riposte_e2e::intake::record_incident;
 use riposte_e2e::scenario::{NODE, PROJECT, ZONE, containment_policy, three_disk_vm};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use riposte_core::executor::{ExecError, Executor};
-use riposte_core::incident::{Decision, Incident, Step, StepReport, StepStatus};
+use riposte_core::incident::{Incident, Step, StepReport, StepStatus};
 use riposte_core::notify::Notifiers;
 use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
