@@ -97,8 +97,8 @@ async fn serve_takes_every_fixture_and_records_the_dry_run_requests() {
     // After shutdown the store opens directly and holds every incident with its recorded requests.
     let store = EmbeddedStore::open(dir.path()).expect("store released on shutdown");
     let crypto = store.get(&crypto_id).await.expect("get").expect("incident");
-    assert_eq!(crypto.alert_count, 2);
-    assert!(crypto.resolved_at.is_some(), "released incidents are closed");
+    assert_eq!(crypto.tally.alert_count, 2);
+    assert!(crypto.tally.resolved_at.is_some(), "released incidents are closed");
     let released: Vec<&str> = crypto.steps.iter().filter(|s| s.released.is_some()).map(|s| s.action.name()).collect();
     assert!(released.contains(&"cordon_node") && released.contains(&"isolate_pod"), "{released:?}");
     assert!(crypto.journal.iter().any(|j| j.message.contains("released by alice@example.com")));
@@ -156,7 +156,7 @@ async fn a_thousand_concurrent_posts_make_one_incident_with_one_set_of_steps() {
 
     let store = EmbeddedStore::open(dir.path()).expect("store");
     let incident = store.get(&id).await.expect("get").expect("incident");
-    assert_eq!(incident.alert_count, 1000);
+    assert_eq!(incident.tally.alert_count, 1000);
     assert_eq!(incident.steps.len(), 10);
     for step in incident.steps.iter().filter(|s| !s.gated) {
         assert_eq!(

@@ -9,14 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use riposte_approve::ApproveState;
+use riposte_core::admission::{Admission, AdmissionParts, ApprovalLinks};
 use riposte_core::approval::Keys;
 use riposte_core::executor::DryRunExecutor;
+use riposte_core::locate::NoLocator;
 use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
 use riposte_core::runner::Runner;
 use riposte_core::store::{EmbeddedStore, Store};
 use riposte_e2e::intake::intake_state;
-use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, Credentials, IngestState, app};
+use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, app};
 
 pub use riposte_e2e::intake::{fixture, fixtures_dir};
 
@@ -71,22 +73,27 @@ pub async fn spawn_app_with(
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), notifiers.clone(), "test-runner".into());
+    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), notifiers, "test-runner".into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let key = Keys::generate("test").expect("key");
     let keys = Arc::new(Keys::load(Some(&key.signing), &[], &url).expect("keys"));
-    let state = IngestState {
+    let admission = Admission::new(AdmissionParts {
+        policies: Arc::new(policies.clone()),
+        store: store.clone(),
+        locator: Arc::new(NoLocator),
         runner: runner.clone(),
-        notifiers: notifiers.clone(),
+        approval_links: Some(ApprovalLinks { keys: keys.clone(), base_url: url.clone() }),
+    });
+    let state = IngestState {
+        admission,
+        runner: runner.clone(),
         credentials: Arc::new(credentials),
         limits,
         admin,
-        approval_links: Some(ApprovalLinks { keys: keys.clone(), base_url: url.clone() }),
         ..intake_state(store.clone(), policies)
     };
-    let approve =
-        ApproveState { store: store.clone(), runner, keys: keys.clone(), public_origin: url.clone(), iap, notifiers };
+    let approve = ApproveState { store: store.clone(), runner, keys: keys.clone(), public_origin: url.clone(), iap };
     let router = app(state).merge(riposte_approve::app(approve));
     tokio::spawn(async move { axum::serve(listener, router).await });
     TestApp { url, store, keys, _dir: dir }
@@ -257,85 +264,7 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
-/// A real emulator from the Google Cloud SDK (Firestore or Pub/Sub) on a free port, stopped (with
-/// its whole process group: the launchers leave Java running otherwise) when dropped.
-pub struct Emulator {
-    /// `127.0.0.1:PORT`, the value for `FIRESTORE_EMULATOR_HOST` / `PUBSUB_EMULATOR_HOST`.
-    pub host: String,
-    child: Child,
-}
-
-/// The Firestore emulator (the tests' name for it).
-pub type FirestoreEmulator = Emulator;
-
-impl Emulator {
-    /// Starts the Firestore emulator and waits until it answers.
-    pub async fn start() -> Emulator {
-        Emulator::launch("Firestore", "platform/cloud-firestore-emulator/cloud_firestore_emulator", &["start"], "/")
-            .await
-    }
-
-    /// Starts the Pub/Sub emulator and waits until it answers.
-    pub async fn pubsub() -> Emulator {
-        Emulator::launch(
-            "Pub/Sub",
-            "platform/pubsub-emulator/bin/cloud-pubsub-emulator",
-            &[],
-            "/v1/projects/probe/topics",
-        )
-        .await
-    }
-
-    async fn launch(name: &str, launcher: &str, args: &[&str], probe: &str) -> Emulator {
-        use std::os::unix::process::CommandExt as _;
-        let sdk = std::env::var("RIPOSTE_GCLOUD_SDK").unwrap_or_else(|_| "/usr/lib/google-cloud-sdk".into());
-        let launcher = Path::new(&sdk).join(launcher);
-        assert!(
-            launcher.exists(),
-            "the {name} emulator is missing at {} (google-cloud-cli); set RIPOSTE_GCLOUD_SDK",
-            launcher.display()
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-        let child = Command::new(launcher)
-            .args(args)
-            .args(["--host=127.0.0.1", &format!("--port={port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start the {name} emulator: {e}"));
-        let host = format!("127.0.0.1:{port}");
-        let probe = format!("http://{host}{probe}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = reqwest::get(&probe).await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the {name} emulator did not start within 60s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Emulator { host, child }
-    }
-
-    /// A store on this emulator, in a project of its own (projects are isolated).
-    pub fn store(&self, project: &str) -> Arc<dyn Store> {
-        Arc::new(riposte_cloud::firestore::FirestoreStore::new(
-            &format!("http://{}", self.host),
-            project,
-            riposte_cloud::firestore::Auth::Emulator,
-        ))
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        // `--` so the negative pid is read as a process group, not as a signal option.
-        let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.child.id())]).status();
-        let _ = self.child.wait();
-    }
-}
+pub use riposte_e2e::emulator::{Emulator, FirestoreEmulator};
 
 /// A fake of Google's token signing: an ES256 key published as a JWK set on a local port, and
 /// JWTs signed with it (IAP assertions, OIDC ID tokens). Google's real keys cannot sign here.

@@ -225,7 +225,7 @@ async fn every_fixture_gets_the_expected_answer_and_steps_run_after_it() {
     );
     assert_eq!(report.requests.iter().filter(|r| r.url.contains("/global/firewalls")).count(), 2);
     assert!(incident.steps.iter().filter(|s| s.gated).all(|s| s.status == StepStatus::AwaitingApproval));
-    assert_eq!(incident.alert_count, 2);
+    assert_eq!(incident.tally.alert_count, 2);
 
     // The intake log kept every alert, matched or not.
     assert_eq!(app.store.alert_log(100).await.expect("log").len(), ALL_FIXTURES.len());
@@ -245,8 +245,8 @@ async fn closed_monitoring_incident_is_recorded_on_the_open_one_and_starts_nothi
     assert_eq!(j["alerts"][0]["incidents"][0]["resolved"], json!(true));
     assert_eq!(j["steps"], json!([]));
     let incident = app.store.get(opened["incident_id"].as_str().expect("id")).await.expect("get").expect("incident");
-    assert!(incident.resolved_at.is_some());
-    assert_eq!(incident.alert_count, 2);
+    assert!(incident.tally.resolved_at.is_some());
+    assert_eq!(incident.tally.alert_count, 2);
     assert_eq!(app.store.list(10).await.expect("list").len(), 1, "no second incident");
 }
 

@@ -22,6 +22,7 @@ mod pubsub_emulator;
 mod runner;
 mod secrets;
 mod store;
+mod storm;
 mod sweep;
 mod terraform;
 mod variants;

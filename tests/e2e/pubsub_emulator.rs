@@ -10,9 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::Timestamp;
 use riposte_core::incident::Incident;
-use riposte_core::store::{
-    AlertRecord, Change, EmbeddedStore, IncidentSummary, RecordOutcome, Rejection, Store, StoreError,
-};
+use riposte_core::store::admit::{KeyAdmitted, KeyArrivals};
+use riposte_core::store::{AlertRecord, Change, EmbeddedStore, IncidentSummary, Rejection, Store, StoreError};
 use riposte_e2e::intake::intake_state;
 use riposte_ingest::{Credentials, IngestState, Secret, app};
 use serde_json::{Value, json};
@@ -32,20 +31,21 @@ struct FailingFirstWrites {
 
 #[async_trait]
 impl Store for FailingFirstWrites {
-    async fn record_alert(&self, candidate: Incident, now: Timestamp) -> Result<RecordOutcome, StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        if self.fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-            return Err(StoreError::Backend("injected: the disk is full".into()));
-        }
-        self.inner.record_alert(candidate, now).await
-    }
-    async fn record_resolution(
+    async fn admit(
         &self,
-        key: &str,
-        now: Timestamp,
-        log: AlertRecord,
-    ) -> Result<Option<String>, StoreError> {
-        self.inner.record_resolution(key, now, log).await
+        keys: &[KeyArrivals],
+        log: &[AlertRecord],
+    ) -> Result<Vec<Result<KeyAdmitted, StoreError>>, StoreError> {
+        if !keys.is_empty() {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            if self.fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(StoreError::Backend("injected: the disk is full".into()));
+            }
+        }
+        self.inner.admit(keys, log).await
+    }
+    async fn close(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        self.inner.close(id, now).await
     }
     async fn update(&self, id: &str, change: Change) -> Result<bool, StoreError> {
         self.inner.update(id, change).await
@@ -58,9 +58,6 @@ impl Store for FailingFirstWrites {
     }
     async fn with_work(&self, now: Timestamp) -> Result<Vec<String>, StoreError> {
         self.inner.with_work(now).await
-    }
-    async fn log_alert(&self, record: AlertRecord) -> Result<(), StoreError> {
-        self.inner.log_alert(record).await
     }
     async fn record_rejection(&self, rejection: Rejection) -> Result<(), StoreError> {
         self.inner.record_rejection(rejection).await
@@ -145,7 +142,7 @@ async fn pubsub_emulator_push_delivers_fixtures_redelivers_a_failure_once_and_ac
     assert_eq!(policies, ["crypto-mining-containment", "human-exec-into-pod", "node-cpu-pegged"]);
     for summary in &incidents {
         let incident = store.get(&summary.id).await.expect("get").expect("incident");
-        assert_eq!(incident.alert_count, 1, "{}: processed once", incident.policy);
+        assert_eq!(incident.tally.alert_count, 1, "{}: processed once", incident.policy);
     }
     assert_eq!(store.writes.load(Ordering::SeqCst), 4, "three messages, one of them twice (the failed delivery)");
 

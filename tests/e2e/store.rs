@@ -51,7 +51,7 @@ async fn concurrent_duplicates_make_one_incident(store: Arc<dyn Store>, duplicat
     assert_eq!(opened.len(), 1, "exactly one alert opened the incident");
     assert_eq!(ids.len(), 1, "every alert landed on it");
     let incident = store.get(&opened[0]).await.expect("get").expect("exists");
-    assert_eq!(incident.alert_count, duplicates);
+    assert_eq!(incident.tally.alert_count, duplicates);
     assert_eq!(incident.steps.len(), 10, "one set of steps");
     assert_eq!(store.list(10).await.expect("list").len(), 1);
 }
@@ -295,7 +295,7 @@ async fn embedded_store_survives_reopen() {
         store.record_alert(crypto(now), now).await.expect("record").incident_id
     };
     let store = EmbeddedStore::open(dir.path()).expect("reopen");
-    assert_eq!(store.get(&id).await.expect("get").expect("persisted").alert_count, 1);
+    assert_eq!(store.get(&id).await.expect("get").expect("persisted").tally.alert_count, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -330,7 +330,7 @@ async fn two_instances_on_one_firestore_emulator_make_one_incident_and_one_decis
     assert_eq!((opened, ids.len()), (1, 1));
     let id = ids.into_iter().next().expect("id");
     let incident = a.get(&id).await.expect("get").expect("incident");
-    assert_eq!(incident.alert_count, 100, "the exact count across instances");
+    assert_eq!(incident.tally.alert_count, 100, "the exact count across instances");
 
     let hash = incident.approval.as_ref().expect("approval").plan_hash.clone();
     let mut decisions = tokio::task::JoinSet::new();
@@ -395,7 +395,7 @@ async fn serve_on_the_firestore_store_shares_incidents_across_processes_on_the_r
     assert_eq!((second["incident_id"].as_str(), &second["duplicate"]), (Some(id.as_str()), &serde_json::json!(true)));
     a.stop();
     b.stop();
-    assert_eq!(store.get(&id).await.expect("get").expect("incident").alert_count, 2);
+    assert_eq!(store.get(&id).await.expect("get").expect("incident").tally.alert_count, 2);
 
     // `riposte incident list` reads Firestore directly.
     let out = Command::new(crate::helpers::binary()).args(["incident", "list"]).envs(env).output().expect("run");

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use riposte_core::admission::{Admission, AdmissionParts};
 use riposte_core::executor::DryRunExecutor;
 use riposte_core::incident::Incident;
 use riposte_core::locate::NoLocator;
@@ -52,16 +53,20 @@ pub async fn record_incident(
 /// what they need with struct update syntax.
 pub fn intake_state(store: Arc<dyn Store>, policies: PolicySet) -> IngestState {
     let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), Notifiers::none(), "test-runner".into());
-    IngestState {
+    let admission = Admission::new(AdmissionParts {
         policies: Arc::new(policies),
-        store,
+        store: store.clone(),
         locator: Arc::new(NoLocator),
+        runner: runner.clone(),
+        approval_links: None,
+    });
+    IngestState {
+        admission,
+        store,
         runner,
-        notifiers: Notifiers::none(),
         credentials: Arc::new(Credentials::default()),
         limits: BodyLimits::default(),
         admin: AdminAccess::Disabled,
-        approval_links: None,
         sweep: SweepAccess::Disabled,
     }
 }

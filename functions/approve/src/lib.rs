@@ -16,9 +16,8 @@ use axum::routing::get;
 use jiff::Timestamp;
 use riposte_core::approval::{ApprovalClaims, Keys, TokenError};
 use riposte_core::incident::{Decision, DecisionOutcome, Incident, is_incident_id};
-use riposte_core::notify::{Event, Notifiers};
 use riposte_core::runner::Runner;
-use riposte_core::store::{Ops, Store};
+use riposte_core::store::Store;
 
 pub use iap::{GOOGLE_IAP_JWKS, IAP_ISSUER, IapVerifier};
 pub use page::escape;
@@ -28,7 +27,7 @@ pub use page::escape;
 pub struct ApproveState {
     /// Durable state.
     pub store: Arc<dyn Store>,
-    /// Runs the destructive steps once approved.
+    /// Applies decisions, announces them and runs the destructive steps once approved.
     pub runner: Runner,
     /// Verification keys (and the audience).
     pub keys: Arc<Keys>,
@@ -36,8 +35,6 @@ pub struct ApproveState {
     pub public_origin: String,
     /// Behind Identity-Aware Proxy: verifies the signed IAP assertion, whose email then decides.
     pub iap: Option<Arc<IapVerifier>>,
-    /// Told about every decision.
-    pub notifiers: Notifiers,
 }
 
 /// The approve router.
@@ -206,31 +203,15 @@ async fn decide(
     };
 
     let decision = Decision { by, slot: claims.sub.clone(), approve, at: Timestamp::now() };
-    let outcome = Ops(state.store.as_ref())
+    let outcome = state
+        .runner
         .decide(&claims.inc, &claims.plan, decision)
         .await
         .map_err(internal)?
         .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "Unknown incident", "The incident no longer exists."))?;
     tracing::info!(incident = %claims.inc, slot = %claims.sub, jti = %claims.jti, ?outcome, "approval decision");
-    if matches!(outcome, DecisionOutcome::Approved | DecisionOutcome::Rejected | DecisionOutcome::Recorded { .. }) {
-        let (store, notifiers, id) = (state.store.clone(), state.notifiers.clone(), claims.inc.clone());
-        state.runner.spawn(async move {
-            if let Ok(Some(current)) = store.get(&id).await {
-                notifiers.send(Event::Decided, &current, &[]).await;
-            }
-        });
-    }
     let (status, notice) = match outcome {
-        DecisionOutcome::Approved => {
-            let (runner, id) = (state.runner.clone(), claims.inc.clone());
-            state.runner.spawn(async move {
-                if let Err(e) = runner.run(&id).await {
-                    tracing::error!(incident = %id, error = %e, "runner failed after approval; the sweep will resume it");
-                }
-            });
-            return Ok(Redirect::to(&format!("/approvals/{token}")).into_response());
-        }
-        DecisionOutcome::Rejected | DecisionOutcome::Recorded { .. } => {
+        DecisionOutcome::Approved | DecisionOutcome::Rejected | DecisionOutcome::Recorded { .. } => {
             return Ok(Redirect::to(&format!("/approvals/{token}")).into_response());
         }
         DecisionOutcome::AlreadyDecided { .. } => {

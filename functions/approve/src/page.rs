@@ -85,7 +85,7 @@ pub fn approval_page(incident: &Incident, slot: &str, notice: Option<&str>) -> S
         ("Severity", a.severity.to_string()),
         ("Rule", a.rule.clone()),
         ("First seen", incident.created_at.to_string()),
-        ("Alerts", incident.alert_count.to_string()),
+        ("Alerts", incident.tally.alert_count.to_string()),
     ] {
         let _ = write!(b, "<tr><th scope=\"row\">{k}</th><td>{}</td></tr>", escape(&v));
     }

@@ -18,12 +18,9 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use jiff::Timestamp;
-use riposte_core::approval::Keys;
+use riposte_core::admission::Admission;
 use riposte_core::incident::{Incident, is_incident_id};
-use riposte_core::intake::{AlertOutcome, StepView, ingest};
-use riposte_core::locate::Locator;
-use riposte_core::notify::{Event, Notifiers};
-use riposte_core::policy::PolicySet;
+use riposte_core::intake::AlertOutcome;
 use riposte_core::release::{ReleaseError, ReleaseOutcome, release};
 use riposte_core::runner::Runner;
 use riposte_core::sources::{IngestError, SourceKind};
@@ -79,35 +76,20 @@ pub enum AdminAccess {
 /// Everything the intake handlers share.
 #[derive(Clone)]
 pub struct IngestState {
-    /// Compiled policies.
-    pub policies: Arc<PolicySet>,
-    /// Durable state.
+    /// Records alerts (in batches) and starts the incidents they open.
+    pub admission: Admission,
+    /// Durable state, for the incident routes and rejected deliveries.
     pub store: Arc<dyn Store>,
-    /// Locates an alert's pod, node and VM in its cluster before planning.
-    pub locator: Arc<dyn Locator>,
-    /// Executes steps after the answer.
+    /// Runs the sweep and releases.
     pub runner: Runner,
-    /// Told about new incidents.
-    pub notifiers: Notifiers,
     /// Per-endpoint credentials.
     pub credentials: Arc<Credentials>,
     /// Per-endpoint body limits.
     pub limits: BodyLimits,
     /// Access to the read-only incident routes.
     pub admin: AdminAccess,
-    /// Signs the approval links sent with new incidents (none: no links are sent).
-    pub approval_links: Option<ApprovalLinks>,
     /// Who may trigger `POST /tasks/sweep`.
     pub sweep: SweepAccess,
-}
-
-/// How approval links are made: the signing keys and the approve service's base URL.
-#[derive(Clone)]
-pub struct ApprovalLinks {
-    /// Keys with a signing key.
-    pub keys: Arc<Keys>,
-    /// Base URL of the approve service (`https://approve.example.com`).
-    pub base_url: String,
 }
 
 /// The intake router: the intake endpoints, the incident reads and [`tasks`].
@@ -202,43 +184,9 @@ async fn intake(
         Err(e) => return Err(e.into()),
     };
 
-    let (outcomes, opened) = ingest(&state.policies, state.store.as_ref(), state.locator.as_ref(), alerts, now).await?;
-    riposte_core::crash::point("intake-recorded").await;
-    // Durable: acknowledge now, contain after.
-    for incident in opened {
-        log_opened(&incident);
-        let links = match &state.approval_links {
-            Some(l) => l.keys.links(&incident, &l.base_url, now).unwrap_or_else(|e| {
-                tracing::error!(incident = %incident.id, error = %e, "cannot sign approval links");
-                Vec::new()
-            }),
-            None => Vec::new(),
-        };
-        // Separate tasks: a slow or failing notifier never delays containment.
-        let notifiers = state.notifiers.clone();
-        let opened_incident = incident.clone();
-        state.runner.spawn(async move { notifiers.send(Event::Opened, &opened_incident, &links).await });
-        let runner = state.runner.clone();
-        state.runner.spawn(async move {
-            if let Err(e) = runner.run(&incident.id).await {
-                tracing::error!(incident = %incident.id, error = %e, "runner failed; the sweep will resume it");
-            }
-        });
-    }
+    // Durable when this returns; incidents it opened are already being contained.
+    let outcomes = state.admission.admit(alerts, now).await?;
     Ok(Json(IntakeResponse::from_outcomes(&outcomes)))
-}
-
-fn log_opened(incident: &Incident) {
-    let awaiting: Vec<&str> =
-        StepView::of(incident).iter().filter(|s| s.status == "awaiting_approval").map(|s| s.action).collect();
-    tracing::info!(
-        incident = %incident.id,
-        policy = %incident.policy,
-        rule = %incident.alert.rule,
-        steps = incident.steps.len(),
-        awaiting_approval = ?awaiting,
-        "incident opened"
-    );
 }
 
 async fn read_body(body: axum::body::Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {

@@ -218,10 +218,10 @@ pub fn describe_incident(i: &Incident, requests: bool) -> String {
     let _ = writeln!(
         out,
         "  alerts: {} (first {}, last {}){}",
-        i.alert_count,
+        i.tally.alert_count,
         i.created_at,
-        i.last_seen,
-        i.resolved_at.map(|r| format!(", resolved at {r}")).unwrap_or_default()
+        i.tally.last_seen,
+        i.tally.resolved_at.map(|r| format!(", resolved at {r}")).unwrap_or_default()
     );
     let _ = writeln!(out, "  alert: {} {} {:?}", i.alert.source, i.alert.severity, i.alert.rule);
     let _ = writeln!(out, "  summary: {}", printable(&i.alert.summary.chars().take(300).collect::<String>()));

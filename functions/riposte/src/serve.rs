@@ -12,9 +12,10 @@ use riposte_cloud::firestore::FirestoreStore;
 use riposte_cloud::secrets::{SecretManager, resolve_all};
 use riposte_core::approval::Keys;
 
+use riposte_core::admission::{Admission, AdmissionParts, ApprovalLinks};
 use riposte_core::runner::{Runner, StepScope};
 use riposte_core::store::{EmbeddedStore, Store, StoreError};
-use riposte_ingest::{AdminAccess, ApprovalLinks, BodyLimits, IngestState, SweepAccess, app};
+use riposte_ingest::{AdminAccess, BodyLimits, IngestState, SweepAccess, app};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{EnvConfig, Platform, Role, StoreChoice, default_state_dir, vars};
@@ -135,7 +136,7 @@ async fn serve(
     let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
     let crate::executor::Built { executor, locator, note: executor_note } =
         crate::executor::build(&env.executor).await?;
-    let runner = Runner::new(store.clone(), executor.clone(), notifiers.clone(), owner)
+    let runner = Runner::new(store.clone(), executor.clone(), notifiers, owner)
         .with_lease(env.step_lease, 5)
         .with_scope(match env.role {
             Role::All => StepScope::All,
@@ -211,7 +212,6 @@ async fn serve(
         iap: env.iap_audience.as_deref().map(|aud| {
             Arc::new(IapVerifier::new(aud, env.iap_jwks_url.as_deref().unwrap_or(riposte_approve::GOOGLE_IAP_JWKS)))
         }),
-        notifiers: notifiers.clone(),
     };
 
     let sweep = match (&env.sweep_oidc, host.is_loopback()) {
@@ -224,19 +224,23 @@ async fn serve(
             SweepAccess::Disabled
         }
     };
-    let state = IngestState {
+    let policy_count = policies.policies.len();
+    let admission = Admission::new(AdmissionParts {
         policies: Arc::new(policies),
         store: store.clone(),
         locator,
         runner: runner.clone(),
-        notifiers,
+        approval_links: Some(ApprovalLinks { keys, base_url: public_url.clone() }),
+    });
+    let state = IngestState {
+        admission,
+        store: store.clone(),
+        runner: runner.clone(),
         credentials: Arc::new(env.credentials),
         limits: BodyLimits::default(),
         admin,
-        approval_links: Some(ApprovalLinks { keys, base_url: public_url.clone() }),
         sweep,
     };
-    let policy_count = state.policies.policies.len();
     tracing::info!(%url, policy = %origin, policies = policy_count, store = %store_note, executor = executor.name(), "riposte is serving");
     println!(
         "riposte listening on {url}  (policy: {origin}, {policy_count} policies; store: {store_note}; executor: {executor_note})"

@@ -1,21 +1,31 @@
 //! The Firestore [`Store`] over the REST API (the Cloud Run implementation).
 //!
 //! Document layout, in the `(default)` database:
-//! - `incidents/{id}`: `data` (the incident as JSON text), `key`, `active` (unfinished steps or a
-//!   pending approval: what the sweep queries), `expire_at` (timestamp for a TTL policy);
-//! - `incident_keys/{key}`: `incident_id` of the newest incident with that key;
+//! - `incidents/{id}`: `data` (the incident as JSON text; its tally as when it opened), `key`,
+//!   `active` (unfinished steps or a pending approval: what the sweep queries), `expire_at`
+//!   (timestamp for a TTL policy). Written by runners, decisions and releases; by admission only
+//!   once, when the incident opens.
+//! - `tallies/{id}`: `data` (the incident's [`Tally`] as JSON text: alert count, last seen,
+//!   closed), `expire_at`. Written by admission and a release closing the incident, never by a runner.
+//! - `incident_keys/{key}`: `incident_id` and `tally` (a copy of that incident's tally): what
+//!   admission reads to decide, for a whole batch of keys in one `batchGet`.
 //! - `alert_log/{seq}` and `rejections/{seq}`: `data` (JSON text); `seq` sorts by time.
 //!
-//! Every read-modify-write runs in a transaction (`beginTransaction` → `batchGet` → `commit`),
-//! retried when Firestore aborts it for contention. `FIRESTORE_EMULATOR_HOST` is honoured.
+//! Counting an alert storm and running the incident's steps therefore write different documents
+//! and never abort each other. Every read-modify-write is optimistic: read the documents (their
+//! `updateTime`), then commit the writes with that `updateTime` (or `exists: false`) as a
+//! precondition; a writer that lost the race reads again. No transaction holds a lock, so a
+//! process killed mid-write leaves nothing for the next one to wait for. `FIRESTORE_EMULATOR_HOST`
+//! is honoured.
 
 use crate::backoff::Backoff;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
-use riposte_core::incident::Incident;
-use riposte_core::store::{AlertRecord, Change, IncidentSummary, RecordOutcome, Rejection, Store, StoreError};
+use riposte_core::incident::{Incident, Tally};
+use riposte_core::store::admit::{Current, KeyAdmitted, KeyArrivals, admit_key};
+use riposte_core::store::{AlertRecord, Change, IncidentSummary, Rejection, Store, StoreError};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -34,43 +44,54 @@ pub struct FirestoreStore {
     auth: Auth,
     client: reqwest::Client,
     retention: SignedDuration,
-    /// One lock per document being written by this instance: an alert storm on one key is
-    /// serialised here instead of aborting itself in Firestore; only other instances contend.
+    /// One lock per incident being updated by this instance: the steps of one incident finishing
+    /// together are serialised here instead of racing each other in Firestore; only other
+    /// instances contend.
     locks: std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+    /// Admission (and closing) writes of this instance, one at a time: admission batches its
+    /// alerts already, so only other instances contend on a key's document.
+    admitting: tokio::sync::Mutex<()>,
 }
+
+/// Firestore's documents may hold at most 1 MiB; an incident bigger than this is refused (with
+/// room for the other fields).
+const MAX_DOCUMENT: usize = 1_000_000;
+
+/// Attempts of a read-modify-write before giving up under contention.
+const ATTEMPTS: u32 = 50;
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-/// Firestore answered 409 ABORTED: the transaction lost a race and should be retried.
-struct Aborted;
-
-enum TxError {
-    Aborted,
-    Store(StoreError),
+fn contention() -> StoreError {
+    backend("Firestore writes kept losing races to other instances")
 }
 
-impl From<StoreError> for TxError {
-    fn from(e: StoreError) -> Self {
-        TxError::Store(e)
-    }
-}
-
-impl From<Aborted> for TxError {
-    fn from(_: Aborted) -> Self {
-        TxError::Aborted
-    }
-}
+/// A commit lost a race: a precondition failed (another writer changed or created a document
+/// since it was read) or Firestore aborted it. Read again and retry.
+struct Conflict;
 
 fn text(fields: &Value, name: &str) -> Option<String> {
     fields.get(name)?.get("stringValue")?.as_str().map(String::from)
 }
 
+fn decode_text<T: DeserializeOwned>(name: &str, data: &str) -> Result<T, StoreError> {
+    serde_json::from_str(data).map_err(|e| StoreError::Corrupt { key: name.into(), error: e.to_string() })
+}
+
 fn decode<T: DeserializeOwned>(name: &str, doc: &Value) -> Result<T, StoreError> {
     let data = text(&doc["fields"], "data")
         .ok_or_else(|| StoreError::Corrupt { key: name.into(), error: "no data field".into() })?;
-    serde_json::from_str(&data).map_err(|e| StoreError::Corrupt { key: name.into(), error: e.to_string() })
+    decode_text(name, &data)
+}
+
+/// The precondition that `doc` (as read, `None` when missing) is unchanged.
+fn unchanged(doc: Option<&Value>) -> Value {
+    match doc.and_then(|d| d["updateTime"].as_str()) {
+        Some(time) => json!({"updateTime": time}),
+        None => json!({"exists": false}),
+    }
 }
 
 /// A sortable, unique document id for log entries: the time, then a per-process sequence and the
@@ -80,6 +101,12 @@ fn sequence_id(now: Timestamp) -> String {
     let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nonce = riposte_core::incident::digest(&[&n.to_string(), &std::process::id().to_string()]);
     format!("{:020}-{:012}-{}", now.as_nanosecond(), n, &nonce[..8])
+}
+
+/// Waits before reading again after losing a race.
+async fn backoff(attempt: u32) {
+    let backoff = Backoff { initial: Duration::from_millis(5), max: Duration::from_millis(250) };
+    tokio::time::sleep(backoff.delay(attempt)).await;
 }
 
 impl FirestoreStore {
@@ -108,6 +135,7 @@ impl FirestoreStore {
             client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default(),
             retention: SignedDuration::from_hours(24 * 90),
             locks: std::sync::Mutex::new(std::collections::HashMap::new()),
+            admitting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -136,13 +164,13 @@ impl FirestoreStore {
         }
     }
 
-    /// POSTs `body` to `{base}{suffix}`; a 409 (ABORTED) is reported as such.
+    /// Sends `body` to `url`; the answer, or `Conflict` when the write lost a race.
     async fn call(
         &self,
         method: reqwest::Method,
         url: String,
         body: Option<Value>,
-    ) -> Result<Result<Value, Aborted>, StoreError> {
+    ) -> Result<Result<Value, Conflict>, StoreError> {
         let mut request = self.client.request(method, url).bearer_auth(self.token().await?);
         if let Some(b) = &body {
             request = request.json(b);
@@ -150,10 +178,15 @@ impl FirestoreStore {
         let response = request.send().await.map_err(|e| backend(format!("Firestore: {}", e.without_url())))?;
         let status = response.status().as_u16();
         let value: Value = response.json().await.unwrap_or(Value::Null);
+        let code = value["error"]["status"].as_str().unwrap_or("");
         match status {
             200..=299 => Ok(Ok(value)),
-            // 409 is also ALREADY_EXISTS (a failed create precondition): only ABORTED is retried.
-            409 if value["error"]["status"].as_str().is_none_or(|s| s == "ABORTED") => Ok(Err(Aborted)),
+            409 if matches!(code, "ABORTED" | "ALREADY_EXISTS" | "") => Ok(Err(Conflict)),
+            400 if code == "FAILED_PRECONDITION"
+                && value["error"]["message"].as_str().is_some_and(|m| m.contains("version")) =>
+            {
+                Ok(Err(Conflict))
+            }
             404 => Ok(Ok(Value::Null)),
             _ => Err(backend(format!(
                 "Firestore answered {status}: {}",
@@ -162,13 +195,27 @@ impl FirestoreStore {
         }
     }
 
-    async fn post(&self, suffix: &str, body: Value) -> Result<Result<Value, Aborted>, StoreError> {
+    async fn post(&self, suffix: &str, body: Value) -> Result<Result<Value, Conflict>, StoreError> {
         self.call(reqwest::Method::POST, format!("{}{suffix}", self.base), Some(body)).await
     }
 
-    /// Reads documents (by full name) inside transaction `tx`; missing ones are `None`.
-    async fn batch_get(&self, tx: &str, names: &[String]) -> Result<Vec<Option<Value>>, TxError> {
-        let answer = self.post(":batchGet", json!({"documents": names, "transaction": tx})).await??;
+    /// Commits `writes` atomically; `Conflict` when a precondition failed.
+    async fn commit(&self, writes: Vec<Value>) -> Result<Result<(), Conflict>, StoreError> {
+        if writes.is_empty() {
+            return Ok(Ok(()));
+        }
+        Ok(self.post(":commit", json!({"writes": writes})).await?.map(|_| ()))
+    }
+
+    /// Reads documents by full name, each with its `updateTime`; missing ones are `None`.
+    async fn batch_get(&self, names: &[String]) -> Result<Vec<Option<Value>>, StoreError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let answer = match self.post(":batchGet", json!({"documents": names})).await? {
+            Ok(v) => v,
+            Err(Conflict) => return Err(backend("a read was aborted")),
+        };
         let mut out = vec![None; names.len()];
         for item in answer.as_array().cloned().unwrap_or_default() {
             if let Some(doc) = item.get("found")
@@ -180,137 +227,52 @@ impl FirestoreStore {
         Ok(out)
     }
 
-    /// Starts a read-write transaction.
-    async fn begin(&self) -> Result<Option<String>, StoreError> {
-        match self.post(":beginTransaction", json!({"options": {"readWrite": {}}})).await? {
-            Ok(v) => v["transaction"].as_str().map(|t| Some(t.to_string())).ok_or_else(|| backend("no transaction id")),
-            Err(Aborted) => Ok(None),
+    fn expiry(&self, from: Timestamp) -> String {
+        from.checked_add(self.retention).unwrap_or(from).to_string()
+    }
+
+    /// The write of `incident`'s own document (its tally is written apart).
+    fn incident_write(&self, incident: &Incident, precondition: Value) -> Result<Value, StoreError> {
+        let data = serde_json::to_string(incident).map_err(backend)?;
+        if data.len() > MAX_DOCUMENT {
+            return Err(backend(format!(
+                "incident {} is {} bytes, more than a Firestore document holds",
+                incident.id,
+                data.len()
+            )));
         }
-    }
-
-    /// Commits `result`'s writes in `tx`, or rolls back. `None`: aborted by contention, run again.
-    async fn finish<R>(&self, tx: &str, result: Result<(Vec<Value>, R), TxError>) -> Result<Option<R>, StoreError> {
-        let outcome = match result {
-            Ok((writes, r)) => match self.post(":commit", json!({"writes": writes, "transaction": tx})).await? {
-                Ok(_) => return Ok(Some(r)),
-                Err(Aborted) => Ok(None),
-            },
-            Err(TxError::Aborted) => Ok(None),
-            Err(TxError::Store(e)) => Err(e),
-        };
-        let _ = self.post(":rollback", json!({"transaction": tx})).await;
-        outcome
-    }
-
-    /// Waits before running an aborted transaction again.
-    async fn backoff(attempt: u32) {
-        let backoff = Backoff { initial: Duration::from_millis(20), max: Duration::from_millis(500) };
-        tokio::time::sleep(backoff.delay(attempt)).await;
-    }
-
-    /// The newest incident recorded for incident key `key`, read inside transaction `tx`.
-    async fn incident_for_key(&self, tx: &str, key: &str) -> Result<Option<Incident>, TxError> {
-        let key_doc = self.batch_get(tx, &[self.name("incident_keys", key)]).await?.pop().flatten();
-        let Some(id) = key_doc.as_ref().and_then(|d| text(&d["fields"], "incident_id")) else { return Ok(None) };
-        match self.batch_get(tx, &[self.name("incidents", &id)]).await?.pop().flatten() {
-            Some(doc) => Ok(Some(decode::<Incident>(&id, &doc)?)),
-            None => Ok(None),
-        }
-    }
-
-    async fn record_alert_in(
-        &self,
-        tx: &str,
-        candidate: &Incident,
-        now: Timestamp,
-    ) -> Result<(Vec<Value>, RecordOutcome), TxError> {
-        let key_name = self.name("incident_keys", &candidate.key);
-        let open = self.incident_for_key(tx, &candidate.key).await?;
-        let (outcome, mut writes) = match open {
-            Some(mut incident) if incident.absorbs(now) => {
-                incident.count_alert(now);
-                let w = vec![self.incident_write(&incident)?];
-                (
-                    RecordOutcome {
-                        incident_id: incident.id.clone(),
-                        duplicate: true,
-                        alert_count: incident.alert_count,
-                    },
-                    w,
-                )
-            }
-            _ => {
-                let mut create = self.incident_write(candidate)?;
-                create["currentDocument"] = json!({"exists": false});
-                let key =
-                    json!({"update": {"name": key_name, "fields": {"incident_id": {"stringValue": candidate.id}}}});
-                (
-                    RecordOutcome { incident_id: candidate.id.clone(), duplicate: false, alert_count: 1 },
-                    vec![create, key],
-                )
-            }
-        };
-        let what = if outcome.duplicate { "duplicate of" } else { "opened" };
-        let line = AlertRecord::for_alert(&candidate.alert, now, format!("{what} {}", outcome.incident_id));
-        writes.push(self.log_write("alert_log", now, &line)?);
-        Ok((writes, outcome))
-    }
-
-    async fn resolution_in(
-        &self,
-        tx: &str,
-        key: &str,
-        now: Timestamp,
-        log: &AlertRecord,
-    ) -> Result<(Vec<Value>, Option<String>), TxError> {
-        let incident = self.incident_for_key(tx, key).await?;
-        let mut writes = Vec::new();
-        let resolved = match incident {
-            Some(mut incident) if incident.resolved_at.is_none() => {
-                incident.resolve(now, &format!("{} (resolved alert)", log.source));
-                writes.push(self.incident_write(&incident)?);
-                Some(incident.id)
-            }
-            _ => None,
-        };
-        let mut line = log.clone();
-        line.outcome = match &resolved {
-            Some(id) => format!("resolved {id}"),
-            None => "resolved; no open incident".into(),
-        };
-        writes.push(self.log_write("alert_log", now, &line)?);
-        Ok((writes, resolved))
-    }
-
-    async fn update_in(&self, tx: &str, id: &str, change: &mut Change) -> Result<(Vec<Value>, bool), TxError> {
-        let Some(doc) = self.batch_get(tx, &[self.name("incidents", id)]).await?.pop().flatten() else {
-            return Ok((Vec::new(), false));
-        };
-        let mut incident: Incident = decode(id, &doc)?;
-        let writes = if change(&mut incident) { vec![self.incident_write(&incident)?] } else { Vec::new() };
-        Ok((writes, true))
-    }
-
-    /// Commits one write outside any transaction (a create that cannot conflict).
-    async fn commit_alone(&self, write: Value) -> Result<(), StoreError> {
-        match self.post(":commit", json!({"writes": [write]})).await? {
-            Ok(_) => Ok(()),
-            Err(Aborted) => Err(backend("a single-document commit aborted")),
-        }
-    }
-
-    fn incident_write(&self, incident: &Incident) -> Result<Value, StoreError> {
-        let expire = incident.created_at.checked_add(self.retention).unwrap_or(incident.created_at);
-        Ok(json!({"update": {
-            "name": self.name("incidents", &incident.id),
-            "fields": {
-                "data": {"stringValue": serde_json::to_string(incident).map_err(backend)?},
+        Ok(json!({
+            "update": {"name": self.name("incidents", &incident.id), "fields": {
+                "data": {"stringValue": data},
                 "id": {"stringValue": incident.id},
                 "key": {"stringValue": incident.key},
                 "active": {"booleanValue": incident.is_active()},
-                "expire_at": {"timestampValue": expire.to_string()},
-            }
-        }}))
+                "expire_at": {"timestampValue": self.expiry(incident.created_at)},
+            }},
+            "currentDocument": precondition,
+        }))
+    }
+
+    fn tally_write(&self, id: &str, tally: &Tally, precondition: Option<Value>) -> Result<Value, StoreError> {
+        let mut write = json!({"update": {"name": self.name("tallies", id), "fields": {
+            "data": {"stringValue": serde_json::to_string(tally).map_err(backend)?},
+            "expire_at": {"timestampValue": self.expiry(tally.last_seen)},
+        }}});
+        if let Some(p) = precondition {
+            write["currentDocument"] = p;
+        }
+        Ok(write)
+    }
+
+    fn key_write(&self, key: &str, current: &Current, precondition: Value) -> Result<Value, StoreError> {
+        Ok(json!({
+            "update": {"name": self.name("incident_keys", key), "fields": {
+                "incident_id": {"stringValue": current.incident_id},
+                "tally": {"stringValue": serde_json::to_string(&current.tally).map_err(backend)?},
+                "expire_at": {"timestampValue": self.expiry(current.tally.last_seen)},
+            }},
+            "currentDocument": precondition,
+        }))
     }
 
     fn log_write(&self, collection: &str, now: Timestamp, data: &impl serde::Serialize) -> Result<Value, StoreError> {
@@ -320,8 +282,58 @@ impl FirestoreStore {
                 "data": {"stringValue": serde_json::to_string(data).map_err(backend)?},
                 "seq": {"stringValue": seq},
             }},
-            "currentDocument": {"exists": false},
         }))
+    }
+
+    /// A key document's current incident and tally.
+    fn current(key: &str, doc: &Value) -> Result<Current, StoreError> {
+        let fields = &doc["fields"];
+        let incident_id = text(fields, "incident_id")
+            .ok_or_else(|| StoreError::Corrupt { key: key.into(), error: "no incident_id".into() })?;
+        let tally =
+            text(fields, "tally").ok_or_else(|| StoreError::Corrupt { key: key.into(), error: "no tally".into() })?;
+        Ok(Current { incident_id, tally: decode_text(key, &tally)? })
+    }
+
+    /// One attempt at admitting a batch: read every key's document, decide, commit with the
+    /// documents' versions as preconditions.
+    async fn try_admit(
+        &self,
+        keys: &[KeyArrivals],
+        log: &[AlertRecord],
+    ) -> Result<Result<Vec<Result<KeyAdmitted, StoreError>>, Conflict>, StoreError> {
+        let names: Vec<String> = keys.iter().map(|k| self.name("incident_keys", &k.key)).collect();
+        let docs = self.batch_get(&names).await?;
+        let mut writes = Vec::new();
+        let mut results = Vec::with_capacity(keys.len());
+        for (k, doc) in keys.iter().zip(&docs) {
+            let admitted = (|| {
+                let current = doc.as_ref().map(|d| Self::current(&k.key, d)).transpose()?;
+                let decided = admit_key(current, &k.arrivals);
+                let mut mine = Vec::new();
+                for incident in &decided.opened {
+                    mine.push(self.incident_write(incident, json!({"exists": false}))?);
+                }
+                for (id, tally) in &decided.tallies {
+                    mine.push(self.tally_write(id, tally, None)?);
+                }
+                if let Some(current) = &decided.current {
+                    mine.push(self.key_write(&k.key, current, unchanged(doc.as_ref()))?);
+                }
+                for line in &decided.log {
+                    mine.push(self.log_write("alert_log", line.received_at, line)?);
+                }
+                Ok((mine, decided.admitted))
+            })();
+            results.push(admitted.map(|(mine, admitted)| {
+                writes.extend(mine);
+                admitted
+            }));
+        }
+        for line in log {
+            writes.push(self.log_write("alert_log", line.received_at, line)?);
+        }
+        Ok(self.commit(writes).await?.map(|()| results))
     }
 
     /// Documents of `collection`, ordered by the string field `order` (ids and sequences sort by time).
@@ -343,7 +355,7 @@ impl FirestoreStore {
         }
         let answer = match self.post(":runQuery", json!({"structuredQuery": q})).await? {
             Ok(v) => v,
-            Err(Aborted) => return Err(backend("query aborted")),
+            Err(Conflict) => return Err(backend("query aborted")),
         };
         Ok(answer
             .as_array()
@@ -353,71 +365,100 @@ impl FirestoreStore {
             .filter_map(|r| r.get("document").cloned())
             .collect())
     }
-}
 
-/// Attempts of a transaction before giving up under contention.
-const ATTEMPTS: u32 = 50;
-
-fn contention() -> StoreError {
-    backend("Firestore transaction kept aborting under contention")
-}
-
-/// Runs `$body` (an expression using `$tx`, giving `Result<(writes, R), TxError>`) in a
-/// transaction until it commits.
-macro_rules! in_transaction {
-    ($store:expr, |$tx:ident| $body:expr) => {{
-        let mut committed = None;
-        for attempt in 0..ATTEMPTS {
-            let Some($tx) = $store.begin().await? else {
-                FirestoreStore::backoff(attempt).await;
-                continue;
-            };
-            let result = $body;
-            if let Some(r) = $store.finish(&$tx, result).await? {
-                committed = Some(r);
-                break;
+    /// Incidents read from their documents, each with its tally.
+    async fn with_tallies(&self, docs: &[Value]) -> Result<Vec<Incident>, StoreError> {
+        let mut incidents =
+            docs.iter().map(|d| decode::<Incident>("incident", d)).collect::<Result<Vec<Incident>, _>>()?;
+        let names: Vec<String> = incidents.iter().map(|i| self.name("tallies", &i.id)).collect();
+        for (incident, tally) in incidents.iter_mut().zip(self.batch_get(&names).await?) {
+            // An incident written before tallies had their own document keeps the one inside it.
+            if let Some(doc) = tally {
+                incident.tally = decode(&incident.id, &doc)?;
             }
-            FirestoreStore::backoff(attempt).await;
         }
-        committed.ok_or_else(contention)
-    }};
+        Ok(incidents)
+    }
 }
 
 #[async_trait]
 impl Store for FirestoreStore {
-    async fn record_alert(&self, candidate: Incident, now: Timestamp) -> Result<RecordOutcome, StoreError> {
-        let lock = self.lock_for(&format!("incident_keys/{}", candidate.key));
-        let _held = lock.lock().await;
-        in_transaction!(self, |tx| self.record_alert_in(&tx, &candidate, now).await)
+    async fn admit(
+        &self,
+        keys: &[KeyArrivals],
+        log: &[AlertRecord],
+    ) -> Result<Vec<Result<KeyAdmitted, StoreError>>, StoreError> {
+        let _one_at_a_time = self.admitting.lock().await;
+        for attempt in 0..ATTEMPTS {
+            match self.try_admit(keys, log).await? {
+                Ok(results) => return Ok(results),
+                Err(Conflict) => backoff(attempt).await,
+            }
+        }
+        Err(contention())
     }
 
-    async fn record_resolution(
-        &self,
-        key: &str,
-        now: Timestamp,
-        log: AlertRecord,
-    ) -> Result<Option<String>, StoreError> {
-        let lock = self.lock_for(&format!("incident_keys/{key}"));
-        let _held = lock.lock().await;
-        in_transaction!(self, |tx| self.resolution_in(&tx, key, now, &log).await)
+    async fn close(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.admitting.lock().await;
+        for attempt in 0..ATTEMPTS {
+            let mut docs = self.batch_get(&[self.name("incidents", id), self.name("tallies", id)]).await?;
+            let (tally_doc, incident_doc) = (docs.pop().flatten(), docs.pop().flatten());
+            let Some(incident_doc) = incident_doc else { return Ok(false) };
+            let incident: Incident = decode(id, &incident_doc)?;
+            let mut tally = match &tally_doc {
+                Some(doc) => decode(id, doc)?,
+                None => incident.tally.clone(),
+            };
+            if !tally.close(now) {
+                return Ok(false);
+            }
+            let mut writes = vec![self.tally_write(id, &tally, Some(unchanged(tally_doc.as_ref())))?];
+            // The key's document holds a copy of its current incident's tally: keep it true.
+            let key_doc = self.batch_get(&[self.name("incident_keys", &incident.key)]).await?.pop().flatten();
+            if let Some(doc) = &key_doc
+                && Self::current(&incident.key, doc)?.incident_id == id
+            {
+                let current = Current { incident_id: id.to_string(), tally: tally.clone() };
+                writes.push(self.key_write(&incident.key, &current, unchanged(Some(doc)))?);
+            }
+            match self.commit(writes).await? {
+                Ok(()) => return Ok(true),
+                Err(Conflict) => backoff(attempt).await,
+            }
+        }
+        Err(contention())
     }
 
     async fn update(&self, id: &str, mut change: Change) -> Result<bool, StoreError> {
-        let lock = self.lock_for(&format!("incidents/{id}"));
+        let lock = self.lock_for(id);
         let _held = lock.lock().await;
-        in_transaction!(self, |tx| self.update_in(&tx, id, &mut change).await)
+        for attempt in 0..ATTEMPTS {
+            let Some(doc) = self.batch_get(&[self.name("incidents", id)]).await?.pop().flatten() else {
+                return Ok(false);
+            };
+            let mut incident: Incident = decode(id, &doc)?;
+            let tally = incident.tally.clone();
+            if !change(&mut incident) {
+                return Ok(true);
+            }
+            // The tally is admission's: what a change did to it is not kept.
+            incident.tally = tally;
+            match self.commit(vec![self.incident_write(&incident, unchanged(Some(&doc)))?]).await? {
+                Ok(()) => return Ok(true),
+                Err(Conflict) => backoff(attempt).await,
+            }
+        }
+        Err(contention())
     }
+
     async fn get(&self, id: &str) -> Result<Option<Incident>, StoreError> {
-        let doc = match self.call(reqwest::Method::GET, format!("{}/incidents/{id}", self.base), None).await? {
-            Ok(v) => v,
-            Err(Aborted) => return Err(backend("read aborted")),
-        };
-        if doc.is_null() { Ok(None) } else { decode(id, &doc).map(Some) }
+        let Some(doc) = self.batch_get(&[self.name("incidents", id)]).await?.pop().flatten() else { return Ok(None) };
+        Ok(self.with_tallies(&[doc]).await?.pop())
     }
 
     async fn list(&self, limit: usize) -> Result<Vec<IncidentSummary>, StoreError> {
         let docs = self.query("incidents", "id", None, true, limit).await?;
-        docs.iter().map(|d| decode::<Incident>("incident", d).map(|i| IncidentSummary::from(&i))).collect()
+        Ok(self.with_tallies(&docs).await?.iter().map(IncidentSummary::from).collect())
     }
 
     async fn with_work(&self, now: Timestamp) -> Result<Vec<String>, StoreError> {
@@ -434,14 +475,12 @@ impl Store for FirestoreStore {
         Ok(out)
     }
 
-    async fn log_alert(&self, record: AlertRecord) -> Result<(), StoreError> {
-        let write = self.log_write("alert_log", record.received_at, &record)?;
-        self.commit_alone(write).await
-    }
-
     async fn record_rejection(&self, rejection: Rejection) -> Result<(), StoreError> {
         let write = self.log_write("rejections", rejection.received_at, &rejection)?;
-        self.commit_alone(write).await
+        match self.commit(vec![write]).await? {
+            Ok(()) => Ok(()),
+            Err(Conflict) => Err(backend("a single-document commit aborted")),
+        }
     }
 
     async fn alert_log(&self, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {

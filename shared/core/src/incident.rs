@@ -200,15 +200,10 @@ pub struct Incident {
     pub policy: String,
     /// When the first alert arrived.
     pub created_at: Timestamp,
-    /// When the last alert arrived.
-    pub last_seen: Timestamp,
-    /// How many alerts joined it.
-    pub alert_count: u64,
-    /// Alerts within this many seconds of `last_seen` join this incident.
-    pub dedup_window_secs: u64,
-    /// When the source said the condition ended (a closed Monitoring incident).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolved_at: Option<Timestamp>,
+    /// Alerts counted on it and whether it still takes more: admission's part, kept by the stores
+    /// apart from the rest, so that counting an alert storm never contends with the runner.
+    #[serde(flatten)]
+    pub tally: Tally,
     /// Never calls a real API.
     pub dry_run: bool,
     /// Notifier names.
@@ -240,28 +235,52 @@ pub fn digest(parts: &[&str]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl Incident {
+/// Admission's part of an incident: how many alerts joined it, the last one's time, and whether
+/// it is closed to new ones. Written for every alert (and by a release closing the incident), never
+/// by a runner: stores keep it in its own record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// How many alerts joined the incident.
+    pub alert_count: u64,
+    /// When the last alert arrived.
+    pub last_seen: Timestamp,
+    /// Alerts within this many seconds of `last_seen` join the incident.
+    pub dedup_window_secs: u64,
+    /// When the incident was closed to new alerts: the source said the condition ended (a closed
+    /// Monitoring incident), or a responder released it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+}
+
+impl Tally {
+    /// The tally of an incident opened by one alert at `now`.
+    pub fn opened(now: Timestamp, dedup_window_secs: u64) -> Tally {
+        Tally { alert_count: 1, last_seen: now, dedup_window_secs, resolved_at: None }
+    }
+
     /// Whether an alert arriving at `now` joins this incident rather than opening a new one.
     pub fn absorbs(&self, now: Timestamp) -> bool {
         let window = SignedDuration::from_secs(self.dedup_window_secs.min(i64::MAX as u64) as i64);
         self.resolved_at.is_none() && now.duration_since(self.last_seen) <= window
     }
 
-    /// Counts one more alert.
-    pub fn count_alert(&mut self, now: Timestamp) {
-        self.alert_count += 1;
-        self.last_seen = self.last_seen.max(now);
+    /// Counts `n` more alerts, the last of them at `at`.
+    pub fn count(&mut self, n: u64, at: Timestamp) {
+        self.alert_count += n;
+        self.last_seen = self.last_seen.max(at);
     }
 
-    /// Records that the source closed the condition; nothing new starts.
-    pub fn resolve(&mut self, now: Timestamp, by: &str) {
-        self.count_alert(now);
-        if self.resolved_at.is_none() {
+    /// Closes the incident to new alerts at `now`; returns whether it was open.
+    pub fn close(&mut self, now: Timestamp) -> bool {
+        let open = self.resolved_at.is_none();
+        if open {
             self.resolved_at = Some(now);
-            self.note(now, format!("{by} reported the condition closed"));
         }
+        open
     }
+}
 
+impl Incident {
     /// Adds a journal line.
     pub fn note(&mut self, at: Timestamp, message: impl Into<String>) {
         self.journal.push(JournalEntry { at, message: message.into() });
@@ -380,8 +399,8 @@ impl Incident {
     }
 
     /// Stops everything that has not run, before a release undoes what has: steps still pending
-    /// or awaiting approval are skipped, a pending approval request is withdrawn, and the incident
-    /// is closed so that a new alert opens a new incident (and contains again). Refused while a
+    /// or awaiting approval are skipped and a pending approval request is withdrawn (closing the
+    /// incident to new alerts is the tally's part: [`crate::store::Store::close`]). Refused while a
     /// step runs under a live lease (undoing it then could race with it). Returns whether
     /// anything changed.
     pub fn stop_for_release(&mut self, now: Timestamp, by: &str) -> Result<bool, String> {
@@ -406,10 +425,6 @@ impl Incident {
         }
         if let Some(approval) = self.approval.as_mut().filter(|a| a.state == ApprovalState::Pending) {
             approval.state = ApprovalState::Rejected;
-            changed = true;
-        }
-        if self.resolved_at.is_none() {
-            self.resolved_at = Some(now);
             changed = true;
         }
         if changed {

@@ -2,6 +2,7 @@
 //! runner that executes plans through an [`executor::Executor`].
 
 pub mod action;
+pub mod admission;
 pub mod alert;
 pub mod approval;
 pub mod crash;

@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::action::Action;
 use crate::alert::Alert;
-use crate::incident::{Approval, ApprovalState, Incident, Step, StepStatus, digest};
+use crate::incident::{Approval, ApprovalState, Incident, Step, StepStatus, Tally, digest};
 use crate::locate::Placement;
 use crate::policy::{Defaults, Policy};
 use crate::requests::render;
@@ -108,10 +108,7 @@ pub fn plan_located(
         key_parts,
         policy: policy.name.clone(),
         created_at: now,
-        last_seen: now,
-        alert_count: 1,
-        dedup_window_secs: policy.dedup_window.as_secs(),
-        resolved_at: None,
+        tally: Tally::opened(now, policy.dedup_window.as_secs()),
         dry_run: policy.dry_run,
         notify: policy.notify.clone(),
         alert: alert.clone(),

@@ -65,6 +65,8 @@ pub async fn release(
     if let Some(reason) = refused.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(ReleaseError::Busy(reason));
     }
+    // Closed to new alerts: the next one opens a new incident and contains again.
+    store.close(id, now).await?;
     let incident = store.get(id).await?.ok_or_else(|| ReleaseError::NotFound(id.to_string()))?;
     let executor = for_incident(executor, &incident);
     let mut outcome = ReleaseOutcome { incident_id: id.to_string(), ..ReleaseOutcome::default() };

@@ -9,8 +9,9 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
 
+use crate::approval::ApprovalLink;
 use crate::executor::{ExecError, Executor, for_incident};
-use crate::incident::{Incident, StepStatus};
+use crate::incident::{Decision, DecisionOutcome, Incident, StepStatus};
 use crate::notify::{Event, Notifiers};
 use crate::store::{Ops, Store, StoreError};
 
@@ -98,6 +99,46 @@ impl Runner {
         self.background.spawn(work);
     }
 
+    /// Tells the notifiers about `incident` in the background, so that a slow or failing chat
+    /// webhook never delays containment ([`Runner::settle`] waits for it).
+    pub fn announce(&self, event: Event, incident: Incident, links: Vec<ApprovalLink>) {
+        let notifiers = self.notifiers.clone();
+        self.spawn(async move { notifiers.send(event, &incident, &links).await });
+    }
+
+    /// Runs incident `id` in the background; what fails there is resumed by the sweep.
+    pub fn start(&self, id: String) {
+        let runner = self.clone();
+        self.spawn(async move {
+            if let Err(e) = runner.run(&id).await {
+                tracing::error!(incident = %id, error = %e, "runner failed; the sweep will resume it");
+            }
+        });
+    }
+
+    /// Applies an approver's decision on incident `id` (one decision per link, the first that
+    /// completes or rejects the request wins), announces it, and runs the steps it approved.
+    /// `None` when there is no such incident.
+    pub async fn decide(
+        &self,
+        id: &str,
+        plan_hash: &str,
+        decision: Decision,
+    ) -> Result<Option<DecisionOutcome>, StoreError> {
+        let outcome = Ops(self.store.as_ref()).decide(id, plan_hash, decision).await?;
+        if matches!(
+            outcome,
+            Some(DecisionOutcome::Approved | DecisionOutcome::Rejected | DecisionOutcome::Recorded { .. })
+        ) && let Some(current) = self.store.get(id).await?
+        {
+            self.announce(Event::Decided, current, Vec::new());
+        }
+        if outcome == Some(DecisionOutcome::Approved) {
+            self.start(id.to_string());
+        }
+        Ok(outcome)
+    }
+
     /// Waits until the work started by [`Runner::spawn`] (on any clone of this runner) has
     /// finished, or until `deadline` passes; returns how many tasks were still running then.
     /// On AWS Lambda the environment is frozen as soon as the next event is requested, so the
@@ -122,8 +163,7 @@ impl Runner {
         if ops.expire_approval(id, Timestamp::now()).await?
             && let Some(expired) = self.store.get(id).await?
         {
-            let notifiers = self.notifiers.clone();
-            self.spawn(async move { notifiers.send(Event::Decided, &expired, &[]).await });
+            self.announce(Event::Decided, expired, Vec::new());
         }
         let Some(incident) = self.store.get(id).await? else { return Ok(0) };
         let incident = Arc::new(incident);
@@ -180,8 +220,7 @@ impl Runner {
             && let Some(latest) = self.store.get(id).await?
         {
             // Spawned: a slow chat webhook must not hold up the sweep of other incidents.
-            let notifiers = self.notifiers.clone();
-            self.spawn(async move { notifiers.send(Event::StepsFinished, &latest, &[]).await });
+            self.announce(Event::StepsFinished, latest, Vec::new());
         }
         Ok(finished)
     }

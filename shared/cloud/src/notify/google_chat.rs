@@ -22,7 +22,7 @@ pub fn message(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
     let mut sections = vec![json!({"header": "Alert", "widgets": [
         {"decoratedText": {"topLabel": "Policy", "text": esc(&incident.policy)}},
         {"decoratedText": {"topLabel": "Severity", "text": format!("{} ({})", a.severity, a.source)}},
-        {"decoratedText": {"topLabel": "Alerts", "text": incident.alert_count.to_string()}},
+        {"decoratedText": {"topLabel": "Alerts", "text": incident.tally.alert_count.to_string()}},
         paragraph(&[clip(&a.summary, 1000)]),
     ]})];
     let auto = step_lines(incident, false);

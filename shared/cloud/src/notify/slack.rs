@@ -26,7 +26,7 @@ pub fn message(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
         json!({"type": "section", "fields": [
             {"type": "mrkdwn", "text": format!("*Policy*\n{}", esc(&incident.policy))},
             {"type": "mrkdwn", "text": format!("*Severity*\n{} ({})", a.severity, a.source)},
-            {"type": "mrkdwn", "text": format!("*Alerts*\n{}", incident.alert_count)},
+            {"type": "mrkdwn", "text": format!("*Alerts*\n{}", incident.tally.alert_count)},
             {"type": "mrkdwn", "text": format!("*First seen*\n{}", incident.created_at)},
         ]}),
         json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&format!("```{}```", esc(&a.summary)), 3000)}}),

@@ -14,7 +14,7 @@ pub fn payload(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
         "incident": {
             "id": incident.id,
             "policy": incident.policy,
-            "alert_count": incident.alert_count,
+            "alert_count": incident.tally.alert_count,
             "created_at": incident.created_at,
             "alert": {"source": a.source, "severity": a.severity, "rule": a.rule, "summary": a.summary, "resource": a.resource},
             "steps": StepView::of(incident),

@@ -1,19 +1,24 @@
 //! The embedded store: one redb file. redb serialises write transactions, so every method is a
-//! single atomic read-modify-write; reads run on snapshots.
+//! single atomic read-modify-write; reads run on snapshots. Admission writes a whole batch in one
+//! transaction: one fsync for every alert that arrived while the previous one was committed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{AlertRecord, Change, IncidentSummary, RecordOutcome, Rejection, Store, StoreError};
-use crate::incident::Incident;
+use super::admit::{Current, KeyAdmitted, KeyArrivals, admit_key};
+use super::{AlertRecord, Change, IncidentSummary, Rejection, Store, StoreError};
+use crate::incident::{Incident, Tally};
 
 const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents");
+/// Incident id → its tally (alert count, last seen, closed): admission's record, so that counting
+/// a duplicate rewrites a few bytes instead of the whole incident.
+const TALLIES: TableDefinition<&str, &[u8]> = TableDefinition::new("tallies");
 /// Incident key → id of the newest incident with that key.
 const KEYS: TableDefinition<&str, &str> = TableDefinition::new("incident_keys");
 const ALERT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("alert_log");
@@ -37,45 +42,111 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(backend)
 }
 
-/// Appends `bytes` under the next sequence number of `table`, inside `tx`.
-fn append_in(
-    tx: &WriteTransaction,
-    table: TableDefinition<'static, u64, &'static [u8]>,
-    bytes: &[u8],
-) -> Result<(), StoreError> {
-    let mut t = tx.open_table(table).map_err(backend)?;
-    let next = t.last().map_err(backend)?.map_or(0, |(k, _)| k.value() + 1);
-    t.insert(next, bytes).map_err(backend)?;
-    Ok(())
-}
-
-/// Writes `incident` and keeps the active index in step with it, inside `tx`.
-fn put_incident(tx: &WriteTransaction, incident: &Incident) -> Result<(), StoreError> {
-    let mut incidents = tx.open_table(INCIDENTS).map_err(backend)?;
-    incidents.insert(incident.id.as_str(), encode(incident)?.as_slice()).map_err(backend)?;
-    let mut active = tx.open_table(ACTIVE).map_err(backend)?;
-    if incident.is_active() {
-        active.insert(incident.id.as_str(), ()).map_err(backend)?;
-    } else {
-        active.remove(incident.id.as_str()).map_err(backend)?;
-    }
-    Ok(())
-}
-
-/// Reads incident `id` inside `tx`.
-fn get_incident(tx: &WriteTransaction, id: &str) -> Result<Option<Incident>, StoreError> {
-    let incidents = tx.open_table(INCIDENTS).map_err(backend)?;
-    incidents.get(id).map_err(backend)?.map(|v| decode(id, v.value())).transpose()
-}
-
-/// The newest incident id recorded for incident key `key`, inside `tx`.
-fn incident_for_key(tx: &WriteTransaction, key: &str) -> Result<Option<String>, StoreError> {
-    let keys = tx.open_table(KEYS).map_err(backend)?;
-    Ok(keys.get(key).map_err(backend)?.map(|v| v.value().to_string()))
-}
-
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: key.to_string(), error: e.to_string() })
+}
+
+/// Appends `bytes` under the next sequence number of `table`.
+fn append(table: &mut Table<u64, &[u8]>, bytes: &[u8]) -> Result<(), StoreError> {
+    let next = table.last().map_err(backend)?.map_or(0, |(k, _)| k.value() + 1);
+    table.insert(next, bytes).map_err(backend)?;
+    Ok(())
+}
+
+/// The incident's tally: its own record, or (a file written before tallies had one) the one in
+/// the incident record.
+fn tally_of(
+    tallies: &impl ReadableTable<&'static str, &'static [u8]>,
+    incident: &Incident,
+) -> Result<Tally, StoreError> {
+    match tallies.get(incident.id.as_str()).map_err(backend)? {
+        Some(bytes) => decode(&incident.id, bytes.value()),
+        None => Ok(incident.tally.clone()),
+    }
+}
+
+/// Reads incident `id` with its current tally.
+fn read_incident(
+    incidents: &impl ReadableTable<&'static str, &'static [u8]>,
+    tallies: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<Incident>, StoreError> {
+    let Some(bytes) = incidents.get(id).map_err(backend)? else { return Ok(None) };
+    let mut incident: Incident = decode(id, bytes.value())?;
+    incident.tally = tally_of(tallies, &incident)?;
+    Ok(Some(incident))
+}
+
+/// The tables a write transaction works on, opened once.
+struct Tables<'tx> {
+    incidents: Table<'tx, &'static str, &'static [u8]>,
+    tallies: Table<'tx, &'static str, &'static [u8]>,
+    keys: Table<'tx, &'static str, &'static str>,
+    active: Table<'tx, &'static str, ()>,
+    alert_log: Table<'tx, u64, &'static [u8]>,
+}
+
+impl<'tx> Tables<'tx> {
+    fn open(tx: &'tx WriteTransaction) -> Result<Tables<'tx>, StoreError> {
+        Ok(Tables {
+            incidents: tx.open_table(INCIDENTS).map_err(backend)?,
+            tallies: tx.open_table(TALLIES).map_err(backend)?,
+            keys: tx.open_table(KEYS).map_err(backend)?,
+            active: tx.open_table(ACTIVE).map_err(backend)?,
+            alert_log: tx.open_table(ALERT_LOG).map_err(backend)?,
+        })
+    }
+
+    /// Writes `incident` (not its tally) and keeps the active index in step with it.
+    fn put_incident(&mut self, incident: &Incident) -> Result<(), StoreError> {
+        self.incidents.insert(incident.id.as_str(), encode(incident)?.as_slice()).map_err(backend)?;
+        if incident.is_active() {
+            self.active.insert(incident.id.as_str(), ()).map_err(backend)?;
+        } else {
+            self.active.remove(incident.id.as_str()).map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn put_tally(&mut self, id: &str, tally: &Tally) -> Result<(), StoreError> {
+        self.tallies.insert(id, encode(tally)?.as_slice()).map_err(backend)?;
+        Ok(())
+    }
+
+    /// The current incident of `key` and its tally.
+    fn current(&self, key: &str) -> Result<Option<Current>, StoreError> {
+        let Some(id) = self.keys.get(key).map_err(backend)?.map(|v| v.value().to_string()) else { return Ok(None) };
+        Ok(read_incident(&self.incidents, &self.tallies, &id)?.map(|i| Current { incident_id: id, tally: i.tally }))
+    }
+
+    /// Admits one key's arrivals. The outer error fails the batch (the database failed); the
+    /// inner one only this key, and is found before anything of it is written.
+    fn admit(&mut self, key: &KeyArrivals) -> Result<Result<KeyAdmitted, StoreError>, StoreError> {
+        let current = match self.current(&key.key) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let writes = admit_key(current, &key.arrivals);
+        for incident in &writes.opened {
+            if self.incidents.get(incident.id.as_str()).map_err(backend)?.is_some() {
+                // Ids carry the second and 32 bits of hash; never overwrite on a collision.
+                return Ok(Err(StoreError::Backend(format!("incident id {} already exists", incident.id))));
+            }
+        }
+        for incident in &writes.opened {
+            self.put_incident(incident)?;
+        }
+        for (id, tally) in &writes.tallies {
+            self.put_tally(id, tally)?;
+        }
+        if let Some(current) = &writes.current {
+            self.keys.insert(key.key.as_str(), current.incident_id.as_str()).map_err(backend)?;
+        }
+        for line in &writes.log {
+            append(&mut self.alert_log, &encode(line)?)?;
+        }
+        Ok(Ok(writes.admitted))
+    }
 }
 
 impl EmbeddedStore {
@@ -91,6 +162,7 @@ impl EmbeddedStore {
         })?;
         let tx = db.begin_write().map_err(backend)?;
         tx.open_table(INCIDENTS).map_err(backend)?;
+        tx.open_table(TALLIES).map_err(backend)?;
         tx.open_table(KEYS).map_err(backend)?;
         tx.open_table(ALERT_LOG).map_err(backend)?;
         tx.open_table(REJECTIONS).map_err(backend)?;
@@ -120,11 +192,7 @@ impl EmbeddedStore {
     ) -> Result<(), StoreError> {
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(backend)?;
-            {
-                let mut t = tx.open_table(table).map_err(backend)?;
-                let next = t.last().map_err(backend)?.map_or(0, |(k, _)| k.value() + 1);
-                t.insert(next, bytes.as_slice()).map_err(backend)?;
-            }
+            append(&mut tx.open_table(table).map_err(backend)?, &bytes)?;
             tx.commit().map_err(backend)
         })
         .await
@@ -151,69 +219,48 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl Store for EmbeddedStore {
-    async fn record_alert(&self, candidate: Incident, now: Timestamp) -> Result<RecordOutcome, StoreError> {
+    async fn admit(
+        &self,
+        keys: &[KeyArrivals],
+        log: &[AlertRecord],
+    ) -> Result<Vec<Result<KeyAdmitted, StoreError>>, StoreError> {
+        let (keys, log) = (keys.to_vec(), log.to_vec());
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(backend)?;
-            let open_id = incident_for_key(&tx, &candidate.key)?;
-            let open = match &open_id {
-                Some(id) => get_incident(&tx, id)?,
-                None => None,
-            };
-            let outcome = match open {
-                Some(mut incident) if incident.absorbs(now) => {
-                    incident.count_alert(now);
-                    put_incident(&tx, &incident)?;
-                    RecordOutcome { incident_id: incident.id, duplicate: true, alert_count: incident.alert_count }
+            let admitted = {
+                let mut tables = Tables::open(&tx)?;
+                let admitted = keys.iter().map(|k| tables.admit(k)).collect::<Result<Vec<_>, _>>()?;
+                for line in &log {
+                    append(&mut tables.alert_log, &encode(line)?)?;
                 }
-                _ => {
-                    if get_incident(&tx, &candidate.id)?.is_some() {
-                        // Ids carry the second and 32 bits of hash; never overwrite on a collision.
-                        return Err(StoreError::Backend(format!("incident id {} already exists", candidate.id)));
-                    }
-                    put_incident(&tx, &candidate)?;
-                    let mut keys = tx.open_table(KEYS).map_err(backend)?;
-                    keys.insert(candidate.key.as_str(), candidate.id.as_str()).map_err(backend)?;
-                    RecordOutcome { incident_id: candidate.id.clone(), duplicate: false, alert_count: 1 }
-                }
+                admitted
             };
-            let what = if outcome.duplicate { "duplicate of" } else { "opened" };
-            let line = AlertRecord::for_alert(&candidate.alert, now, format!("{what} {}", outcome.incident_id));
-            append_in(&tx, ALERT_LOG, &encode(&line)?)?;
+            // One commit, one fsync, for the whole batch.
             tx.commit().map_err(backend)?;
-            Ok(outcome)
+            Ok(admitted)
         })
         .await
     }
 
-    async fn record_resolution(
-        &self,
-        key: &str,
-        now: Timestamp,
-        mut log: AlertRecord,
-    ) -> Result<Option<String>, StoreError> {
-        let key = key.to_string();
+    async fn close(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let id = id.to_string();
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(backend)?;
-            let id = incident_for_key(&tx, &key)?;
-            let incident = match &id {
-                Some(id) => get_incident(&tx, id)?,
-                None => None,
-            };
-            let resolved = match incident {
-                Some(mut incident) if incident.resolved_at.is_none() => {
-                    incident.resolve(now, &format!("{} (resolved alert)", log.source));
-                    put_incident(&tx, &incident)?;
-                    Some(incident.id)
+            let closed = {
+                let mut tables = Tables::open(&tx)?;
+                match read_incident(&tables.incidents, &tables.tallies, &id)? {
+                    Some(mut incident) => {
+                        let closed = incident.tally.close(now);
+                        if closed {
+                            tables.put_tally(&id, &incident.tally)?;
+                        }
+                        closed
+                    }
+                    None => false,
                 }
-                _ => None,
             };
-            log.outcome = match &resolved {
-                Some(id) => format!("resolved {id}"),
-                None => "resolved; no open incident".into(),
-            };
-            append_in(&tx, ALERT_LOG, &encode(&log)?)?;
             tx.commit().map_err(backend)?;
-            Ok(resolved)
+            Ok(closed)
         })
         .await
     }
@@ -222,14 +269,22 @@ impl Store for EmbeddedStore {
         let id = id.to_string();
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(backend)?;
-            let found = match get_incident(&tx, &id)? {
-                Some(mut incident) => {
-                    if change(&mut incident) {
-                        put_incident(&tx, &incident)?;
+            let found = {
+                let mut tables = Tables::open(&tx)?;
+                let stored = tables.incidents.get(id.as_str()).map_err(backend)?.map(|v| decode(&id, v.value()));
+                match stored.transpose()? {
+                    Some(mut incident) => {
+                        let incident: &mut Incident = &mut incident;
+                        let tally = incident.tally.clone();
+                        if change(incident) {
+                            // The tally is admission's: what a change did to it is not kept.
+                            incident.tally = tally;
+                            tables.put_incident(incident)?;
+                        }
+                        true
                     }
-                    true
+                    None => false,
                 }
-                None => false,
             };
             tx.commit().map_err(backend)?;
             Ok(found)
@@ -241,8 +296,8 @@ impl Store for EmbeddedStore {
         let id = id.to_string();
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(backend)?;
-            let t = tx.open_table(INCIDENTS).map_err(backend)?;
-            t.get(id.as_str()).map_err(backend)?.map(|v| decode(&id, v.value())).transpose()
+            let incidents = tx.open_table(INCIDENTS).map_err(backend)?;
+            read_incident(&incidents, &tx.open_table(TALLIES).map_err(backend)?, &id)
         })
         .await
     }
@@ -251,11 +306,14 @@ impl Store for EmbeddedStore {
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(backend)?;
             let t = tx.open_table(INCIDENTS).map_err(backend)?;
+            let tallies = tx.open_table(TALLIES).map_err(backend)?;
             let mut out = Vec::new();
             // Ids start with the creation time, so key order is age order.
             for row in t.iter().map_err(backend)?.rev().take(limit) {
                 let (k, v) = row.map_err(backend)?;
-                out.push(IncidentSummary::from(&decode::<Incident>(k.value(), v.value())?));
+                let mut incident = decode::<Incident>(k.value(), v.value())?;
+                incident.tally = tally_of(&tallies, &incident)?;
+                out.push(IncidentSummary::from(&incident));
             }
             Ok(out)
         })
@@ -282,10 +340,6 @@ impl Store for EmbeddedStore {
             Ok(out)
         })
         .await
-    }
-
-    async fn log_alert(&self, record: AlertRecord) -> Result<(), StoreError> {
-        self.append(ALERT_LOG, encode(&record)?).await
     }
 
     async fn record_rejection(&self, rejection: Rejection) -> Result<(), StoreError> {

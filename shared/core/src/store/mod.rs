@@ -1,6 +1,7 @@
 //! Durable state. The [`Store`] trait is what every guarantee is written against; the embedded
 //! redb store is the local default, Firestore (in `riposte-cloud`) the Cloud Run one.
 
+pub mod admit;
 mod embedded;
 
 use std::sync::{Arc, Mutex};
@@ -12,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use crate::alert::Source;
 use crate::incident::{Decision, DecisionOutcome, Incident, Step, StepReport, StepStatus};
 use crate::severity::Severity;
+use admit::{Admitted, Arrival, ArrivalKind, KeyAdmitted, KeyArrivals};
 
 pub use embedded::EmbeddedStore;
 
 /// Why the store failed. Never the client's fault.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be opened, read or written.
     #[error("store backend error: {0}")]
@@ -48,7 +50,20 @@ impl StoreError {
 impl AlertRecord {
     /// The intake-log line for `alert`.
     pub fn for_alert(alert: &crate::alert::Alert, received_at: Timestamp, outcome: String) -> AlertRecord {
-        AlertRecord { received_at, source: alert.source, rule: alert.rule.clone(), severity: alert.severity, outcome }
+        AlertRecord {
+            received_at,
+            source: alert.source,
+            rule: alert.rule.clone(),
+            severity: alert.severity,
+            outcome,
+            count: 1,
+        }
+    }
+
+    /// Whether `other` says the same about alike alerts, so the two can be one line with a count.
+    pub fn alike(&self, other: &AlertRecord) -> bool {
+        (self.source, &self.rule, self.severity, &self.outcome)
+            == (other.source, &other.rule, other.severity, &other.outcome)
     }
 }
 
@@ -76,6 +91,14 @@ pub struct AlertRecord {
     pub severity: Severity,
     /// What happened: incident ids, or why nothing did.
     pub outcome: String,
+    /// How many alike alerts this line stands for (a storm is a few lines, not one per alert);
+    /// `received_at` is the first one's time.
+    #[serde(default = "one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// A delivery that could never be processed, kept so nothing is silently lost.
@@ -120,7 +143,7 @@ impl From<&Incident> for IncidentSummary {
             id: i.id.clone(),
             policy: i.policy.clone(),
             created_at: i.created_at,
-            alert_count: i.alert_count,
+            alert_count: i.tally.alert_count,
             rule: i.alert.rule.clone(),
             steps: counts.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "),
         }
@@ -143,28 +166,75 @@ pub fn status_name(s: &StepStatus) -> &'static str {
 pub type Change = Box<dyn FnMut(&mut Incident) -> bool + Send>;
 
 /// Durable incident state. Each method is atomic.
+///
+/// An incident is kept as two records: the incident (plan, steps, approval, journal), written by
+/// runners, decisions and releases through [`Store::update`]; and its [`crate::incident::Tally`]
+/// (alert count, last seen, closed), written by admission and [`Store::close`] only. Counting an
+/// alert storm therefore never contends with the runner executing the incident's steps.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Admits a batch in one atomic, durable write: per key, in order, counts each arrival on the
+    /// key's open incident or opens the arrival's candidate ([`admit::admit_key`]), and appends every
+    /// arrival's intake-log line and `log`. A key that cannot be admitted gets its own error and
+    /// the rest of the batch commits; an `Err` means nothing was written.
+    async fn admit(
+        &self,
+        keys: &[KeyArrivals],
+        log: &[AlertRecord],
+    ) -> Result<Vec<Result<KeyAdmitted, StoreError>>, StoreError>;
+
+    /// Closes incident `id` to new alerts at `now` (a release): the next alert of its key opens a
+    /// new incident. Returns whether it was open; `false` also when there is no such incident.
+    async fn close(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
+
     /// Opens `candidate` unless an open incident with the same key absorbs the alert, in which case
-    /// that incident's count goes up by one and no steps are added. Appends the intake-log line
-    /// in the same transaction.
-    async fn record_alert(&self, candidate: Incident, now: Timestamp) -> Result<RecordOutcome, StoreError>;
+    /// that incident's count goes up by one and no steps are added: [`Store::admit`] for one alert.
+    async fn record_alert(&self, candidate: Incident, now: Timestamp) -> Result<RecordOutcome, StoreError> {
+        let log = AlertRecord::for_alert(&candidate.alert, now, String::new());
+        let key = candidate.key.clone();
+        let arrival = Arrival {
+            kind: ArrivalKind::Firing,
+            alerts: 1,
+            first_at: now,
+            last_at: now,
+            log,
+            candidate: Some(Box::new(candidate)),
+        };
+        let admitted = self.admit(&[KeyArrivals { key, arrivals: vec![arrival] }], &[]).await?.pop();
+        match admitted.transpose()?.and_then(|mut k| k.admitted.pop()) {
+            Some(Admitted::Counted { incident_id, opened, first_count }) => {
+                Ok(RecordOutcome { incident_id, duplicate: !opened, alert_count: first_count })
+            }
+            other => Err(StoreError::Backend(format!("admitting one alert gave {other:?}"))),
+        }
+    }
 
     /// Records a resolved alert on the open incident with `key`, if there is one, and appends
-    /// `log` (its outcome filled in) to the intake log in the same transaction.
+    /// `log` (its outcome filled in) to the intake log in the same write: [`Store::admit`] for one
+    /// resolution. Returns the incident it closed.
     async fn record_resolution(
         &self,
         key: &str,
         now: Timestamp,
         log: AlertRecord,
-    ) -> Result<Option<String>, StoreError>;
+    ) -> Result<Option<String>, StoreError> {
+        let arrival =
+            Arrival { kind: ArrivalKind::Resolved, alerts: 1, first_at: now, last_at: now, log, candidate: None };
+        let admitted = self.admit(&[KeyArrivals { key: key.to_string(), arrivals: vec![arrival] }], &[]).await?.pop();
+        match admitted.transpose()?.and_then(|mut k| k.admitted.pop()) {
+            Some(Admitted::Resolved { incident_id }) => Ok(incident_id),
+            other => Err(StoreError::Backend(format!("admitting one resolution gave {other:?}"))),
+        }
+    }
 
     /// Applies `change` to incident `id` atomically; it returns whether it changed anything. A
-    /// store may call it more than once (transaction retries). Returns `false` if there is no
-    /// such incident.
+    /// store may call it more than once (after losing a race). Returns `false` if there is no
+    /// such incident. The change sees the incident's tally as it was when the incident opened, and
+    /// what it does to the tally is not kept: the tally is admission's ([`Store::admit`],
+    /// [`Store::close`]).
     async fn update(&self, id: &str, change: Change) -> Result<bool, StoreError>;
 
-    /// Incident `id`.
+    /// Incident `id`, with its current tally.
     async fn get(&self, id: &str) -> Result<Option<Incident>, StoreError>;
 
     /// The newest incidents first, at most `limit`.
@@ -172,9 +242,6 @@ pub trait Store: Send + Sync {
 
     /// Ids of incidents a runner has something to do on at `now` ([`Incident::has_work`]).
     async fn with_work(&self, now: Timestamp) -> Result<Vec<String>, StoreError>;
-
-    /// Appends to the intake log (alerts no policy took).
-    async fn log_alert(&self, record: AlertRecord) -> Result<(), StoreError>;
 
     /// Keeps an unprocessable delivery.
     async fn record_rejection(&self, rejection: Rejection) -> Result<(), StoreError>;

@@ -1,0 +1,184 @@
+//! Alert storms through the HTTP intake, as a real incident brings them: 16 concurrent senders
+//! posting the drop-and-execute Falco alert for a fixed time, on the embedded store and on the
+//! real Firestore emulator (one instance, and two instances sharing it). Every figure is also
+//! given as a ratio to the HTTP ceiling measured in the same run with the same senders: the same
+//! router's `GET /healthz`.
+//!
+//! Run: `cargo bench -p riposte-e2e --bench storm` (results go into BENCHMARKS.md; the Firestore
+//! rows need the google-cloud-cli emulator, as the tests do).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use riposte_core::incident::StepStatus;
+use riposte_core::policy::PolicySet;
+use riposte_core::store::{EmbeddedStore, Store};
+use riposte_e2e::emulator::Emulator;
+use riposte_e2e::intake::{fixture, intake_state};
+use riposte_ingest::app;
+
+const SENDERS: usize = 16;
+const SCENARIO: Duration = Duration::from_secs(6);
+const FIXTURE: &str = "falco/drop-exec-sidekick-customfields.json";
+
+/// What the senders saw.
+struct Load {
+    answered: usize,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// `SENDERS` senders, each on its own connection, send requests to `urls` (round robin by sender)
+/// for `SCENARIO`; a POST when `body` is given, else a GET. Every answer must be 200.
+async fn load(urls: &[String], path: &str, body: Option<Vec<u8>>) -> Load {
+    let started = Instant::now();
+    let deadline = started + SCENARIO;
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in 0..SENDERS {
+        let (url, body) = (format!("{}{path}", urls[s % urls.len()]), body.clone());
+        tasks.spawn(async move {
+            let client = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let request = match &body {
+                    Some(b) => client.post(&url).body(b.clone()),
+                    None => client.get(&url),
+                };
+                let r = request.send().await.expect("send");
+                assert_eq!(r.status(), 200, "{url}");
+                r.bytes().await.expect("answer");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        latencies.extend(done.expect("sender"));
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let p = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e3;
+    Load {
+        answered: latencies.len(),
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: p(0.5),
+        p99_ms: p(0.99),
+    }
+}
+
+/// The intake router over `store` on a free port.
+async fn serve(store: Arc<dyn Store>) -> String {
+    let policies = PolicySet::from_yaml(riposte::EXAMPLE_POLICY).expect("policy");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = app(intake_state(store, policies));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// When (after `since`) every automatic step of `id` had finished, polled every 5 ms during the storm.
+async fn contained_at(store: Arc<dyn Store>, id: String, since: Instant) -> Duration {
+    loop {
+        if let Ok(Some(i)) = store.get(&id).await
+            && i.steps
+                .iter()
+                .filter(|s| !s.gated)
+                .all(|s| matches!(s.status, StepStatus::Done | StepStatus::Skipped { .. }))
+        {
+            return since.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Opens the incident with one alert and waits until its automatic steps are done, so that the
+/// storm after it is duplicates only.
+async fn open_and_contain(url: &str, store: &Arc<dyn Store>) {
+    let r = reqwest::Client::new().post(format!("{url}/v1/falco")).body(fixture(FIXTURE)).send().await.expect("send");
+    let answer: serde_json::Value = r.json().await.expect("json");
+    let id = answer["incident_id"].as_str().expect("incident").to_string();
+    contained_at(store.clone(), id, Instant::now()).await;
+}
+
+/// A storm whose first alert opens the incident: the load, and how long after the first alert
+/// every automatic step was done (while the storm went on).
+async fn opening_storm(urls: &[String], store: &Arc<dyn Store>) -> (Load, Option<Duration>) {
+    let store = store.clone();
+    let body = fixture(FIXTURE);
+    let storm = tokio::spawn({
+        let urls = urls.to_vec();
+        async move { load(&urls, "/v1/falco", Some(body)).await }
+    });
+    // Learn the incident from the store as soon as it exists, and time its containment from the
+    // storm's start.
+    let started = Instant::now();
+    let id = loop {
+        if let Ok(list) = store.list(1).await
+            && let Some(first) = list.first()
+        {
+            break first.id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let contained = tokio::spawn(contained_at(store, id, started));
+    let load = storm.await.expect("storm");
+    let contained = tokio::time::timeout(Duration::from_secs(30), contained).await.ok().and_then(Result::ok);
+    (load, contained)
+}
+
+fn row(name: &str, load: &Load, ceiling: f64, contained: Option<Duration>) {
+    let contained = contained.map_or("—".to_string(), |d| format!("{} ms", d.as_millis()));
+    println!(
+        "| {name} | {:.0} | {:.3}× | {:.1} ms | {:.1} ms | {} | {contained} |",
+        load.per_second,
+        load.per_second / ceiling,
+        load.p50_ms,
+        load.p99_ms,
+        load.answered
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+        let url = serve(embedded.clone()).await;
+        let ceiling = load(std::slice::from_ref(&url), "/healthz", None).await;
+        println!("| scenario ({SENDERS} senders, {} s each) | alerts/s | × ceiling | p50 | p99 | answered | first alert → automatic steps done |", SCENARIO.as_secs());
+        println!("|---|---|---|---|---|---|---|");
+        println!(
+            "| HTTP ceiling: `GET /healthz` of the same router | {:.0} | 1× | {:.1} ms | {:.1} ms | {} | |",
+            ceiling.per_second, ceiling.p50_ms, ceiling.p99_ms, ceiling.answered
+        );
+        let c = ceiling.per_second;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fresh: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+        let (opening, contained) = opening_storm(&[serve(fresh.clone()).await], &fresh).await;
+        row("embedded: a storm that opens a new incident", &opening, c, contained);
+
+        open_and_contain(&url, &embedded).await;
+        let duplicates = load(std::slice::from_ref(&url), "/v1/falco", Some(fixture(FIXTURE))).await;
+        row("embedded: duplicates of an open incident", &duplicates, c, None);
+
+        let emulator = Emulator::start().await;
+        let one = emulator.store("bench-duplicates");
+        let one_url = serve(one.clone()).await;
+        open_and_contain(&one_url, &one).await;
+        let duplicates = load(&[one_url], "/v1/falco", Some(fixture(FIXTURE))).await;
+        row("Firestore emulator: duplicates of an open incident", &duplicates, c, None);
+
+        let fresh = emulator.store("bench-opening");
+        let (opening, contained) = opening_storm(&[serve(fresh.clone()).await], &fresh).await;
+        row("Firestore emulator: a storm that opens a new incident", &opening, c, contained);
+
+        let (a, b) = (emulator.store("bench-two"), emulator.store("bench-two"));
+        let urls = [serve(a.clone()).await, serve(b).await];
+        let (opening, contained) = opening_storm(&urls, &a).await;
+        row("Firestore emulator, two instances: a storm that opens a new incident", &opening, c, contained);
+    });
+}
