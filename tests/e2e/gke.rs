@@ -135,17 +135,23 @@ impl Harness {
     async fn intake(&self, policy_yaml: &str, body: &[u8]) -> String {
         let policies = PolicySet::from_yaml(policy_yaml).expect("policy");
         let alerts = SourceKind::Falco.parse(body, &http::HeaderMap::new()).expect("parse");
-        // The incident is admitted as intake does, but its steps are left for the test's runner.
+        // The incident is admitted as intake does, but its steps are left for the test's runner:
+        // admission's runner runs only approved steps (there are none yet), and is settled below.
         let idle = Runner::new(self.store.clone(), self.executor.clone(), Notifiers::none(), "gke-intake".into())
             .with_scope(StepScope::Approved);
         let admission = Admission::new(AdmissionParts {
             policies: Arc::new(policies),
             store: self.store.clone(),
             locator: self.locator.clone() as Arc<dyn riposte_core::locate::Locator>,
-            runner: idle,
+            runner: idle.clone(),
             approval_links: None,
         });
         let outcomes = admission.admit(alerts, Timestamp::now()).await.expect("admit");
+        assert_eq!(
+            idle.settle(tokio::time::Instant::now() + Duration::from_secs(10)).await,
+            0,
+            "admission's run ended"
+        );
         outcomes[0].incidents[0].incident_id.clone().expect("an incident")
     }
 

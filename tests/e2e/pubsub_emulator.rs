@@ -21,8 +21,8 @@ use crate::helpers::{Emulator, eventually, eventually_within, example_policies, 
 const PROJECT: &str = "riposte-pubsub";
 const TOKEN: &str = "push-token-0123456789";
 
-/// The embedded store, except that the first `fail` alert writes fail as a full disk would: the
-/// intake answers 500 and Pub/Sub must deliver the message again.
+/// The embedded store, except that the first `fail` writes opening an incident fail as a full
+/// disk would: the intake answers 500 and Pub/Sub must deliver the message again.
 struct FailingFirstWrites {
     inner: EmbeddedStore,
     fail: AtomicUsize,
@@ -36,7 +36,7 @@ impl Store for FailingFirstWrites {
         keys: &[KeyArrivals],
         log: &[AlertRecord],
     ) -> Result<Vec<Result<KeyAdmitted, StoreError>>, StoreError> {
-        if !keys.is_empty() {
+        if keys.iter().any(|k| k.arrivals.iter().any(|a| a.candidate.is_some())) {
             self.writes.fetch_add(1, Ordering::SeqCst);
             if self.fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
                 return Err(StoreError::Backend("injected: the disk is full".into()));
