@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use jiff::Timestamp;
-use riposte_core::plan::plan_incident;
+use riposte_core::plan::{incident_key, plan_incident};
 use riposte_core::policy::PolicySet;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Store};
-use riposte_e2e::intake::{fixture, intake_state};
+use riposte_e2e::intake::{RecordOne, fixture, intake_state};
 use riposte_ingest::app;
 
 const FIXTURES: [(&str, &str); 3] = [
@@ -62,6 +62,12 @@ fn main() {
             std::hint::black_box(kind.parse(&body, &headers).expect("parse"));
         });
         let alert = kind.parse(&body, &headers).expect("parse").remove(0);
+        // What a duplicate costs before the store: it is matched and keyed, never planned.
+        bench(&format!("match + key {rel}"), budget, || {
+            for m in policies.matches(&alert) {
+                std::hint::black_box(incident_key(m.policy, &alert));
+            }
+        });
         bench(&format!("match + plan {rel}"), budget, || {
             for m in policies.matches(&alert) {
                 std::hint::black_box(plan_incident(m.policy, &policies.defaults, &alert, Timestamp::now()));

@@ -5,7 +5,7 @@
 //! router's `GET /healthz`.
 //!
 //! Run: `cargo bench -p riposte-e2e --bench storm` (results go into BENCHMARKS.md; the Firestore
-//! rows need the google-cloud-cli emulator, as the tests do).
+//! rows need the google-cloud-cli emulator, as the tests do; `-- embedded` runs the embedded rows only).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,12 +27,24 @@ struct Load {
     per_second: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU time of this whole process (senders and server) per answered request.
+    cpu_us: f64,
+}
+
+/// CPU time used by this process so far (user + system), from /proc.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // Linux reports them in clock ticks of 1/100 s.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// `SENDERS` senders, each on its own connection, send requests to `urls` (round robin by sender)
 /// for `SCENARIO`; a POST when `body` is given, else a GET. Every answer must be 200.
 async fn load(urls: &[String], path: &str, body: Option<Vec<u8>>) -> Load {
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_time());
     let deadline = started + SCENARIO;
     let mut tasks = tokio::task::JoinSet::new();
     for s in 0..SENDERS {
@@ -59,6 +71,7 @@ async fn load(urls: &[String], path: &str, body: Option<Vec<u8>>) -> Load {
         latencies.extend(done.expect("sender"));
     }
     let elapsed = started.elapsed();
+    let cpu = (cpu_time() - cpu).as_secs_f64();
     latencies.sort();
     let p = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e3;
     Load {
@@ -66,6 +79,7 @@ async fn load(urls: &[String], path: &str, body: Option<Vec<u8>>) -> Load {
         per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50_ms: p(0.5),
         p99_ms: p(0.99),
+        cpu_us: cpu * 1e6 / latencies.len() as f64,
     }
 }
 
@@ -132,12 +146,13 @@ async fn opening_storm(urls: &[String], store: &Arc<dyn Store>) -> (Load, Option
 fn row(name: &str, load: &Load, ceiling: f64, contained: Option<Duration>) {
     let contained = contained.map_or("—".to_string(), |d| format!("{} ms", d.as_millis()));
     println!(
-        "| {name} | {:.0} | {:.3}× | {:.1} ms | {:.1} ms | {} | {contained} |",
+        "| {name} | {:.0} | {:.3}× | {:.1} ms | {:.1} ms | {} | {:.0} µs | {contained} |",
         load.per_second,
         load.per_second / ceiling,
         load.p50_ms,
         load.p99_ms,
-        load.answered
+        load.answered,
+        load.cpu_us,
     );
 }
 
@@ -148,11 +163,14 @@ fn main() {
         let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
         let url = serve(embedded.clone()).await;
         let ceiling = load(std::slice::from_ref(&url), "/healthz", None).await;
-        println!("| scenario ({SENDERS} senders, {} s each) | alerts/s | × ceiling | p50 | p99 | answered | first alert → automatic steps done |", SCENARIO.as_secs());
-        println!("|---|---|---|---|---|---|---|");
         println!(
-            "| HTTP ceiling: `GET /healthz` of the same router | {:.0} | 1× | {:.1} ms | {:.1} ms | {} | |",
-            ceiling.per_second, ceiling.p50_ms, ceiling.p99_ms, ceiling.answered
+            "| scenario ({SENDERS} senders, {} s each) | alerts/s | × ceiling | p50 | p99 | answered | CPU per request (senders + server) | first alert → automatic steps done |",
+            SCENARIO.as_secs()
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        println!(
+            "| HTTP ceiling: `GET /healthz` of the same router | {:.0} | 1× | {:.1} ms | {:.1} ms | {} | {:.0} µs | |",
+            ceiling.per_second, ceiling.p50_ms, ceiling.p99_ms, ceiling.answered, ceiling.cpu_us
         );
         let c = ceiling.per_second;
 
@@ -164,8 +182,15 @@ fn main() {
         open_and_contain(&url, &embedded).await;
         let duplicates = load(std::slice::from_ref(&url), "/v1/falco", Some(fixture(FIXTURE))).await;
         row("embedded: duplicates of an open incident", &duplicates, c, None);
+        // `cargo bench -p riposte-e2e --bench storm -- embedded`: the embedded rows only.
+        if std::env::args().any(|a| a == "embedded") {
+            return;
+        }
 
         let emulator = Emulator::start().await;
+        // The emulator is a JVM: let it compile its hot paths before anything is measured.
+        let warm = emulator.store("bench-warm-up");
+        let _ = opening_storm(&[serve(warm.clone()).await], &warm).await;
         let one = emulator.store("bench-duplicates");
         let one_url = serve(one.clone()).await;
         open_and_contain(&one_url, &one).await;

@@ -206,9 +206,9 @@ async fn kill_9_at_every_step_boundary_against_fake_compute_completes_and_acts_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_on_the_firestore_store_against_fake_compute_completes_and_acts_once() {
-    // The Cloud Run configuration: state in Firestore (the real emulator). A process killed inside
-    // a Firestore transaction leaves its locks until the transaction times out (about 60 s in
-    // the emulator's default pessimistic mode): the resumed process waits that out, retrying.
+    // The Cloud Run configuration: state in Firestore (the real emulator). riposte's Firestore
+    // writes are commits conditional on what was read, not transactions: a killed process leaves
+    // no lock behind, and the resumed one carries on as soon as the step's lease lapses.
     let scenarios = [
         ("createSnapshot applied, answer not received", Crash::AfterEffect("createSnapshot")),
         ("steps executed, not recorded", Crash::At("step-executed")),

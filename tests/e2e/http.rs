@@ -248,6 +248,13 @@ async fn closed_monitoring_incident_is_recorded_on_the_open_one_and_starts_nothi
     assert!(incident.tally.resolved_at.is_some());
     assert_eq!(incident.tally.alert_count, 2);
     assert_eq!(app.store.list(10).await.expect("list").len(), 1, "no second incident");
+    // The journal says who closed it (written after the tally, by its own write).
+    let id = opened["incident_id"].as_str().expect("id").to_string();
+    eventually(|| async {
+        let incident = app.store.get(&id).await.ok()??;
+        incident.journal.iter().any(|j| j.message.contains("reported the condition closed")).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,8 @@ use riposte_core::plan::plan_incident;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{AlertRecord, EmbeddedStore, Ops, Store};
 
+use riposte_e2e::intake::RecordOne;
+
 use crate::helpers::{example_policies, fixture};
 
 /// Claims a step may get before it is failed.
@@ -413,4 +415,44 @@ async fn serve_on_the_firestore_store_shares_incidents_across_processes_on_the_r
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RIPOSTE_STORE=firestore needs the project"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firestore_store_counts_onto_incidents_written_before_tallies_had_documents_on_the_real_emulator() {
+    // A database written by an earlier riposte: the incident holds its own count, and its key's
+    // document names it without a tally. An upgraded instance must count onto it, not fail.
+    let emulator = crate::helpers::FirestoreEmulator::start().await;
+    let project = "riposte-upgrade";
+    let now = Timestamp::now();
+    let mut old = crypto(now);
+    old.tally.alert_count = 5;
+    let database = format!("projects/{project}/databases/(default)/documents");
+    let writes = serde_json::json!({"writes": [
+        {"update": {"name": format!("{database}/incidents/{}", old.id), "fields": {
+            "data": {"stringValue": serde_json::to_string(&old).expect("json")},
+            "id": {"stringValue": old.id}, "key": {"stringValue": old.key}, "active": {"booleanValue": true},
+        }}},
+        {"update": {"name": format!("{database}/incident_keys/{}", old.key), "fields": {
+            "incident_id": {"stringValue": old.id},
+        }}},
+    ]});
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/{database}:commit", emulator.host))
+        .bearer_auth("owner")
+        .json(&writes)
+        .send()
+        .await
+        .expect("commit");
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+
+    let store = emulator.store(project);
+    let later = now + SignedDuration::from_secs(1);
+    let counted = store.record_alert(crypto(later), later).await.expect("record");
+    assert_eq!((counted.incident_id.as_str(), counted.duplicate, counted.alert_count), (old.id.as_str(), true, 6));
+    assert_eq!(store.get(&old.id).await.expect("get").expect("incident").tally.alert_count, 6);
+    // And from then on its tally has a document of its own.
+    let again = store.record_alert(crypto(later), later).await.expect("record");
+    assert_eq!(again.alert_count, 7);
+    assert!(store.close(&old.id, later).await.expect("close"), "a release closes it");
+    assert!(!store.record_alert(crypto(later), later).await.expect("record").duplicate, "closed: a new incident");
 }

@@ -31,11 +31,13 @@ async fn serve(store: Arc<dyn Store>) -> String {
     url
 }
 
-/// What the senders were told, per incident: acknowledgements, and how many said "opened".
+/// What the senders were told, per incident: acknowledgements, how many said "opened", and the
+/// incident's count each answer gave.
 #[derive(Debug, Default)]
 struct Told {
     acks: BTreeMap<String, u64>,
     opened: BTreeMap<String, u64>,
+    counts: BTreeMap<String, Vec<u64>>,
 }
 
 /// `senders` concurrent senders each post `each` alerts, round robin over `pods`, to the servers
@@ -54,15 +56,17 @@ async fn storm(urls: &[String], senders: usize, each: usize, pods: &[&str]) -> T
                 assert_eq!(r.status(), 200, "{:?}", r.text().await);
                 let answer: serde_json::Value = r.json().await.expect("json");
                 let id = answer["incident_id"].as_str().expect("an incident").to_string();
-                answers.push((id, answer["duplicate"] == false));
+                let count = answer["alerts"][0]["incidents"][0]["alert_count"].as_u64().expect("a count");
+                answers.push((id, answer["duplicate"] == false, count));
             }
             answers
         });
     }
     let mut told = Told::default();
     while let Some(answers) = tasks.join_next().await {
-        for (id, opened) in answers.expect("sender") {
+        for (id, opened, count) in answers.expect("sender") {
             *told.opened.entry(id.clone()).or_default() += u64::from(opened);
+            told.counts.entry(id.clone()).or_default().push(count);
             *told.acks.entry(id).or_default() += 1;
         }
     }
@@ -89,6 +93,10 @@ async fn assert_exact(store: &Arc<dyn Store>, told: &Told, pods: usize, total: u
         assert_eq!(told.opened[id], 1, "exactly one sender was told that it opened {id}");
         let incident = contained(store, id).await;
         assert_eq!(incident.tally.alert_count, *acks, "{id}: the count is the acknowledgements");
+        // Each answer named its alert's own place in the count: 1, 2, …, N, each once.
+        let mut counts = told.counts[id].clone();
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=*acks).collect::<Vec<_>>(), "{id}: every alert counted exactly once");
         assert_eq!(incident.steps.len(), 10, "one set of steps");
         for step in incident.steps.iter().filter(|s| !s.gated && s.status == StepStatus::Done) {
             assert_eq!(step.attempts, 1, "{id}: step {} ran once", step.action.name());

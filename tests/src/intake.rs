@@ -14,7 +14,8 @@ use riposte_core::plan::plan_incident;
 use riposte_core::policy::PolicySet;
 use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
-use riposte_core::store::Store;
+use riposte_core::store::admit::{Admitted, Arrival, ArrivalKind, KeyAdmitted, KeyArrivals};
+use riposte_core::store::{AlertRecord, Store, StoreError};
 use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, SweepAccess};
 
 /// The repository's fixtures directory (`tests/fixtures`).
@@ -26,6 +27,77 @@ pub fn fixtures_dir() -> PathBuf {
 pub fn fixture(rel: &str) -> Vec<u8> {
     let path = fixtures_dir().join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// What recording one alert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOutcome {
+    /// The incident the alert belongs to.
+    pub incident_id: String,
+    /// Whether it joined an open incident (no new steps).
+    pub duplicate: bool,
+    /// Alerts on the incident once this one was counted.
+    pub alert_count: u64,
+}
+
+/// One alert at a time into a store, through [`Store::admit`] as admission records a batch of
+/// one: for the tests and benchmarks that put incidents into a store directly.
+pub trait RecordOne {
+    /// Opens `candidate` unless an open incident of its key takes the alert (+1, no new steps).
+    fn record_alert(
+        &self,
+        candidate: Incident,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<RecordOutcome, StoreError>> + Send;
+
+    /// Records a resolved alert on the open incident of `key`; returns the incident it closed.
+    fn record_resolution(
+        &self,
+        key: &str,
+        now: Timestamp,
+        log: AlertRecord,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+}
+
+impl<S: Store + ?Sized> RecordOne for S {
+    async fn record_alert(&self, candidate: Incident, now: Timestamp) -> Result<RecordOutcome, StoreError> {
+        let log = AlertRecord::for_alert(&candidate.alert, now, String::new());
+        let key = candidate.key.clone();
+        let arrival = Arrival {
+            kind: ArrivalKind::Firing,
+            alerts: 1,
+            first_at: now,
+            last_at: now,
+            log,
+            candidate: Some(Box::new(candidate)),
+        };
+        match only(self.admit(&[KeyArrivals { key, arrivals: vec![arrival] }], &[]).await?)? {
+            Admitted::Counted { incident_id, opened, first_count } => {
+                Ok(RecordOutcome { incident_id, duplicate: !opened, alert_count: first_count })
+            }
+            other => Err(StoreError::Backend(format!("admitting one alert gave {other:?}"))),
+        }
+    }
+
+    async fn record_resolution(
+        &self,
+        key: &str,
+        now: Timestamp,
+        log: AlertRecord,
+    ) -> Result<Option<String>, StoreError> {
+        let arrival =
+            Arrival { kind: ArrivalKind::Resolved, alerts: 1, first_at: now, last_at: now, log, candidate: None };
+        match only(self.admit(&[KeyArrivals { key: key.to_string(), arrivals: vec![arrival] }], &[]).await?)? {
+            Admitted::Resolved { incident_id } => Ok(incident_id),
+            other => Err(StoreError::Backend(format!("admitting one resolution gave {other:?}"))),
+        }
+    }
+}
+
+/// The one arrival's outcome of a one-key batch.
+fn only(mut keys: Vec<Result<KeyAdmitted, StoreError>>) -> Result<Admitted, StoreError> {
+    let admitted = keys.pop().ok_or_else(|| StoreError::Backend("no answer for the key".into()))??;
+    admitted.admitted.into_iter().next().ok_or_else(|| StoreError::Backend("the arrival was not admitted".into()))
 }
 
 /// Records the incident that `policies` open for the first alert of `body` (a `kind` payload)

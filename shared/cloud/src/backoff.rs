@@ -1,5 +1,5 @@
-//! Exponential backoff with full jitter, shared by the Firestore transactions and the Compute
-//! calls: contending writers and throttled clients must not retry in lockstep.
+//! Exponential backoff with full jitter, shared by the Firestore writes that lost a race and the
+//! Compute calls: contending writers and throttled clients must not retry in lockstep.
 
 use std::time::Duration;
 

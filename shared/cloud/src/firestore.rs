@@ -69,8 +69,8 @@ fn contention() -> StoreError {
 }
 
 /// A commit lost a race: a precondition failed (another writer changed or created a document
-/// since it was read) or Firestore aborted it. Read again and retry.
-struct Conflict;
+/// since it was read) or Firestore aborted it. Read again and retry. Holds Firestore's message.
+struct Conflict(String);
 
 fn text(fields: &Value, name: &str) -> Option<String> {
     fields.get(name)?.get("stringValue")?.as_str().map(String::from)
@@ -179,19 +179,16 @@ impl FirestoreStore {
         let status = response.status().as_u16();
         let value: Value = response.json().await.unwrap_or(Value::Null);
         let code = value["error"]["status"].as_str().unwrap_or("");
-        match status {
-            200..=299 => Ok(Ok(value)),
-            409 if matches!(code, "ABORTED" | "ALREADY_EXISTS" | "") => Ok(Err(Conflict)),
-            400 if code == "FAILED_PRECONDITION"
-                && value["error"]["message"].as_str().is_some_and(|m| m.contains("version")) =>
-            {
-                Ok(Err(Conflict))
+        let message = value["error"]["message"].as_str().unwrap_or("");
+        match (status, code) {
+            (200..=299, _) => Ok(Ok(value)),
+            // A precondition that no longer holds (`updateTime`, `exists: false`), or contention.
+            (409, "ABORTED" | "ALREADY_EXISTS" | "") | (400, "FAILED_PRECONDITION") => {
+                Ok(Err(Conflict(format!("{code}: {message}"))))
             }
-            404 => Ok(Ok(Value::Null)),
-            _ => Err(backend(format!(
-                "Firestore answered {status}: {}",
-                value["error"]["message"].as_str().unwrap_or("")
-            ))),
+            // Too large, too many writes, malformed: nothing was written.
+            (400, "INVALID_ARGUMENT") => Err(StoreError::Refused(format!("Firestore: {message}"))),
+            _ => Err(backend(format!("Firestore answered {status}: {message}"))),
         }
     }
 
@@ -214,7 +211,7 @@ impl FirestoreStore {
         }
         let answer = match self.post(":batchGet", json!({"documents": names})).await? {
             Ok(v) => v,
-            Err(Conflict) => return Err(backend("a read was aborted")),
+            Err(Conflict(why)) => return Err(backend(format!("a read failed: {why}"))),
         };
         let mut out = vec![None; names.len()];
         for item in answer.as_array().cloned().unwrap_or_default() {
@@ -235,7 +232,7 @@ impl FirestoreStore {
     fn incident_write(&self, incident: &Incident, precondition: Value) -> Result<Value, StoreError> {
         let data = serde_json::to_string(incident).map_err(backend)?;
         if data.len() > MAX_DOCUMENT {
-            return Err(backend(format!(
+            return Err(StoreError::Refused(format!(
                 "incident {} is {} bytes, more than a Firestore document holds",
                 incident.id,
                 data.len()
@@ -253,10 +250,17 @@ impl FirestoreStore {
         }))
     }
 
-    fn tally_write(&self, id: &str, tally: &Tally, precondition: Option<Value>) -> Result<Value, StoreError> {
+    /// The write of incident `id`'s tally; it expires with the incident (`expire_at`).
+    fn tally_write(
+        &self,
+        id: &str,
+        tally: &Tally,
+        expire_at: &str,
+        precondition: Option<Value>,
+    ) -> Result<Value, StoreError> {
         let mut write = json!({"update": {"name": self.name("tallies", id), "fields": {
             "data": {"stringValue": serde_json::to_string(tally).map_err(backend)?},
-            "expire_at": {"timestampValue": self.expiry(tally.last_seen)},
+            "expire_at": {"timestampValue": expire_at},
         }}});
         if let Some(p) = precondition {
             write["currentDocument"] = p;
@@ -264,12 +268,20 @@ impl FirestoreStore {
         Ok(write)
     }
 
-    fn key_write(&self, key: &str, current: &Current, precondition: Value) -> Result<Value, StoreError> {
+    /// The write of `key`'s document; it expires with its incident (`expire_at`), so that a key
+    /// never counts onto an incident a TTL policy deleted.
+    fn key_write(
+        &self,
+        key: &str,
+        current: &Current,
+        expire_at: &str,
+        precondition: Value,
+    ) -> Result<Value, StoreError> {
         Ok(json!({
             "update": {"name": self.name("incident_keys", key), "fields": {
                 "incident_id": {"stringValue": current.incident_id},
                 "tally": {"stringValue": serde_json::to_string(&current.tally).map_err(backend)?},
-                "expire_at": {"timestampValue": self.expiry(current.tally.last_seen)},
+                "expire_at": {"timestampValue": expire_at},
             }},
             "currentDocument": precondition,
         }))
@@ -285,14 +297,41 @@ impl FirestoreStore {
         }))
     }
 
-    /// A key document's current incident and tally.
-    fn current(key: &str, doc: &Value) -> Result<Current, StoreError> {
+    /// What a key's document says: its current incident, that incident's tally (absent in a
+    /// document written before tallies had their own documents) and when it expires.
+    fn key_document(key: &str, doc: &Value) -> Result<(String, Option<Tally>, Option<String>), StoreError> {
         let fields = &doc["fields"];
         let incident_id = text(fields, "incident_id")
             .ok_or_else(|| StoreError::Corrupt { key: key.into(), error: "no incident_id".into() })?;
-        let tally =
-            text(fields, "tally").ok_or_else(|| StoreError::Corrupt { key: key.into(), error: "no tally".into() })?;
-        Ok(Current { incident_id, tally: decode_text(key, &tally)? })
+        let tally = text(fields, "tally").map(|t| decode_text(key, &t)).transpose()?;
+        let expire_at = fields["expire_at"]["timestampValue"].as_str().map(String::from);
+        Ok((incident_id, tally, expire_at))
+    }
+
+    /// The tallies of incidents whose key documents predate the tally copy, read from their
+    /// tally documents or, older still, from the incidents themselves (with their expiry).
+    async fn legacy_tallies(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, (Tally, String)>, StoreError> {
+        let mut names = Vec::new();
+        for id in ids {
+            names.push(self.name("incidents", id));
+            names.push(self.name("tallies", id));
+        }
+        let docs = self.batch_get(&names).await?;
+        let mut out = std::collections::HashMap::new();
+        for (id, pair) in ids.iter().zip(docs.chunks(2)) {
+            if let [Some(incident), tally] = pair {
+                let incident: Incident = decode(id, incident)?;
+                let tally = match tally {
+                    Some(doc) => decode(id, doc)?,
+                    None => incident.tally.clone(),
+                };
+                out.insert(id.clone(), (tally, self.expiry(incident.created_at)));
+            }
+        }
+        Ok(out)
     }
 
     /// One attempt at admitting a batch: read every key's document, decide, commit with the
@@ -304,21 +343,50 @@ impl FirestoreStore {
     ) -> Result<Result<Vec<Result<KeyAdmitted, StoreError>>, Conflict>, StoreError> {
         let names: Vec<String> = keys.iter().map(|k| self.name("incident_keys", &k.key)).collect();
         let docs = self.batch_get(&names).await?;
+        let read: Vec<_> = keys
+            .iter()
+            .zip(&docs)
+            .map(|(k, d)| d.as_ref().map(|d| Self::key_document(&k.key, d)).transpose())
+            .collect();
+        let legacy: Vec<String> = read
+            .iter()
+            .filter_map(|r| match r {
+                Ok(Some((id, None, _))) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let legacy = self.legacy_tallies(&legacy).await?;
         let mut writes = Vec::new();
         let mut results = Vec::with_capacity(keys.len());
-        for (k, doc) in keys.iter().zip(&docs) {
+        for ((k, doc), read) in keys.iter().zip(&docs).zip(read) {
             let admitted = (|| {
-                let current = doc.as_ref().map(|d| Self::current(&k.key, d)).transpose()?;
+                let (current, expire_at) = match read? {
+                    None => (None, None),
+                    Some((incident_id, Some(tally), expire_at)) => (Some(Current { incident_id, tally }), expire_at),
+                    Some((incident_id, None, _)) => match legacy.get(&incident_id) {
+                        Some((tally, expire_at)) => {
+                            (Some(Current { incident_id, tally: tally.clone() }), Some(expire_at.clone()))
+                        }
+                        // Its incident is gone: the key is free.
+                        None => (None, None),
+                    },
+                };
                 let decided = admit_key(current, &k.arrivals);
+                // Tallies and the key's document expire with their incident.
+                let expiry = |id: &str, tally: &Tally| match decided.opened.iter().find(|i| i.id == id) {
+                    Some(incident) => self.expiry(incident.created_at),
+                    None => expire_at.clone().unwrap_or_else(|| self.expiry(tally.last_seen)),
+                };
                 let mut mine = Vec::new();
                 for incident in &decided.opened {
                     mine.push(self.incident_write(incident, json!({"exists": false}))?);
                 }
                 for (id, tally) in &decided.tallies {
-                    mine.push(self.tally_write(id, tally, None)?);
+                    mine.push(self.tally_write(id, tally, &expiry(id, tally), None)?);
                 }
                 if let Some(current) = &decided.current {
-                    mine.push(self.key_write(&k.key, current, unchanged(doc.as_ref()))?);
+                    let expire = expiry(&current.incident_id, &current.tally);
+                    mine.push(self.key_write(&k.key, current, &expire, unchanged(doc.as_ref()))?);
                 }
                 for line in &decided.log {
                     mine.push(self.log_write("alert_log", line.received_at, line)?);
@@ -355,7 +423,8 @@ impl FirestoreStore {
         }
         let answer = match self.post(":runQuery", json!({"structuredQuery": q})).await? {
             Ok(v) => v,
-            Err(Conflict) => return Err(backend("query aborted")),
+            // FAILED_PRECONDITION here is a missing index, not a race.
+            Err(Conflict(why)) => return Err(backend(format!("query of {collection} failed: {why}"))),
         };
         Ok(answer
             .as_array()
@@ -392,7 +461,7 @@ impl Store for FirestoreStore {
         for attempt in 0..ATTEMPTS {
             match self.try_admit(keys, log).await? {
                 Ok(results) => return Ok(results),
-                Err(Conflict) => backoff(attempt).await,
+                Err(Conflict(_)) => backoff(attempt).await,
             }
         }
         Err(contention())
@@ -412,18 +481,19 @@ impl Store for FirestoreStore {
             if !tally.close(now) {
                 return Ok(false);
             }
-            let mut writes = vec![self.tally_write(id, &tally, Some(unchanged(tally_doc.as_ref())))?];
+            let expire_at = self.expiry(incident.created_at);
+            let mut writes = vec![self.tally_write(id, &tally, &expire_at, Some(unchanged(tally_doc.as_ref())))?];
             // The key's document holds a copy of its current incident's tally: keep it true.
             let key_doc = self.batch_get(&[self.name("incident_keys", &incident.key)]).await?.pop().flatten();
             if let Some(doc) = &key_doc
-                && Self::current(&incident.key, doc)?.incident_id == id
+                && Self::key_document(&incident.key, doc)?.0 == id
             {
                 let current = Current { incident_id: id.to_string(), tally: tally.clone() };
-                writes.push(self.key_write(&incident.key, &current, unchanged(Some(doc)))?);
+                writes.push(self.key_write(&incident.key, &current, &expire_at, unchanged(Some(doc)))?);
             }
             match self.commit(writes).await? {
                 Ok(()) => return Ok(true),
-                Err(Conflict) => backoff(attempt).await,
+                Err(Conflict(_)) => backoff(attempt).await,
             }
         }
         Err(contention())
@@ -445,7 +515,7 @@ impl Store for FirestoreStore {
             incident.tally = tally;
             match self.commit(vec![self.incident_write(&incident, unchanged(Some(&doc)))?]).await? {
                 Ok(()) => return Ok(true),
-                Err(Conflict) => backoff(attempt).await,
+                Err(Conflict(_)) => backoff(attempt).await,
             }
         }
         Err(contention())
@@ -479,7 +549,7 @@ impl Store for FirestoreStore {
         let write = self.log_write("rejections", rejection.received_at, &rejection)?;
         match self.commit(vec![write]).await? {
             Ok(()) => Ok(()),
-            Err(Conflict) => Err(backend("a single-document commit aborted")),
+            Err(Conflict(why)) => Err(backend(format!("a single-document commit failed: {why}"))),
         }
     }
 

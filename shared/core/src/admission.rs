@@ -24,7 +24,7 @@ use crate::store::admit::{Admitted, Arrival, ArrivalKind, KeyAdmitted, KeyArriva
 use crate::store::{AlertRecord, Store, StoreError};
 
 /// At most this many routed alerts go into one commit (Firestore takes 500 writes per commit; an
-/// alert costs at most a few).
+/// alert costs at most a few). An alert no policy took counts as one: it still has a log line.
 const BATCH_ALERTS: usize = 64;
 
 /// How approval links are made: the signing keys and the approve service's base URL.
@@ -145,18 +145,26 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self) {
+        let weight = |r: &Request| r.routes.iter().map(|routes| routes.len().max(1)).sum::<usize>();
         while let Some(first) = self.inbox.recv().await {
-            let mut routed = first.routes.iter().map(Vec::len).sum::<usize>();
+            let mut routed = weight(&first);
             let mut batch = vec![first];
             while routed < BATCH_ALERTS {
                 let Ok(next) = self.inbox.try_recv() else { break };
-                routed += next.routes.iter().map(Vec::len).sum::<usize>();
+                routed += weight(&next);
                 batch.push(next);
             }
-            self.admit_batch(batch).await;
+            // Its own task: a panic in one batch (a parser, a policy, a locator) fails its senders
+            // (their replies are dropped) and the writer goes on with the next one.
+            let parts = self.parts.clone();
+            if let Err(e) = tokio::spawn(async move { parts.admit_batch(batch).await }).await {
+                tracing::error!(error = %e, "a batch of alerts panicked; its senders got an error");
+            }
         }
     }
+}
 
+impl AdmissionParts {
     async fn admit_batch(&self, batch: Vec<Request>) {
         let Grouped { mut groups, slots, unmatched } = group(&batch);
         let log_error = self.commit(&batch, &mut groups, unmatched).await;
@@ -167,11 +175,15 @@ impl Writer {
         let mut opened: HashMap<String, Incident> = HashMap::new();
         for g in &groups {
             for (arrival, admitted) in g.arrivals.iter().zip(&g.admitted) {
-                if let (Admitted::Counted { opened: true, .. }, Some(candidate)) = (admitted, &arrival.candidate) {
-                    let mut incident = (**candidate).clone();
-                    incident.tally.count(arrival.alerts - 1, arrival.last_at);
-                    self.start(&incident);
-                    opened.insert(incident.id.clone(), incident);
+                match (admitted, &arrival.candidate) {
+                    (Admitted::Counted { opened: true, .. }, Some(candidate)) => {
+                        let mut incident = (**candidate).clone();
+                        incident.tally.count(arrival.alerts - 1, arrival.last_at);
+                        self.start(&incident);
+                        opened.insert(incident.id.clone(), incident);
+                    }
+                    (Admitted::Resolved { incident_id: Some(id) }, _) => self.journal_resolution(id, arrival),
+                    _ => {}
                 }
             }
         }
@@ -186,7 +198,7 @@ impl Writer {
     /// Commits every group, planning the incidents the store says open, and the unmatched
     /// alerts' log lines. Returns the error that kept those lines out, if one did.
     async fn commit(&self, batch: &[Request], groups: &mut [Group], unmatched: Vec<AlertRecord>) -> Option<StoreError> {
-        let store = self.parts.store.as_ref();
+        let store = self.store.as_ref();
         let mut log = unmatched;
         let mut log_error = None;
         let mut pending: Vec<usize> = (0..groups.len()).collect();
@@ -200,8 +212,12 @@ impl Writer {
                 .collect();
             let results = match store.admit(&submit, &log).await {
                 Ok(results) => results,
-                // One bad key must not fail the others: admit each alone.
-                Err(_) if submit.len() + usize::from(!log.is_empty()) > 1 => {
+                // The database refused the write as a whole (nothing was written) for what one
+                // key carries: admit each alone, so that the others are not refused with it. Any
+                // other failure may have written the batch after all: retrying could count it
+                // twice, so every sender gets the error and may send again.
+                Err(StoreError::Refused(why)) if submit.len() + usize::from(!log.is_empty()) > 1 => {
+                    tracing::warn!(error = %why, keys = submit.len(), "a batch was refused; admitting its keys one by one");
                     let mut alone = Vec::with_capacity(submit.len());
                     for key in &submit {
                         alone.push(store.admit(std::slice::from_ref(key), &[]).await.and_then(|mut r| {
@@ -216,12 +232,11 @@ impl Writer {
                     alone
                 }
                 Err(e) => {
-                    if submit.is_empty() {
-                        log_error = Some(e);
-                        Vec::new()
-                    } else {
-                        vec![Err(e)]
+                    tracing::error!(error = %e, keys = submit.len(), "a batch of alerts could not be recorded");
+                    if !log.is_empty() {
+                        log_error = Some(e.clone());
                     }
+                    vec![Err(e); submit.len()]
                 }
             };
             log.clear();
@@ -230,8 +245,12 @@ impl Writer {
                 match result {
                     Ok(KeyAdmitted { admitted, needs_plan }) => {
                         groups[g].admitted.extend(admitted);
-                        if needs_plan {
+                        let next = groups[g].arrivals.get(groups[g].admitted.len());
+                        if needs_plan && next.is_some_and(|a| a.candidate.is_none()) {
                             to_plan.push(g);
+                        } else if needs_plan {
+                            // Planned already: asking again would never end.
+                            groups[g].error = Some(StoreError::Backend("the store refused a planned incident".into()));
                         }
                     }
                     Err(e) => groups[g].error = Some(e),
@@ -246,7 +265,7 @@ impl Writer {
     /// Plans the next arrival of each group in `which` (the store found no open incident to take
     /// it): locates its first alert in its cluster and plans the incident that alert opens.
     async fn plan(&self, batch: &[Request], groups: &mut [Group], which: &[usize]) {
-        let parts = &self.parts;
+        let parts = self;
         let plans = which.iter().map(|&g| {
             let next = groups[g].admitted.len();
             let (r, a, m) = groups[g].openers[next];
@@ -262,9 +281,30 @@ impl Writer {
         }
     }
 
+    /// Notes in the incident's journal that its source closed the condition. The incident record
+    /// is the runner's, so this is its own write, after the tally's.
+    fn journal_resolution(&self, id: &str, arrival: &Arrival) {
+        let (store, id, at) = (self.store.clone(), id.to_string(), arrival.last_at);
+        let line = format!("{} (resolved alert) reported the condition closed", arrival.log.source);
+        self.runner.spawn(async move {
+            let noted = store
+                .update(
+                    &id,
+                    Box::new(move |incident| {
+                        incident.note(at, line.clone());
+                        true
+                    }),
+                )
+                .await;
+            if let Err(e) = noted {
+                tracing::warn!(incident = %id, error = %e, "could not journal the resolution (the incident is closed all the same)");
+            }
+        });
+    }
+
     /// Signs the links of a new incident, tells the notifiers and starts its steps.
     fn start(&self, incident: &Incident) {
-        let parts = &self.parts;
+        let parts = self;
         log_opened(incident);
         let now = Timestamp::now();
         let links = match &parts.approval_links {
@@ -287,7 +327,7 @@ impl Writer {
         opened: &HashMap<String, Incident>,
         log_error: Option<&StoreError>,
     ) -> Result<Vec<AlertOutcome>, StoreError> {
-        let policies = &self.parts.policies.policies;
+        let policies = &self.policies.policies;
         let mut outcomes = Vec::with_capacity(request.alerts.len());
         for ((alert, routes), slots) in request.alerts.iter().zip(&request.routes).zip(slots) {
             if routes.is_empty()
@@ -298,22 +338,24 @@ impl Writer {
             let mut incidents = Vec::with_capacity(routes.len());
             for (route, slot) in routes.iter().zip(slots) {
                 let group = &groups[slot.group];
-                if let Some(e) = &group.error {
-                    return Err(e.clone());
-                }
-                let admitted = group
-                    .admitted
-                    .get(slot.arrival)
-                    .ok_or_else(|| StoreError::Backend(format!("key {} was not admitted", group.key)))?;
+                // What was admitted stays admitted: a later error of the group (its next
+                // arrival's opening) is only for the alerts it kept out.
+                let Some(admitted) = group.admitted.get(slot.arrival) else {
+                    return Err(group
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| StoreError::Backend(format!("key {} was not admitted", group.key))));
+                };
                 let policy = policies[route.policy].name.clone();
                 incidents.push(match admitted {
-                    Admitted::Counted { incident_id, opened: first, .. } => {
+                    Admitted::Counted { incident_id, opened: first, first_count } => {
                         let opener = *first && slot.nth == 0;
                         IncidentOutcome {
                             policy,
                             incident_id: Some(incident_id.clone()),
                             duplicate: !opener,
                             resolved: false,
+                            alert_count: Some(first_count + slot.nth),
                             steps: opened.get(incident_id).filter(|_| opener).map(StepView::of).unwrap_or_default(),
                         }
                     }
@@ -322,6 +364,7 @@ impl Writer {
                         incident_id: incident_id.clone(),
                         duplicate: false,
                         resolved: true,
+                        alert_count: None,
                         steps: Vec::new(),
                     },
                 });

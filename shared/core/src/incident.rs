@@ -1,7 +1,8 @@
 //! Incidents, their steps, and every state transition on them.
 //!
 //! The transitions are pure methods here; a [`crate::store::Store`] applies them atomically
-//! (one redb write transaction, one Firestore transaction), so every store shares the same rules.
+//! (one redb write transaction, one Firestore commit conditional on what was read), so every store
+//! shares the same rules.
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};

@@ -58,6 +58,9 @@ pub struct IncidentOutcome {
     pub duplicate: bool,
     /// The alert was a resolution (closed Monitoring incident): never starts actions.
     pub resolved: bool,
+    /// The incident's alert count once this alert was counted (a storm's senders can add them up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_count: Option<u64>,
     /// Steps this alert started (empty for duplicates and resolutions).
     pub steps: Vec<StepView>,
 }

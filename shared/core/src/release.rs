@@ -45,28 +45,38 @@ pub async fn release(
     now: Timestamp,
 ) -> Result<ReleaseOutcome, ReleaseError> {
     let stop_by = by.to_string();
-    let refused = Arc::new(std::sync::Mutex::new(None));
-    let slot = refused.clone();
+    // What stopping did: whether it changed anything, or why it was refused.
+    let stopped = Arc::new(std::sync::Mutex::new(Ok(false)));
+    let slot = stopped.clone();
     let found = store
         .update(
             id,
-            Box::new(move |incident| match incident.stop_for_release(now, &stop_by) {
-                Ok(changed) => changed,
-                Err(reason) => {
-                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
-                    false
-                }
+            Box::new(move |incident| {
+                let result = incident.stop_for_release(now, &stop_by);
+                let changed = result.as_ref().is_ok_and(|c| *c);
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = result;
+                changed
             }),
         )
         .await?;
     if !found {
         return Err(ReleaseError::NotFound(id.to_string()));
     }
-    if let Some(reason) = refused.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return Err(ReleaseError::Busy(reason));
-    }
+    let stopped = std::mem::replace(&mut *stopped.lock().unwrap_or_else(|p| p.into_inner()), Ok(false));
+    let stopped_something = stopped.map_err(ReleaseError::Busy)?;
     // Closed to new alerts: the next one opens a new incident and contains again.
-    store.close(id, now).await?;
+    if store.close(id, now).await? && !stopped_something {
+        let line = format!("released by {by}: closed to new alerts; undoing the reversible steps");
+        store
+            .update(
+                id,
+                Box::new(move |incident| {
+                    incident.note(now, line.clone());
+                    true
+                }),
+            )
+            .await?;
+    }
     let incident = store.get(id).await?.ok_or_else(|| ReleaseError::NotFound(id.to_string()))?;
     let executor = for_incident(executor, &incident);
     let mut outcome = ReleaseOutcome { incident_id: id.to_string(), ..ReleaseOutcome::default() };

@@ -126,15 +126,24 @@ impl Runner {
         decision: Decision,
     ) -> Result<Option<DecisionOutcome>, StoreError> {
         let outcome = Ops(self.store.as_ref()).decide(id, plan_hash, decision).await?;
+        if outcome == Some(DecisionOutcome::Approved) {
+            self.start(id.to_string());
+        }
         if matches!(
             outcome,
             Some(DecisionOutcome::Approved | DecisionOutcome::Rejected | DecisionOutcome::Recorded { .. })
-        ) && let Some(current) = self.store.get(id).await?
-        {
-            self.announce(Event::Decided, current, Vec::new());
-        }
-        if outcome == Some(DecisionOutcome::Approved) {
-            self.start(id.to_string());
+        ) {
+            // The decision is recorded: failing to announce it must not make it look failed.
+            let (runner, id) = (self.clone(), id.to_string());
+            self.spawn(async move {
+                match runner.store.get(&id).await {
+                    Ok(Some(current)) => runner.notifiers.send(Event::Decided, &current, &[]).await,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(incident = %id, error = %e, "cannot read the incident to announce a decision")
+                    }
+                }
+            });
         }
         Ok(outcome)
     }

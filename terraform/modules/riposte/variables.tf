@@ -244,7 +244,7 @@ variable "create_firestore_database" {
 }
 
 variable "incident_ttl" {
-  description = "Let Firestore delete incidents after their expire_at (riposte sets it 90 days after the incident opened) with a TTL policy."
+  description = "Let Firestore delete incidents, their tallies and their keys' documents after their expire_at (riposte sets it 90 days after the incident opened) with TTL policies."
   type        = bool
   default     = false
 }

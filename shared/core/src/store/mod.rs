@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::Source;
 use crate::incident::{Decision, DecisionOutcome, Incident, Step, StepReport, StepStatus};
 use crate::severity::Severity;
-use admit::{Admitted, Arrival, ArrivalKind, KeyAdmitted, KeyArrivals};
+use admit::{KeyAdmitted, KeyArrivals};
 
 pub use embedded::EmbeddedStore;
 
@@ -34,6 +34,9 @@ pub enum StoreError {
     /// The database is held by another process (a running `riposte serve`).
     #[error("the store at {0} is in use by another riposte process")]
     Locked(String),
+    /// The database refused a write as invalid (too large, malformed): nothing of it was written.
+    #[error("the store refused the write: {0}")]
+    Refused(String),
 }
 
 impl StoreError {
@@ -43,6 +46,7 @@ impl StoreError {
             StoreError::Backend(_) => "backend",
             StoreError::Corrupt { .. } => "corrupt",
             StoreError::Locked(_) => "locked",
+            StoreError::Refused(_) => "refused",
         }
     }
 }
@@ -65,17 +69,6 @@ impl AlertRecord {
         (self.source, &self.rule, self.severity, &self.outcome)
             == (other.source, &other.rule, other.severity, &other.outcome)
     }
-}
-
-/// What [`Store::record_alert`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordOutcome {
-    /// The incident the alert belongs to.
-    pub incident_id: String,
-    /// Whether it joined an open incident (no new steps).
-    pub duplicate: bool,
-    /// Alerts on the incident now.
-    pub alert_count: u64,
 }
 
 /// One line of the intake log: every alert received, whatever became of it.
@@ -186,46 +179,6 @@ pub trait Store: Send + Sync {
     /// Closes incident `id` to new alerts at `now` (a release): the next alert of its key opens a
     /// new incident. Returns whether it was open; `false` also when there is no such incident.
     async fn close(&self, id: &str, now: Timestamp) -> Result<bool, StoreError>;
-
-    /// Opens `candidate` unless an open incident with the same key absorbs the alert, in which case
-    /// that incident's count goes up by one and no steps are added: [`Store::admit`] for one alert.
-    async fn record_alert(&self, candidate: Incident, now: Timestamp) -> Result<RecordOutcome, StoreError> {
-        let log = AlertRecord::for_alert(&candidate.alert, now, String::new());
-        let key = candidate.key.clone();
-        let arrival = Arrival {
-            kind: ArrivalKind::Firing,
-            alerts: 1,
-            first_at: now,
-            last_at: now,
-            log,
-            candidate: Some(Box::new(candidate)),
-        };
-        let admitted = self.admit(&[KeyArrivals { key, arrivals: vec![arrival] }], &[]).await?.pop();
-        match admitted.transpose()?.and_then(|mut k| k.admitted.pop()) {
-            Some(Admitted::Counted { incident_id, opened, first_count }) => {
-                Ok(RecordOutcome { incident_id, duplicate: !opened, alert_count: first_count })
-            }
-            other => Err(StoreError::Backend(format!("admitting one alert gave {other:?}"))),
-        }
-    }
-
-    /// Records a resolved alert on the open incident with `key`, if there is one, and appends
-    /// `log` (its outcome filled in) to the intake log in the same write: [`Store::admit`] for one
-    /// resolution. Returns the incident it closed.
-    async fn record_resolution(
-        &self,
-        key: &str,
-        now: Timestamp,
-        log: AlertRecord,
-    ) -> Result<Option<String>, StoreError> {
-        let arrival =
-            Arrival { kind: ArrivalKind::Resolved, alerts: 1, first_at: now, last_at: now, log, candidate: None };
-        let admitted = self.admit(&[KeyArrivals { key: key.to_string(), arrivals: vec![arrival] }], &[]).await?.pop();
-        match admitted.transpose()?.and_then(|mut k| k.admitted.pop()) {
-            Some(Admitted::Resolved { incident_id }) => Ok(incident_id),
-            other => Err(StoreError::Backend(format!("admitting one resolution gave {other:?}"))),
-        }
-    }
 
     /// Applies `change` to incident `id` atomically; it returns whether it changed anything. A
     /// store may call it more than once (after losing a race). Returns `false` if there is no
