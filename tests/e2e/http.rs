@@ -272,6 +272,14 @@ async fn incident_routes_are_read_only_and_guarded() {
         StatusCode::NOT_FOUND
     );
 
+    // Ids that are not ids, even ones that do not decode, get the JSON error every 4xx has.
+    for bad in ["%ff%fe", "..%2f..", "a%20b"] {
+        let r = reqwest::get(format!("{}/v1/incidents/{bad}", app.url)).await.expect("get");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let j: Value = r.json().await.expect("a JSON error");
+        assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()), "{bad}: {j}");
+    }
+
     let closed = spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Disabled).await;
     assert_eq!(
         reqwest::get(format!("{}/v1/incidents", closed.url)).await.expect("get").status(),

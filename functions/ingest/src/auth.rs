@@ -88,13 +88,17 @@ pub fn check_bearer(secret: Option<&Secret>, headers: &HeaderMap) -> Result<(), 
     check_value(secret, bearer_token(headers), "Bearer")
 }
 
-/// The token of `Authorization: Bearer <token>` (the scheme in either case, as senders vary).
+/// The credentials of `Authorization: <scheme> <credentials>` when the scheme is `scheme`.
+/// Auth schemes are case-insensitive (RFC 9110 §11.1): `BEARER` and `bearer` are `Bearer`.
+fn credentials<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (given, rest) = value.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// The token of `Authorization: Bearer <token>` (the scheme in any case).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
+    credentials(headers, "Bearer")
 }
 
 fn check_value(secret: Option<&Secret>, presented: Option<&str>, scheme: &'static str) -> Result<(), ApiError> {
@@ -108,9 +112,7 @@ fn check_value(secret: Option<&Secret>, presented: Option<&str>, scheme: &'stati
 
 /// Decodes `Authorization: Basic base64(user:password)`.
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
-    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = STANDARD.decode(credentials(headers, "Basic")?).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (u, p) = text.split_once(':')?;
     Some((u.to_string(), p.to_string()))
@@ -174,6 +176,18 @@ mod tests {
         assert!(c.check(SourceKind::Falco, &headers("Bearer falco-token"), None).is_ok());
         assert!(matches!(c.check(SourceKind::Falco, &HeaderMap::new(), None), Err(ApiError::Unauthenticated { .. })));
         assert!(matches!(c.check(SourceKind::Falco, &headers("Bearer nope"), None), Err(ApiError::Forbidden)));
+        // Auth schemes are case-insensitive (RFC 9110); the token is not.
+        for scheme in ["BEARER", "bearer", "bEaReR"] {
+            assert!(c.check(SourceKind::Falco, &headers(&format!("{scheme} falco-token")), None).is_ok(), "{scheme}");
+        }
+        assert!(matches!(c.check(SourceKind::Falco, &headers("Bearer FALCO-TOKEN"), None), Err(ApiError::Forbidden)));
+        // Another scheme, or none, is no credential at all.
+        for value in ["Basic falco-token", "falco-token", "Bearerfalco-token"] {
+            assert!(
+                matches!(c.check(SourceKind::Falco, &headers(value), None), Err(ApiError::Unauthenticated { .. })),
+                "{value}"
+            );
+        }
     }
 
     #[test]
@@ -181,6 +195,7 @@ mod tests {
         let c = creds();
         // "monitoring:pa:ss" — the password may itself contain a colon.
         assert!(c.check(SourceKind::Monitoring, &headers("Basic bW9uaXRvcmluZzpwYTpzcw=="), None).is_ok());
+        assert!(c.check(SourceKind::Monitoring, &headers("BASIC bW9uaXRvcmluZzpwYTpzcw=="), None).is_ok());
         assert!(c.check(SourceKind::Monitoring, &HeaderMap::new(), Some("auth_token=mon-token")).is_ok());
         assert!(c.check(SourceKind::Monitoring, &HeaderMap::new(), Some("x=1&auth_token=mon%2Dtoken")).is_ok());
         assert!(matches!(

@@ -13,6 +13,7 @@ mod sweep;
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -260,16 +261,26 @@ struct ReleaseRequest {
     by: String,
 }
 
-async fn release_incident(
-    State(state): State<IngestState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Json<ReleaseOutcome>, ApiError> {
-    check_admin(&state, &headers)?;
+/// The incident id of the path, checked (after the credentials: a stranger learns nothing about
+/// ids). A path that does not even decode (`%ff`) gets the same JSON 400 as any other bad id.
+fn incident_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Ok(Path(id)) = path else {
+        return Err(ApiError::BadRequest("the incident id in the path is not valid UTF-8".into()));
+    };
     if !is_incident_id(&id) {
         return Err(ApiError::BadRequest(format!("{id:?} is not an incident id")));
     }
+    Ok(id)
+}
+
+async fn release_incident(
+    State(state): State<IngestState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
+) -> Result<Json<ReleaseOutcome>, ApiError> {
+    check_admin(&state, &headers)?;
+    let id = incident_id(path)?;
     let request: ReleaseRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("expected {{\"by\": \"who releases\"}}: {e}")))?;
     let by = request.by.trim();
@@ -287,11 +298,9 @@ async fn release_incident(
 async fn show_incident(
     State(state): State<IngestState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Incident>, ApiError> {
     check_admin(&state, &headers)?;
-    if !is_incident_id(&id) {
-        return Err(ApiError::BadRequest(format!("{id:?} is not an incident id")));
-    }
+    let id = incident_id(path)?;
     state.store.get(&id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))
 }
