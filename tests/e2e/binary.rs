@@ -4,6 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use riposte_core::incident::StepStatus;
 use riposte_core::store::{EmbeddedStore, Store};
 use serde_json::{Value, json};
@@ -308,4 +309,50 @@ async fn a_server_stopped_right_after_an_alert_finishes_its_notifications_before
     let (received, answered) = hook.counts();
     assert!(received >= 1, "the incident's notification was never sent");
     assert_eq!(answered, received, "the server exited with notifications still in flight");
+}
+
+/// The peak resident memory of process `pid`, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse().ok()).expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_of_long_nested_keys_are_refused_naming_the_limit_without_growing_the_server() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn_binary(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    // 170 KB: one 128 KiB key with 4 000 children. Flattened unbounded, each child copied the key:
+    // 500 MiB for one request (found by the hostile-input run).
+    let children: serde_json::Map<String, Value> = (0..4000).map(|i| (format!("k{i}"), json!(1))).collect();
+    let nested = json!({ "K".repeat(131_072): children.clone() });
+    let falco = json!({"rule": "x", "priority": "Debug", "output": "x", "output_fields": nested});
+    let entry = json!({"logName": "projects/p/logs/x", "jsonPayload": nested});
+    let mut monitoring: Value =
+        serde_json::from_slice(&fixture("monitoring/incident-gce-cpu-open-critical.json")).expect("fixture");
+    monitoring["incident"]["K".repeat(131_072)] = Value::Object(children.clone());
+    let push = json!({"message": {
+        "data": base64::engine::general_purpose::STANDARD.encode(entry.to_string()),
+        "messageId": "hostile-1",
+    }});
+    let before = peak_rss_kib(app.pid());
+    for _ in 0..3 {
+        let r = client.post(format!("{}/v1/falco", app.url)).json(&falco).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let j: Value = r.json().await.expect("json");
+        assert!(j["message"].as_str().is_some_and(|m| m.contains("longer than 512 bytes")), "{j}");
+        let r = client.post(format!("{}/v1/monitoring", app.url)).json(&monitoring).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        // Pub/Sub: acknowledged and kept, or it would be redelivered forever.
+        let r = client.post(format!("{}/v1/pubsub", app.url)).json(&push).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::OK);
+        let j: Value = r.json().await.expect("json");
+        assert!(j["rejected"].as_str().is_some_and(|m| m.contains("longer than 512 bytes")), "{j}");
+    }
+    let grown_mib = (peak_rss_kib(app.pid()).saturating_sub(before)) / 1024;
+    assert!(grown_mib < 48, "peak RSS grew by {grown_mib} MiB for 9 bodies of 170 KB");
+    println!("peak RSS growth for 9 hostile bodies of 170 KB: {grown_mib} MiB");
+    app.stop();
 }

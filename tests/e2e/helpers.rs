@@ -198,6 +198,11 @@ impl TestBinary {
         let _ = self.child.wait();
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether it printed a line containing `text`.
     pub fn printed(&self, text: &str) -> bool {
         self.stdout.lock().expect("lock").iter().any(|l| l.contains(text))

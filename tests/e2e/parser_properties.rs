@@ -101,7 +101,9 @@ fn check(kind: SourceKind, body: &[u8]) -> Result<(), TestCaseError> {
                 }
             }
         }
-        Err(IngestError::Malformed(m) | IngestError::UnknownFormat(m)) => prop_assert!(!m.is_empty()),
+        Err(IngestError::Malformed(m) | IngestError::UnknownFormat(m) | IngestError::OverLimit(m)) => {
+            prop_assert!(!m.is_empty())
+        }
         Err(IngestError::UnprocessableMessage { reason, .. }) => {
             prop_assert_eq!(kind, SourceKind::PubSub);
             prop_assert!(!reason.is_empty());

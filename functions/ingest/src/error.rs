@@ -80,7 +80,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyUnreadable(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Ingest(IngestError::Malformed(_)) => StatusCode::BAD_REQUEST,
-            ApiError::Ingest(IngestError::UnknownFormat(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Ingest(IngestError::UnknownFormat(_) | IngestError::OverLimit(_)) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             // Handled (acknowledged and recorded) before it can become an error; if it ever does,
             // it is still the sender's payload, not our failure.
             ApiError::Ingest(IngestError::UnprocessableMessage { .. }) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::names::{ClusterName, InstanceId, InstanceName, K8sName, Location, Namespace, ProjectId, Zone};
 use crate::severity::Severity;
+use crate::sources::IngestError;
 
 /// Which product produced an alert.
 ///
@@ -199,20 +200,78 @@ impl Alert {
     }
 }
 
+/// What flattening one payload may produce. Without bounds a long key with many children is
+/// copied once per child (a 170 KB body once took 500 MiB), so the cost of an alert would not be
+/// linear in its body; with them it is. Values are not copied more than once, so the body's size
+/// limit bounds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldBudget {
+    fields: usize,
+    name_bytes: usize,
+}
+
+impl FieldBudget {
+    /// At most this many flattened fields per payload.
+    pub const MAX_FIELDS: usize = 2048;
+    /// At most this many bytes in one flattened name (`a.b.c`), which also bounds the nesting.
+    pub const MAX_NAME: usize = 512;
+    /// At most this many bytes in all flattened names of a payload together.
+    pub const MAX_NAMES: usize = 256 << 10;
+}
+
+impl Default for FieldBudget {
+    fn default() -> Self {
+        FieldBudget { fields: FieldBudget::MAX_FIELDS, name_bytes: FieldBudget::MAX_NAMES }
+    }
+}
+
 /// Flattens nested JSON objects into `prefix.key` entries; arrays and scalars are kept as values.
-pub fn flatten_into(prefix: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
+/// Fails, naming the limit, when the payload needs more than `budget` allows.
+pub fn flatten_into(
+    prefix: &str,
+    value: &Value,
+    out: &mut BTreeMap<String, Value>,
+    budget: &mut FieldBudget,
+) -> Result<(), IngestError> {
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
+                let length = if prefix.is_empty() { k.len() } else { prefix.len() + 1 + k.len() };
+                if length > FieldBudget::MAX_NAME {
+                    return Err(IngestError::OverLimit(format!(
+                        "field name {:?}… is longer than {} bytes",
+                        truncated(if prefix.is_empty() { k } else { prefix }, 40),
+                        FieldBudget::MAX_NAME
+                    )));
+                }
                 let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                flatten_into(&key, v, out);
+                flatten_into(&key, v, out, budget)?;
             }
         }
         other if !prefix.is_empty() => {
+            if budget.fields == 0 {
+                return Err(IngestError::OverLimit(format!(
+                    "more than {} fields once nested objects are flattened",
+                    FieldBudget::MAX_FIELDS
+                )));
+            }
+            budget.name_bytes = budget.name_bytes.checked_sub(prefix.len()).ok_or_else(|| {
+                IngestError::OverLimit(format!(
+                    "the flattened field names add up to more than {} bytes",
+                    FieldBudget::MAX_NAMES
+                ))
+            })?;
+            budget.fields -= 1;
             out.insert(prefix.to_string(), other.clone());
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// The first `chars` characters of `s`.
+fn truncated(s: &str, chars: usize) -> &str {
+    s.char_indices().nth(chars).map_or(s, |(i, _)| &s[..i])
 }
 
 #[cfg(test)]
@@ -223,11 +282,42 @@ mod tests {
     #[test]
     fn flatten_keeps_types_and_dots_nested_keys() {
         let mut out = BTreeMap::new();
-        flatten_into("", &json!({"a": {"b": 1, "c": [1, 2]}, "d": null, "t": 1763799151118022917u64}), &mut out);
+        let value = json!({"a": {"b": 1, "c": [1, 2]}, "d": null, "t": 1763799151118022917u64});
+        flatten_into("", &value, &mut out, &mut FieldBudget::default()).expect("within limits");
         assert_eq!(out["a.b"], json!(1));
         assert_eq!(out["a.c"], json!([1, 2]));
         assert_eq!(out["d"], Value::Null);
         assert_eq!(out["t"].as_u64(), Some(1763799151118022917));
+    }
+
+    #[test]
+    fn flattening_is_bounded_and_names_the_limit() {
+        // The amplification found by the hostile-input run: one long key, many children.
+        let long = "K".repeat(131_072);
+        let children: serde_json::Map<String, Value> = (0..4000).map(|i| (format!("k{i}"), json!(1))).collect();
+        let mut out = BTreeMap::new();
+        let err = flatten_into("", &json!({ long: children }), &mut out, &mut FieldBudget::default())
+            .expect_err("a 128 KiB name is refused");
+        assert!(err.to_string().contains("longer than 512 bytes"), "{err}");
+        assert!(out.is_empty(), "nothing copied before the refusal");
+
+        let many: serde_json::Map<String, Value> = (0..3000).map(|i| (format!("k{i}"), json!(i))).collect();
+        let err = flatten_into("", &Value::Object(many), &mut BTreeMap::new(), &mut FieldBudget::default())
+            .expect_err("too many fields");
+        assert!(err.to_string().contains("more than 2048 fields"), "{err}");
+
+        // Names of 500 bytes, 2 000 of them: each allowed, together over the total.
+        let wide: serde_json::Map<String, Value> = (0..2000).map(|i| (format!("{i:0>500}"), json!(i))).collect();
+        let err = flatten_into("", &Value::Object(wide), &mut BTreeMap::new(), &mut FieldBudget::default())
+            .expect_err("too many name bytes");
+        assert!(err.to_string().contains("more than 262144 bytes"), "{err}");
+
+        // The budget is per payload: what one call used, the next cannot.
+        let mut budget = FieldBudget::default();
+        let half: serde_json::Map<String, Value> = (0..1500).map(|i| (format!("k{i}"), json!(i))).collect();
+        let half = Value::Object(half);
+        flatten_into("a", &half, &mut BTreeMap::new(), &mut budget).expect("1 500 fields");
+        assert!(flatten_into("b", &half, &mut BTreeMap::new(), &mut budget).is_err(), "3 000 fields in all");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::{IngestError, json_object, json_type_name, parse_time};
-use crate::alert::{Alert, AlertStatus, Delivery, ResourceHints, Source, flatten_into};
+use crate::alert::{Alert, AlertStatus, Delivery, FieldBudget, ResourceHints, Source, flatten_into};
 use crate::severity::Severity;
 
 /// Parses a Falco alert body.
@@ -80,7 +80,7 @@ pub fn parse_falco_value(value: &Value, delivery: Delivery) -> Result<Alert, Ing
     let mut fields = BTreeMap::new();
     match get(obj, "outputfields") {
         None | Some(Value::Null) => {}
-        Some(v @ Value::Object(_)) => flatten_into("", v, &mut fields),
+        Some(v @ Value::Object(_)) => flatten_into("", v, &mut fields, &mut FieldBudget::default())?,
         Some(other) => {
             return Err(IngestError::Malformed(format!(
                 "output_fields must be an object, got {}",

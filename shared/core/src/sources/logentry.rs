@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::{IngestError, falco, json_type_name, opt_str, parse_time};
-use crate::alert::{Alert, AlertStatus, Delivery, ResourceHints, Source, flatten_into};
+use crate::alert::{Alert, AlertStatus, Delivery, FieldBudget, ResourceHints, Source, flatten_into};
 use crate::severity::Severity;
 
 /// Whether `value` has the shape of a LogEntry.
@@ -48,7 +48,7 @@ pub fn parse_log_entry(entry: &Value, delivery: Delivery) -> Result<Alert, Inges
         let cluster_and_node = ResourceHints { namespace: None, pod: None, ..resource_hints };
         alert.resource.fill_from(cluster_and_node);
         alert.notes.extend(notes);
-        flatten_into("log", &log_metadata(entry), &mut alert.fields);
+        flatten_into("log", &log_metadata(entry), &mut alert.fields, &mut FieldBudget::default())?;
         alert.raw = entry.clone();
         return Ok(alert);
     }
@@ -73,9 +73,10 @@ pub fn parse_log_entry(entry: &Value, delivery: Delivery) -> Result<Alert, Inges
     let rule = method.or(Some(log_id.as_str()).filter(|l| !l.trim().is_empty())).unwrap_or("(no logName)").to_string();
 
     let mut fields = BTreeMap::new();
+    let mut budget = FieldBudget::default();
     for key in ["protoPayload", "jsonPayload", "textPayload", "labels", "resource", "operation"] {
         if let Some(v) = entry.get(key) {
-            flatten_into(key, v, &mut fields);
+            flatten_into(key, v, &mut fields, &mut budget)?;
         }
     }
     fields.insert("logName".into(), Value::String(log_name.to_string()));

@@ -26,6 +26,10 @@ pub enum IngestError {
     /// Valid JSON, but not the shape this endpoint accepts (HTTP 422).
     #[error("unknown format: {0}")]
     UnknownFormat(String),
+    /// Valid JSON beyond what riposte takes from one payload (fields, name lengths); says which
+    /// limit (HTTP 422).
+    #[error("over a limit: {0}")]
+    OverLimit(String),
     /// A well-formed Pub/Sub delivery whose message can never be processed. It must be acknowledged
     /// (and recorded) or Pub/Sub redelivers it forever.
     #[error("Pub/Sub message {message_id} cannot be processed: {reason}")]
@@ -43,6 +47,7 @@ impl IngestError {
         match self {
             IngestError::Malformed(_) => "malformed",
             IngestError::UnknownFormat(_) => "unknown_format",
+            IngestError::OverLimit(_) => "over_limit",
             IngestError::UnprocessableMessage { .. } => "unprocessable_message",
         }
     }

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::{IngestError, json_object, json_type_name, opt_str};
-use crate::alert::{Alert, AlertStatus, Delivery, ResourceHints, Source, flatten_into};
+use crate::alert::{Alert, AlertStatus, Delivery, FieldBudget, ResourceHints, Source, flatten_into};
 use crate::severity::Severity;
 
 /// Parses a Monitoring notification body.
@@ -81,7 +81,7 @@ pub fn parse_monitoring_value(value: &Value, delivery: Delivery) -> Result<Alert
     };
 
     let mut fields = BTreeMap::new();
-    flatten_into("", incident, &mut fields);
+    flatten_into("", incident, &mut fields, &mut FieldBudget::default())?;
     fields.insert("version".into(), Value::String(version));
 
     let mut tags: Vec<String> = match incident.get("policy_user_labels") {
