@@ -456,3 +456,40 @@ async fn firestore_store_counts_onto_incidents_written_before_tallies_had_docume
     assert!(store.close(&old.id, later).await.expect("close"), "a release closes it");
     assert!(!store.record_alert(crypto(later), later).await.expect("record").duplicate, "closed: a new incident");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_too_large_for_a_firestore_document_is_refused_and_a_pubsub_one_acknowledged_and_kept() {
+    use base64::Engine as _;
+    let emulator = crate::helpers::FirestoreEmulator::start().await;
+    let store = emulator.store("too-large");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = riposte_ingest::app(riposte_e2e::intake::intake_state(store.clone(), example_policies()));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = reqwest::Client::new();
+    // 600 KB of output: within the body limit, but the incident keeps it twice (raw and fields).
+    let mut falco: serde_json::Value =
+        serde_json::from_slice(&fixture("falco/drop-exec-sidekick-customfields.json")).expect("json");
+    falco["output_fields"]["padding"] = serde_json::json!("x".repeat(600_000));
+    let r = client.post(format!("{url}/v1/falco")).json(&falco).send().await.expect("send");
+    assert_eq!(r.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY, "the sender's payload, not a 5xx");
+    let answer: serde_json::Value = r.json().await.expect("json");
+    assert!(answer["message"].as_str().is_some_and(|m| m.contains("more than a Firestore document holds")), "{answer}");
+
+    // The same through Pub/Sub: acknowledged and kept, or Pub/Sub would redeliver it forever.
+    let push = crate::helpers::fixture_json("pubsub/push-gke-audit-exec.json");
+    let data = push["message"]["data"].as_str().expect("data");
+    let mut entry: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(data).expect("base64")).expect("json");
+    entry["labels"] = serde_json::json!({"padding": "x".repeat(1_100_000)});
+    let mut push = push.clone();
+    push["message"]["data"] = serde_json::json!(base64::engine::general_purpose::STANDARD.encode(entry.to_string()));
+    let r = client.post(format!("{url}/v1/pubsub")).json(&push).send().await.expect("send");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let answer: serde_json::Value = r.json().await.expect("json");
+    assert!(answer["rejected"].as_str().is_some_and(|m| m.contains("Firestore document")), "{answer}");
+    let kept = store.rejections(10).await.expect("rejections");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].message_id, push["message"]["messageId"].as_str().unwrap_or_default());
+    assert!(store.list(10).await.expect("list").is_empty(), "nothing half-recorded");
+}

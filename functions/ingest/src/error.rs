@@ -41,7 +41,8 @@ pub enum ApiError {
     /// A path parameter is not valid (400).
     #[error("{0}")]
     BadRequest(String),
-    /// Durable state could not be written or read (500).
+    /// Durable state could not be written or read (500); or it refused what the payload would
+    /// store, more than it holds (422).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Any other failure of ours, such as a panic (500).
@@ -87,6 +88,8 @@ impl ApiError {
             // it is still the sender's payload, not our failure.
             ApiError::Ingest(IngestError::UnprocessableMessage { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            // What the payload would store is more than the database takes: the sender's payload.
+            ApiError::Store(StoreError::Refused(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,

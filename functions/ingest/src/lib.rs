@@ -25,7 +25,7 @@ use riposte_core::intake::AlertOutcome;
 use riposte_core::release::{ReleaseError, ReleaseOutcome, release};
 use riposte_core::runner::Runner;
 use riposte_core::sources::{IngestError, SourceKind};
-use riposte_core::store::{IncidentSummary, Rejection, Store};
+use riposte_core::store::{IncidentSummary, Rejection, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -185,9 +185,22 @@ async fn intake(
         Err(e) => return Err(e.into()),
     };
 
+    let message_id = alerts
+        .iter()
+        .find_map(|a| a.fields.get("pubsub.message_id").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_string();
     // Durable when this returns; incidents it opened are already being contained.
-    let outcomes = state.admission.admit(alerts, now).await?;
-    Ok(Json(IntakeResponse::from_outcomes(&outcomes)))
+    match state.admission.admit(alerts, now).await {
+        Ok(outcomes) => Ok(Json(IntakeResponse::from_outcomes(&outcomes))),
+        // The database refused what these alerts would store (an incident too large for a
+        // Firestore document): this payload can never be recorded. A Pub/Sub message is then
+        // acknowledged and kept, or it would be redelivered forever; other senders get a 422.
+        Err(StoreError::Refused(reason)) if kind == SourceKind::PubSub => {
+            acknowledge_rejected(&state, kind, &bytes, message_id, reason, now).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn read_body(body: axum::body::Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
