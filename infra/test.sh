@@ -9,13 +9,19 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# The approval page is tested in a real headless Chromium over WebDriver: Debian's packages.
-if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
-  echo "== installing Debian's chromium and chromium-driver for the browser test"
-  sudo=""
-  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+# Debian's packages the tests run: a real headless Chromium over WebDriver for the approval page,
+# and podman with runc (daemonless: no Docker engine runs on a CI machine) for the container image.
+sudo=""
+if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "== installing Debian's ${missing[*]} for the browser and container tests"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # The Firestore store and the Pub/Sub push path are tested on the real emulators from the Google
@@ -33,6 +39,8 @@ done
 # Built here first, with the same command, so that compiling does not compete for the CPU with
 # the tests that run beside it; the test then finds it up to date.
 ./infra/cargo-lambda.sh build --compiler cargo --package riposte --bin riposte --locked --quiet
+# The same for the container test (tests/e2e/container.rs): the binary the image ships.
+cargo build --profile image --package riposte --locked --quiet
 
 cargo test --workspace --locked "$@"
 

@@ -2,7 +2,7 @@
 //! `spawn_binary()` (the real `riposte serve` process on a free port with a temp state dir).
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -243,6 +243,11 @@ pub async fn expire_approval_now(store: &Arc<dyn Store>, id: &str) {
         )
         .await
         .expect("update");
+}
+
+/// The workspace root (scripts under infra/, the Dockerfile, the manifests).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// Polls `check` until it returns `Some` or 10 s pass.

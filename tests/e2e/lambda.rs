@@ -27,7 +27,7 @@ use riposte_core::store::{EmbeddedStore, Store};
 use riposte_e2e::intake::record_incident;
 use serde_json::{Value, json};
 
-use crate::helpers::{SlowHook, example_policies, example_policy_notifying_siem, fixture};
+use crate::helpers::{SlowHook, example_policies, example_policy_notifying_siem, fixture, workspace};
 
 const FALCO_TOKEN: &str = "falco-token-for-the-lambda-test";
 const MONITORING_TOKEN: &str = "monitoring-token-for-the-lambda-test";
@@ -37,10 +37,6 @@ const ADMIN_TOKEN: &str = "admin-token-for-the-lambda-test";
 const PUBLIC_URL: &str = "https://riposte.example.com";
 /// The emulator serves one function, under the name `_`, to whatever polls its Runtime API.
 const FUNCTION: &str = "_";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
 
 /// `cargo lambda …` through the pinned wrapper, run at the workspace root.
 fn cargo_lambda() -> Command {
@@ -233,6 +229,48 @@ fn bearer(token: &str) -> String {
 #[test]
 fn built_with_cargo_lambda_the_binary_serves_api_gateway_events_and_contains_before_the_next_one() {
     let bootstrap = build_bootstrap();
+    // As Lambda starts a provided.al2023 function: the bootstrap, no arguments, Lambda's variables.
+    serves_api_gateway_events_and_contains_before_the_next_one(|env, dir| {
+        let mut function = Command::new(bootstrap);
+        function
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("RIPOSTE_STATE_DIR", dir.join("store"));
+        function
+    });
+}
+
+/// The container image (tests/e2e/container.rs builds it) as a Lambda container image: the image's
+/// own entrypoint and command, a read-only file system but for /tmp, the default state directory.
+#[test]
+fn on_the_distroless_stand_in_the_container_image_serves_api_gateway_events_as_a_lambda_function() {
+    let image = crate::container::image();
+    // Killing `podman run` leaves its container running: removed by name when the test ends.
+    let container = crate::container::Container::removed_on_drop("lambda");
+    serves_api_gateway_events_and_contains_before_the_next_one(|env, dir| {
+        use std::os::unix::fs::PermissionsExt as _;
+        // The policy is read from the test's directory, mounted as it is, by uid 65532.
+        for entry in std::fs::read_dir(dir).expect("dir").map(|e| e.expect("entry").path()) {
+            std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut function = crate::container::podman();
+        function.args(["run", "--rm", "--network=host", "--read-only", "--name", &container.name, "--volume"]);
+        function.arg(format!("{0}:{0}:ro", dir.display()));
+        for (k, v) in env {
+            function.arg("--env").arg(format!("{k}={v}"));
+        }
+        function.arg(image);
+        function
+    });
+}
+
+/// The whole function against cargo-lambda's Runtime API emulator: `start_function` gives the
+/// command that starts it with these variables, its policy under `dir`.
+fn serves_api_gateway_events_and_contains_before_the_next_one(
+    start_function: impl FnOnce(&[(&str, String)], &Path) -> Command,
+) {
     let port = free_port();
     let mut emulator = cargo_lambda();
     emulator.args(["watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()]);
@@ -252,25 +290,22 @@ fn built_with_cargo_lambda_the_binary_serves_api_gateway_events_and_contains_bef
     let hook = SlowHook::start(Duration::from_millis(700));
     let policy_file = state.path().join("policy.yaml");
     std::fs::write(&policy_file, example_policy_notifying_siem()).expect("policy");
-    // As Lambda starts a provided.al2023 function: the bootstrap, no arguments, Lambda's variables.
-    let mut function = Command::new(bootstrap);
-    function
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "riposte")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("RIPOSTE_STATE_DIR", state.path().join("store"))
-        .env("RIPOSTE_POLICY", &policy_file)
-        .env("RIPOSTE_SIEM_URL", &hook.url)
-        .env("RIPOSTE_FALCO_TOKEN", FALCO_TOKEN)
-        .env("RIPOSTE_MONITORING_TOKEN", MONITORING_TOKEN)
-        .env("RIPOSTE_PUBSUB_TOKEN", PUBSUB_TOKEN)
-        .env("RIPOSTE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RIPOSTE_PUBLIC_URL", PUBLIC_URL)
-        .env("RIPOSTE_SIGNING_KEY", &keys.signing);
-    let function = Running::start(function, "riposte listening on the AWS Lambda Runtime API");
+    let env = [
+        ("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt")),
+        ("AWS_LAMBDA_FUNCTION_NAME", "riposte".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512".into()),
+        ("RIPOSTE_POLICY", policy_file.to_str().expect("utf8").into()),
+        ("RIPOSTE_SIEM_URL", hook.url.clone()),
+        ("RIPOSTE_FALCO_TOKEN", FALCO_TOKEN.into()),
+        ("RIPOSTE_MONITORING_TOKEN", MONITORING_TOKEN.into()),
+        ("RIPOSTE_PUBSUB_TOKEN", PUBSUB_TOKEN.into()),
+        ("RIPOSTE_ADMIN_TOKEN", ADMIN_TOKEN.into()),
+        ("RIPOSTE_PUBLIC_URL", PUBLIC_URL.into()),
+        ("RIPOSTE_SIGNING_KEY", keys.signing.clone()),
+    ];
+    let function =
+        Running::start(start_function(&env, state.path()), "riposte listening on the AWS Lambda Runtime API");
     let lambda = LocalLambda { port, emulator, function };
 
     // The Falco fixture, as Falcosidekick posts it: an incident with its plan.
