@@ -4,8 +4,8 @@
 # workspace root after copying Cargo.toml, Cargo.lock and every member's Cargo.toml.
 #
 # Generic on purpose: a target added to a manifest needs no edit here (the layer once listed its
-# stubs by hand, and a new benchmark broke the image build). tests/e2e/container.rs runs this on
-# the real manifests and checks that Cargo loads the workspace.
+# stubs by hand, and the list had already missed a benchmark). tests/e2e/container.rs runs this on
+# the real manifests and checks that Cargo sees every target, each with a file.
 set -eu
 
 members="$(sed -n 's/^members = \[\(.*\)\]$/\1/p' Cargo.toml | tr -d '" ' | tr ',' ' ')"
