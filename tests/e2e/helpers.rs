@@ -18,6 +18,7 @@ use riposte_core::policy::PolicySet;
 use riposte_core::runner::Runner;
 use riposte_core::store::{EmbeddedStore, Store};
 use riposte_e2e::intake::intake_state;
+use riposte_ingest::server::ConnectionLimits;
 use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, app};
 
 pub use riposte_e2e::intake::{fixture, fixtures_dir};
@@ -95,7 +96,9 @@ pub async fn spawn_app_with(
     };
     let approve = ApproveState { store: store.clone(), runner, keys: keys.clone(), public_origin: url.clone(), iap };
     let router = app(state).merge(riposte_approve::app(approve));
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    // The server `serve` runs, with its default limits.
+    let forever = std::future::pending();
+    tokio::spawn(riposte_ingest::server::serve(listener, router, ConnectionLimits::default(), forever, Duration::ZERO));
     TestApp { url, store, keys, _dir: dir }
 }
 

@@ -8,6 +8,7 @@ mod approval;
 mod binary;
 mod browser;
 mod compute;
+mod connections;
 mod container;
 mod crash;
 mod fixtures;

@@ -16,7 +16,7 @@ use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::admit::{Admitted, Arrival, ArrivalKind, KeyAdmitted, KeyArrivals};
 use riposte_core::store::{AlertRecord, Store, StoreError};
-use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, SweepAccess};
+use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, IntakeBudget, SweepAccess};
 
 /// The repository's fixtures directory (`tests/fixtures`).
 pub fn fixtures_dir() -> PathBuf {
@@ -138,6 +138,7 @@ pub fn intake_state(store: Arc<dyn Store>, policies: PolicySet) -> IngestState {
         runner,
         credentials: Arc::new(Credentials::default()),
         limits: BodyLimits::default(),
+        budget: IntakeBudget::default(),
         admin: AdminAccess::Disabled,
         sweep: SweepAccess::Disabled,
     }

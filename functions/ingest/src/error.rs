@@ -29,6 +29,18 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The body did not arrive in time (408).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// More intake is being buffered than the instance's budget allows: try again shortly (503,
+    /// with `Retry-After`).
+    #[error("riposte is buffering its limit of {budget} bytes of alerts; retry in {retry_after_secs} s")]
+    Overloaded {
+        /// Seconds to wait, for `Retry-After`.
+        retry_after_secs: u32,
+        /// The budget, in bytes.
+        budget: usize,
+    },
     /// The body could not be read (client went away, bad chunking) (400).
     #[error("the body could not be read: {0}")]
     BodyUnreadable(String),
@@ -64,6 +76,8 @@ impl ApiError {
             ApiError::Forbidden => "forbidden",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::BodyUnreadable(_) => "body_unreadable",
+            ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::Overloaded { .. } => "overloaded",
             ApiError::Ingest(e) => e.metric_label(),
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
@@ -79,6 +93,8 @@ impl ApiError {
             ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BodyUnreadable(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Ingest(IngestError::Malformed(_)) => StatusCode::BAD_REQUEST,
             ApiError::Ingest(IngestError::UnknownFormat(_) | IngestError::OverLimit(_)) => {
@@ -105,6 +121,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let label = self.metric_label();
+        // Shedding is not a failure to log: the client is told what happened and when to retry.
+        if let ApiError::Overloaded { retry_after_secs, .. } = self {
+            let mut response = (status, Json(json!({"error": label, "message": self.to_string()}))).into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            return response;
+        }
         if status.is_server_error() {
             let mut response =
                 (status, Json(json!({"error": "internal", "message": "internal error; it has been logged"})))

@@ -6,9 +6,12 @@
 //! no retry) is never held up by containment work.
 
 mod auth;
+mod budget;
+mod deadline;
 mod error;
 mod oidc;
 mod secret;
+pub mod server;
 mod sweep;
 
 use std::sync::Arc;
@@ -31,6 +34,8 @@ use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use auth::Credentials;
+pub use budget::IntakeBudget;
+pub use deadline::{BodyTimeout, DeadlineBody};
 pub use error::ApiError;
 pub use oidc::OidcCheck;
 pub use secret::Secret;
@@ -87,6 +92,8 @@ pub struct IngestState {
     pub credentials: Arc<Credentials>,
     /// Per-endpoint body limits.
     pub limits: BodyLimits,
+    /// Bytes of intake bodies buffered at once, over all requests; past it, intake is shed (503).
+    pub budget: IntakeBudget,
     /// Access to the read-only incident routes.
     pub admin: AdminAccess,
     /// Who may trigger `POST /tasks/sweep`.
@@ -174,6 +181,9 @@ async fn intake(
         oidc.check_request(&parts.headers).await?;
     }
     let limit = state.limits.of(kind);
+    // Held until the answer: the body, parsed alerts and admission all live that long.
+    let announced = parts.headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+    let _reserved = state.budget.reserve(announced.unwrap_or(limit).min(limit))?;
     let bytes = read_body(body, limit).await?;
     let now = Timestamp::now();
 
@@ -205,9 +215,13 @@ async fn intake(
 
 async fn read_body(body: axum::body::Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
-        if too_large { ApiError::PayloadTooLarge { limit } } else { ApiError::BodyUnreadable(e.to_string()) }
+        // The cause may be wrapped more than once (axum wraps the body's own error).
+        let mut causes = std::iter::successors(std::error::Error::source(&e), |c| c.source());
+        match causes.find(|c| c.is::<http_body_util::LengthLimitError>() || c.is::<BodyTimeout>()) {
+            Some(c) if c.is::<BodyTimeout>() => ApiError::RequestTimeout(c.to_string()),
+            Some(_) => ApiError::PayloadTooLarge { limit },
+            None => ApiError::BodyUnreadable(e.to_string()),
+        }
     })
 }
 

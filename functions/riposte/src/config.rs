@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use riposte_core::policy::parse_duration;
+use riposte_ingest::server::ConnectionLimits;
 use riposte_ingest::{Credentials, OidcCheck, Secret};
 
 use crate::CliError;
@@ -56,6 +57,15 @@ pub mod vars {
     /// How long a runner's claim on a step lasts unrenewed, i.e. how soon a step whose runner died
     /// is taken over (default 2m).
     pub const STEP_LEASE: &str = "RIPOSTE_STEP_LEASE";
+    /// How long a client has to send a request's header; also how long an idle keep-alive
+    /// connection is kept (default 10s).
+    pub const HEADER_TIMEOUT: &str = "RIPOSTE_HEADER_TIMEOUT";
+    /// How long a client has to send a request's body once its header is in (default 30s).
+    pub const BODY_TIMEOUT: &str = "RIPOSTE_BODY_TIMEOUT";
+    /// Connections served at once (default 1024); more wait in the accept queue.
+    pub const MAX_CONNECTIONS: &str = "RIPOSTE_MAX_CONNECTIONS";
+    /// MiB of intake bodies buffered at once (default 64); past it, intake answers 503.
+    pub const INTAKE_BUFFER_MIB: &str = "RIPOSTE_INTAKE_BUFFER_MIB";
     /// `kid.base64url(PKCS#8)` from `riposte keygen`: signs approval links.
     pub const SIGNING_KEY: &str = "RIPOSTE_SIGNING_KEY";
     /// A file holding the signing key (instead of `RIPOSTE_SIGNING_KEY`).
@@ -102,6 +112,18 @@ fn duration_var(name: &str, default_secs: u64, errors: &mut Vec<String>) -> Dura
         }
         Err(e) => {
             errors.push(format!("{name}: {e}"));
+            default
+        }
+    }
+}
+
+/// A whole number from `name`, `default` when unset, within `range`.
+fn count_var(name: &str, default: usize, range: std::ops::RangeInclusive<usize>, errors: &mut Vec<String>) -> usize {
+    let Some(text) = env(name) else { return default };
+    match text.parse::<usize>() {
+        Ok(n) if range.contains(&n) => n,
+        _ => {
+            errors.push(format!("{name}={text:?}: expected a whole number from {} to {}", range.start(), range.end()));
             default
         }
     }
@@ -314,6 +336,10 @@ pub struct EnvConfig {
     pub iap_jwks_url: Option<String>,
     /// Who may call `POST /tasks/sweep`: (audience, invoker account, key set URL).
     pub sweep_oidc: Option<(String, String, Option<String>)>,
+    /// Timeouts and the cap of the HTTP connections.
+    pub connections: ConnectionLimits,
+    /// Bytes of intake bodies buffered at once.
+    pub intake_buffer_bytes: usize,
 }
 
 impl std::fmt::Debug for EnvConfig {
@@ -419,6 +445,13 @@ impl EnvConfig {
         let executor = ExecutorChoice::from_env(&mut errors);
         let sweep_interval = duration_var(vars::SWEEP_INTERVAL, 30, &mut errors);
         let step_lease = duration_var(vars::STEP_LEASE, 120, &mut errors);
+        let defaults = ConnectionLimits::default();
+        let connections = ConnectionLimits {
+            header_timeout: duration_var(vars::HEADER_TIMEOUT, defaults.header_timeout.as_secs(), &mut errors),
+            body_timeout: duration_var(vars::BODY_TIMEOUT, defaults.body_timeout.as_secs(), &mut errors),
+            max_connections: count_var(vars::MAX_CONNECTIONS, defaults.max_connections, 1..=100_000, &mut errors),
+        };
+        let intake_buffer_bytes = count_var(vars::INTAKE_BUFFER_MIB, 64, 1..=65_536, &mut errors) << 20;
         let signing_key = match (env(vars::SIGNING_KEY), env(vars::SIGNING_KEY_FILE)) {
             (Some(_), Some(_)) => {
                 errors.push(format!("set {} or {}, not both", vars::SIGNING_KEY, vars::SIGNING_KEY_FILE));
@@ -487,6 +520,8 @@ impl EnvConfig {
             iap_audience: env(vars::IAP_AUDIENCE),
             iap_jwks_url,
             sweep_oidc,
+            connections,
+            intake_buffer_bytes,
         })
     }
 }

@@ -15,7 +15,7 @@ use riposte_core::approval::Keys;
 use riposte_core::admission::{Admission, AdmissionParts, ApprovalLinks};
 use riposte_core::runner::{Runner, StepScope};
 use riposte_core::store::{EmbeddedStore, Store, StoreError};
-use riposte_ingest::{AdminAccess, BodyLimits, IngestState, SweepAccess, app};
+use riposte_ingest::{AdminAccess, BodyLimits, IngestState, IntakeBudget, SweepAccess, app};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{EnvConfig, Platform, Role, StoreChoice, default_state_dir, vars};
@@ -238,6 +238,7 @@ async fn serve(
         runner: runner.clone(),
         credentials: Arc::new(env.credentials),
         limits: BodyLimits::default(),
+        budget: IntakeBudget::new(env.intake_buffer_bytes),
         admin,
         sweep,
     };
@@ -272,7 +273,7 @@ async fn serve(
     });
 
     let signalled = Arc::new(std::sync::OnceLock::new());
-    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal(signalled.clone())).await;
+    riposte_ingest::server::serve(listener, router, env.connections, shutdown_signal(signalled.clone()), DRAIN).await;
     if let Some(info_file) = info_file {
         let _ = std::fs::remove_file(info_file);
     }
@@ -283,8 +284,12 @@ async fn serve(
     if left > 0 {
         tracing::warn!(tasks = left, "stopped with work under way; the sweep resumes it");
     }
-    result.map_err(|e| CliError::Runtime(format!("server error: {e}")))
+    Ok(())
 }
+
+/// How long after SIGTERM requests under way may take to be answered before their connections
+/// are closed (within Cloud Run's 10 s, leaving time for the work they started).
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long after SIGTERM a stopping server waits for the work under way (Cloud Run kills it at 10 s).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
