@@ -101,6 +101,52 @@ async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_with_both_content_length_and_transfer_encoding_smuggles_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path(), &[]);
+    let mut stream = connect(&server).await;
+    // Read by Content-Length, the body would end after `0\r\n\r\n` plus a second request; read
+    // by Transfer-Encoding, that second request follows the first on the connection. A proxy and
+    // riposte disagreeing on which is the smuggling attack (RFC 9112 §6.3).
+    let smuggled = "GET /v1/incidents HTTP/1.1\r\nHost: riposte\r\n\r\n";
+    let falco = String::from_utf8(fixture("falco/drop-exec-sidekick-customfields.json")).expect("utf8");
+    let chunked = format!("{:x}\r\n{falco}\r\n0\r\n\r\n{smuggled}", falco.len());
+    let request = format!(
+        "POST /v1/falco HTTP/1.1\r\nHost: riposte\r\nContent-Type: application/json\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}",
+        chunked.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let (raw, _) = read_to_close(&mut stream).await;
+    assert_eq!(raw.matches("HTTP/1.1 ").count(), 1, "one answer, then the connection closed: {raw}");
+    let (status, answer) = parse_response(&raw);
+    assert_eq!(status, 400, "{raw}");
+    assert_eq!(answer["error"], "bad_request", "{raw}");
+    assert!(answer["message"].as_str().is_some_and(|m| m.contains("Content-Length together with Transfer-Encoding")));
+    assert!(raw.to_ascii_lowercase().contains("connection: close"), "{raw}");
+    // Refused before any handler ran: no incident was opened from the chunked Falco event.
+    let listed: Value =
+        reqwest::get(format!("{}/v1/incidents", server.url)).await.expect("list").json().await.expect("json");
+    assert_eq!(listed, serde_json::json!([]), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_character_in_a_chunk_extension_is_answered_400() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path(), &[]);
+    let mut stream = connect(&server).await;
+    let falco = String::from_utf8(fixture("falco/drop-exec-sidekick-customfields.json")).expect("utf8");
+    let request = format!(
+        "POST /v1/falco HTTP/1.1\r\nHost: riposte\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x};ext=\x07\r\n{falco}\r\n0\r\n\r\n",
+        falco.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let (raw, _) = read_to_close(&mut stream).await;
+    let (status, answer) = parse_response(&raw);
+    assert_eq!(status, 400, "{raw}");
+    assert_eq!(answer["error"], "body_unreadable", "{raw}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn intake_beyond_the_buffer_budget_is_shed_with_503_while_healthz_answers() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A 1 MiB budget, and bodies given 10 s, so that one held request spends it all.

@@ -9,6 +9,7 @@ mod auth;
 mod budget;
 mod deadline;
 mod error;
+mod framing;
 mod oidc;
 mod secret;
 pub mod server;

@@ -12,9 +12,9 @@
 //!   connection ends, which the timeouts guarantee;
 //! - a client that shuts down its sending side after its request still gets the answer.
 //!
-//! A request carrying both `Content-Length` and `Transfer-Encoding` is read by its
-//! `Transfer-Encoding` alone and its connection closed after the answer (hyper's handling, which
-//! RFC 9112 §6.3 allows), so nothing can be smuggled behind it.
+//! Framing is strict ([`FramingGuard`]): a request carrying both `Content-Length` and
+//! `Transfer-Encoding` is answered 400 and its connection closed, so nothing can be smuggled
+//! behind it; a chunk extension with a control character makes the body unreadable (400).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,7 +28,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
+use crate::ApiError;
 use crate::deadline::DeadlineBody;
+use crate::framing::{AMBIGUOUS_FRAMING, FramingGuard};
 
 /// The bounds of every connection (see the module comment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,9 +96,16 @@ pub async fn serve(
         let router = router.clone();
         let body_timeout = limits.body_timeout;
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            router.clone().oneshot(request.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_timeout))))
+            let router = router.clone();
+            async move {
+                if request.headers().contains_key(AMBIGUOUS_FRAMING) {
+                    return Ok(refuse_ambiguous_framing());
+                }
+                router.oneshot(request.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_timeout)))).await
+            }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(FramingGuard::new(stream));
+        let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             // Timeouts, resets and malformed requests end here; hyper has answered what it could.
             if let Err(e) = connection.await {
@@ -109,4 +118,15 @@ pub async fn serve(
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
         tracing::warn!("connections still open after {} s of shutdown; closing them", drain.as_secs());
     }
+}
+
+/// The answer to a request framed by both `Content-Length` and `Transfer-Encoding`: 400, and the
+/// connection closed after it (RFC 9112 §6.3), since what follows on it cannot be trusted.
+fn refuse_ambiguous_framing() -> axum::response::Response {
+    let refusal = ApiError::BadRequest(
+        "Content-Length together with Transfer-Encoding is refused (RFC 9112 §6.3: request smuggling)".into(),
+    );
+    let mut response = axum::response::IntoResponse::into_response(refusal);
+    response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    response
 }
