@@ -44,9 +44,11 @@ cargo build --profile image --package riposte --locked --quiet
 
 cargo test --workspace --locked "$@"
 
-# The deployment artifacts: checkov scans the terraform and the Dockerfile offline (it installs
+# With no filter: a short coverage-guided fuzzing run of every parser of untrusted input
+# (docs/FUZZING.md), and checkov, which scans the terraform and the Dockerfile offline (it installs
 # itself, pinned, from PyPI on first use). The least-privilege check of the terraform roles is a
 # cargo test (tests/e2e/terraform.rs).
 if [ "$#" -eq 0 ]; then
+  ./infra/fuzz.sh 10
   ./infra/checkov.sh
 fi

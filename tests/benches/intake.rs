@@ -106,9 +106,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
         let state = intake_state(store, policies.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/v1/falco", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app(state)).await });
+        let url = format!("{}/v1/falco", riposte_e2e::intake::serve_on_loopback(app(state)).await);
         let client = reqwest::Client::new();
         let total = 4000;
         let start = Instant::now();

@@ -86,11 +86,7 @@ async fn load(urls: &[String], path: &str, body: Option<Vec<u8>>) -> Load {
 /// The intake router over `store` on a free port.
 async fn serve(store: Arc<dyn Store>) -> String {
     let policies = PolicySet::from_yaml(riposte::EXAMPLE_POLICY).expect("policy");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = app(intake_state(store, policies));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
+    riposte_e2e::intake::serve_on_loopback(app(intake_state(store, policies))).await
 }
 
 /// When (after `since`) every automatic step of `id` had finished, polled every 5 ms during the storm.

@@ -74,10 +74,7 @@ impl Store for FailingFirstWrites {
 async fn serve(store: Arc<dyn Store>) -> String {
     let credentials = Credentials { pubsub: Secret::new(TOKEN), ..Credentials::default() };
     let state = IngestState { credentials: Arc::new(credentials), ..intake_state(store, example_policies()) };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app(state)).await });
-    url
+    riposte_e2e::intake::serve_on_loopback(app(state)).await
 }
 
 /// Calls the emulator's REST API.

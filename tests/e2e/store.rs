@@ -462,10 +462,8 @@ async fn an_alert_too_large_for_a_firestore_document_is_refused_and_a_pubsub_one
     use base64::Engine as _;
     let emulator = crate::helpers::FirestoreEmulator::start().await;
     let store = emulator.store("too-large");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
     let router = riposte_ingest::app(riposte_e2e::intake::intake_state(store.clone(), example_policies()));
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let url = riposte_e2e::intake::serve_on_loopback(router).await;
     let client = reqwest::Client::new();
     // 600 KB of output: within the body limit, but the incident keeps it twice (raw and fields).
     let mut falco: serde_json::Value =

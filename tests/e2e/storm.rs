@@ -24,11 +24,7 @@ fn alert_from(pod: &str) -> Vec<u8> {
 
 /// The intake router on a free port over `store`; returns its URL.
 async fn serve(store: Arc<dyn Store>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = app(intake_state(store, example_policies()));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
+    riposte_e2e::intake::serve_on_loopback(app(intake_state(store, example_policies()))).await
 }
 
 /// What the senders were told, per incident: acknowledgements, how many said "opened", and the

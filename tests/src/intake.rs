@@ -143,3 +143,14 @@ pub fn intake_state(store: Arc<dyn Store>, policies: PolicySet) -> IngestState {
         sweep: SweepAccess::Disabled,
     }
 }
+
+/// Serves `router` on a free loopback port with the server `riposte serve` runs (its default
+/// limits), until the process ends; returns `http://127.0.0.1:PORT`.
+pub async fn serve_on_loopback(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let forever = std::future::pending();
+    let limits = riposte_ingest::server::ConnectionLimits::default();
+    tokio::spawn(riposte_ingest::server::serve(listener, router, limits, forever, std::time::Duration::ZERO));
+    url
+}
