@@ -356,3 +356,42 @@ async fn payloads_of_long_nested_keys_are_refused_naming_the_limit_without_growi
     println!("peak RSS growth for 9 hostile bodies of 170 KB: {grown_mib} MiB");
     app.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_many_small_values_is_refused_naming_the_bound_without_growing_the_server() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn_binary(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    // 1 MiB of `0,`: 520 000 values. Parsed and kept unbounded, one such Falco event took the
+    // release binary from 15 to 187 MiB (the hostile benchmark); sixteen at once 353 MiB.
+    let zeros = vec!["0"; 520_000].join(",");
+    let falco = format!(
+        r#"{{"rule":"Drop and execute new binary in container","priority":"Critical","output":"x","output_fields":{{"a":[{zeros}]}}}}"#
+    );
+    assert!(falco.len() < 1 << 20);
+    let push = json!({"message": {
+        "data": base64::engine::general_purpose::STANDARD.encode(format!(r#"{{"logName":"projects/p/logs/x","resource":{{"type":"global"}},"jsonPayload":{{"a":[{zeros}]}}}}"#)),
+        "messageId": "many-values-1",
+    }});
+    let before = peak_rss_kib(app.pid());
+    let mut posts = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let request = client.post(format!("{}/v1/falco", app.url)).body(falco.clone());
+        posts.spawn(async move {
+            let r = request.send().await.expect("send");
+            (r.status(), r.json::<Value>().await.expect("json"))
+        });
+    }
+    for (status, j) in posts.join_all().await {
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(j["message"], "over a limit: more than 65536 JSON values in one document", "{j}");
+    }
+    let r = client.post(format!("{}/v1/pubsub", app.url)).json(&push).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK, "Pub/Sub: acknowledged and kept");
+    let j: Value = r.json().await.expect("json");
+    assert!(j["rejected"].as_str().is_some_and(|m| m.contains("more than 65536 JSON values")), "{j}");
+    let grown_mib = (peak_rss_kib(app.pid()).saturating_sub(before)) / 1024;
+    assert!(grown_mib < 40, "peak RSS grew by {grown_mib} MiB for 8 bodies of 1 MiB at once");
+    app.stop();
+}

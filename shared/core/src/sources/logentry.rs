@@ -35,7 +35,7 @@ pub fn parse_log_entry(entry: &Value, delivery: Delivery) -> Result<Alert, Inges
 
     // A Falco alert on Falco's stdout: structured (jsonPayload) or as a JSON line (textPayload).
     let text_json = match entry.get("textPayload") {
-        Some(Value::String(t)) if t.trim_start().starts_with('{') => serde_json::from_str::<Value>(t).ok(),
+        Some(Value::String(t)) if t.trim_start().starts_with('{') => super::json::parse_bounded(t.as_bytes()).ok(),
         _ => None,
     };
     let falco_payload = entry

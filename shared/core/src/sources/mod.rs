@@ -4,6 +4,7 @@
 //! glue in `riposte-ingest` is shared by all of them.
 
 mod falco;
+pub mod json;
 mod logentry;
 mod monitoring;
 mod pubsub;
@@ -121,8 +122,10 @@ pub(crate) fn json_object(body: &[u8]) -> Result<Value, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::Malformed("empty body; expected a JSON object".into()));
     }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| IngestError::Malformed(format!("body is not valid JSON: {e}")))?;
+    let value = json::parse_bounded(body).map_err(|e| match e {
+        json::JsonError::TooManyValues => IngestError::OverLimit(e.to_string()),
+        json::JsonError::Syntax(e) => IngestError::Malformed(format!("body is not valid JSON: {e}")),
+    })?;
     if value.is_object() {
         Ok(value)
     } else {

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use http::HeaderMap;
 use serde_json::Value;
 
-use super::{IngestError, json_type_name, logentry, monitoring};
+use super::{IngestError, json, json_type_name, logentry, monitoring};
 use crate::alert::{Alert, Delivery};
 
 /// Metadata of one Pub/Sub message.
@@ -24,15 +24,17 @@ struct Message {
 /// Parses a push body.
 pub(super) fn parse(body: &[u8], headers: &HeaderMap) -> Result<Vec<Alert>, IngestError> {
     let unwrapped_id = header(headers, "x-goog-pubsub-message-id");
-    let value: Value = match serde_json::from_slice(body) {
+    let value: Value = match json::parse_bounded(body) {
         Ok(v) => v,
         // An unwrapped delivery is a real Pub/Sub message: refusing it means redelivery forever.
         Err(e) => {
-            return Err(match unwrapped_id {
-                Some(message_id) => {
-                    IngestError::UnprocessableMessage { message_id, reason: format!("the data is not JSON: {e}") }
-                }
-                None => IngestError::Malformed(format!("body is not valid JSON: {e}")),
+            return Err(match (unwrapped_id, e) {
+                (Some(message_id), e) => IngestError::UnprocessableMessage {
+                    message_id,
+                    reason: format!("the data is not usable JSON: {e}"),
+                },
+                (None, e @ json::JsonError::TooManyValues) => IngestError::OverLimit(e.to_string()),
+                (None, e) => IngestError::Malformed(format!("body is not valid JSON: {e}")),
             });
         }
     };
@@ -127,8 +129,8 @@ fn envelope(value: &Value) -> Result<(Message, Value), IngestError> {
         .decode(data.trim())
         .or_else(|_| URL_SAFE.decode(data.trim()))
         .map_err(|e| unprocessable(format!("message.data is not base64: {e}")))?;
-    let decoded: Value =
-        serde_json::from_slice(&bytes).map_err(|e| unprocessable(format!("message.data is not JSON: {e}")))?;
+    let decoded =
+        json::parse_bounded(&bytes).map_err(|e| unprocessable(format!("message.data is not usable JSON: {e}")))?;
     if !decoded.is_object() {
         return Err(unprocessable(format!("message.data is {}, not a JSON object", json_type_name(&decoded))));
     }
