@@ -29,10 +29,12 @@ pub(super) fn parse(body: &[u8], headers: &HeaderMap) -> Result<Vec<Alert>, Inge
         // An unwrapped delivery is a real Pub/Sub message: refusing it means redelivery forever.
         Err(e) => {
             return Err(match (unwrapped_id, e) {
-                (Some(message_id), e) => IngestError::UnprocessableMessage {
-                    message_id,
-                    reason: format!("the data is not usable JSON: {e}"),
-                },
+                (Some(message_id), e @ json::JsonError::TooManyValues) => {
+                    IngestError::UnprocessableMessage { message_id, reason: format!("the data holds {e}") }
+                }
+                (Some(message_id), e) => {
+                    IngestError::UnprocessableMessage { message_id, reason: format!("the data is not JSON: {e}") }
+                }
                 (None, e @ json::JsonError::TooManyValues) => IngestError::OverLimit(e.to_string()),
                 (None, e) => IngestError::Malformed(format!("body is not valid JSON: {e}")),
             });
@@ -129,8 +131,10 @@ fn envelope(value: &Value) -> Result<(Message, Value), IngestError> {
         .decode(data.trim())
         .or_else(|_| URL_SAFE.decode(data.trim()))
         .map_err(|e| unprocessable(format!("message.data is not base64: {e}")))?;
-    let decoded =
-        json::parse_bounded(&bytes).map_err(|e| unprocessable(format!("message.data is not usable JSON: {e}")))?;
+    let decoded = json::parse_bounded(&bytes).map_err(|e| match e {
+        json::JsonError::TooManyValues => unprocessable(format!("message.data holds {e}")),
+        json::JsonError::Syntax(e) => unprocessable(format!("message.data is not JSON: {e}")),
+    })?;
     if !decoded.is_object() {
         return Err(unprocessable(format!("message.data is {}, not a JSON object", json_type_name(&decoded))));
     }
