@@ -120,13 +120,45 @@ async fn a_request_with_both_content_length_and_transfer_encoding_smuggles_nothi
     assert_eq!(raw.matches("HTTP/1.1 ").count(), 1, "one answer, then the connection closed: {raw}");
     let (status, answer) = parse_response(&raw);
     assert_eq!(status, 400, "{raw}");
-    assert_eq!(answer["error"], "bad_request", "{raw}");
+    assert_eq!(answer["error"], "malformed_request", "{raw}");
     assert!(answer["message"].as_str().is_some_and(|m| m.contains("Content-Length together with Transfer-Encoding")));
     assert!(raw.to_ascii_lowercase().contains("connection: close"), "{raw}");
     // Refused before any handler ran: no incident was opened from the chunked Falco event.
     let listed: Value =
         reqwest::get(format!("{}/v1/incidents", server.url)).await.expect("list").json().await.expect("json");
     assert_eq!(listed, serde_json::json!([]), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_hyper_would_refuse_bare_get_the_json_error_shape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path(), &[]);
+    let huge = format!("GET /healthz HTTP/1.1\r\nHost: riposte\r\nx-pad: {}\r\n\r\n", "a".repeat(70_000));
+    for (request, status, error, message) in [
+        (
+            "POST /v1/falco HTTP/1.1\r\nHost: riposte\r\nbad header: 1\r\nContent-Length: 0\r\n\r\n".to_string(),
+            400,
+            "malformed_request",
+            "the request head is malformed: invalid header name",
+        ),
+        (
+            "POST /v1/falco HTTP/1.1\r\nHost: riposte\r\nContent-Length: 12abc\r\n\r\n".to_string(),
+            400,
+            "malformed_request",
+            "Content-Length is not a number",
+        ),
+        (huge, 431, "head_too_large", "the request head exceeds 64 KiB"),
+    ] {
+        let mut stream = connect(&server).await;
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let (raw, _) = read_to_close(&mut stream).await;
+        let (got, answer) = parse_response(&raw);
+        assert_eq!(
+            (got, answer["error"].as_str(), answer["message"].as_str()),
+            (status, Some(error), Some(message)),
+            "{raw}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

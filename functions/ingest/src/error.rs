@@ -29,6 +29,12 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The request's framing or head is not acceptable (400; the connection is closed).
+    #[error("{0}")]
+    MalformedRequest(String),
+    /// The request head is too large (431; the connection is closed).
+    #[error("{0}")]
+    HeadTooLarge(String),
     /// The body did not arrive in time (408).
     #[error("{0}")]
     RequestTimeout(String),
@@ -77,6 +83,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::BodyUnreadable(_) => "body_unreadable",
             ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::MalformedRequest(_) => "malformed_request",
+            ApiError::HeadTooLarge(_) => "head_too_large",
             ApiError::Overloaded { .. } => "overloaded",
             ApiError::Ingest(e) => e.metric_label(),
             ApiError::NotFound(_) => "not_found",
@@ -94,6 +102,8 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::MalformedRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BodyUnreadable(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Ingest(IngestError::Malformed(_)) => StatusCode::BAD_REQUEST,

@@ -6,14 +6,16 @@
 //! when a proxy in front frames a request differently (RFC 9112 §6.3, §7.1.1). [`FramingGuard`]
 //! follows the framing of every request on a connection (head, then a body by `Content-Length`
 //! or chunks) and:
-//! - renames a `Content-Length` that comes with `Transfer-Encoding` to [`AMBIGUOUS_FRAMING`] (the
-//!   same length, so nothing shifts); the server answers such a request 400 and closes;
+//! - refuses a head hyper would misread or refuse without a word: `Content-Length` together with
+//!   `Transfer-Encoding`, an invalid `Content-Length`, a coding other than chunked, a malformed
+//!   head (400), one over 64 KiB or 100 fields (431). hyper is given, in its place, a request
+//!   carrying the reason in [`REFUSED`], which the server answers in the JSON error shape every
+//!   other 4xx has, then the end of the input: nothing that follows is read;
 //! - ends the input at a control character in a chunk extension, so the body cannot be completed
 //!   and the request is answered 400.
 //!
-//! It never decides framing for hyper: whenever the stream is something hyper refuses by itself
-//! (a malformed head or chunk, an unsupported coding) or does not frame (an upgrade), the guard
-//! stops following and passes the bytes through unchanged.
+//! It never decides framing for hyper: a well-framed request passes byte for byte; an upgrade,
+//! or a malformed chunk (which hyper refuses itself), stops the following and passes through.
 
 use std::io;
 use std::pin::Pin;
@@ -21,14 +23,14 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The header name a `Content-Length` accompanied by `Transfer-Encoding` is renamed to.
-pub const AMBIGUOUS_FRAMING: &str = "x-ambiguous-cl";
-const CONTENT_LENGTH: &[u8] = b"content-length";
-const _SAME_LENGTH: () = assert!(AMBIGUOUS_FRAMING.len() == CONTENT_LENGTH.len());
+/// The header of the request the guard gives hyper in place of a refused head: `STATUS reason`.
+/// (A client sending it itself only gets its own request refused.)
+pub const REFUSED: &str = "x-riposte-refused";
 
-/// A head longer than this is left to hyper, which refuses it (431).
+/// A longer head is refused (431).
 const MAX_HEAD: usize = 64 << 10;
-const MAX_HEADERS: usize = 128;
+/// As many header fields as hyper takes by default.
+const MAX_HEADERS: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
@@ -105,7 +107,9 @@ impl<T> FramingGuard<T> {
                         _ => State::Head { seen_line: true, at_line_start: false },
                     };
                     if self.held.len() > MAX_HEAD && matches!(self.state, State::Head { .. }) {
-                        self.release_head(State::Blind);
+                        let refusal =
+                            Refusal { status: 431, reason: format!("the request head exceeds {} KiB", MAX_HEAD >> 10) };
+                        self.refuse(&refusal);
                     }
                 }
                 State::Fixed(left) => {
@@ -134,64 +138,84 @@ impl<T> FramingGuard<T> {
 
     /// The head in `held` is complete: checks it and returns the state its body starts in.
     fn head_complete(&mut self) -> State {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        let base = self.held.as_ptr() as usize;
-        let next = match request.parse(&self.held) {
-            Ok(httparse::Status::Complete(_)) => {
-                let upgrade = request.method == Some("CONNECT")
-                    || request.headers.iter().any(|h| h.name.eq_ignore_ascii_case("upgrade"));
-                let te: Vec<&[u8]> = request
-                    .headers
-                    .iter()
-                    .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-                    .map(|h| h.value)
-                    .collect();
-                let lengths: Vec<(usize, &[u8])> = request
-                    .headers
-                    .iter()
-                    .filter(|h| h.name.as_bytes().eq_ignore_ascii_case(CONTENT_LENGTH))
-                    .map(|h| (h.name.as_ptr() as usize - base, h.value))
-                    .collect();
-                if upgrade || (request.version != Some(1) && !te.is_empty()) {
-                    Err(())
-                } else if !te.is_empty() {
-                    // hyper reads chunks when the last coding is `chunked` and refuses the rest.
-                    let chunked = te.last().is_some_and(|v| last_coding_is_chunked(v));
-                    let ambiguous: Vec<usize> = lengths.iter().map(|(at, _)| *at).collect();
-                    Ok((chunked.then_some(State::Chunked { at: Chunk::Size { digits: 0 }, left: 0 }), ambiguous))
-                } else {
-                    let values: Vec<Option<u64>> = lengths.iter().map(|(_, v)| parse_length(v)).collect();
-                    match values.first() {
-                        None => Ok((Some(NEW_HEAD), Vec::new())),
-                        Some(Some(n)) if values.iter().all(|v| *v == Some(*n)) => {
-                            Ok((Some(if *n == 0 { NEW_HEAD } else { State::Fixed(*n) }), Vec::new()))
-                        }
-                        _ => Err(()),
-                    }
-                }
-            }
-            // Incomplete cannot happen after the empty line; errors are hyper's to answer.
-            _ => Err(()),
-        };
-        match next {
-            Ok((Some(body), ambiguous)) => {
-                for at in ambiguous {
-                    self.held[at..at + CONTENT_LENGTH.len()].copy_from_slice(AMBIGUOUS_FRAMING.as_bytes());
-                }
+        match check_head(&self.held) {
+            Ok(body) => {
                 self.release_head(body);
                 body
             }
-            Ok((None, _)) | Err(()) => {
-                self.release_head(State::Blind);
-                State::Blind
-            }
+            Err(refusal) => self.refuse(&refusal),
         }
+    }
+
+    /// Gives hyper, instead of the head, a request carrying `refusal` (answered by the server in
+    /// the JSON error shape, in order after the requests before it), then the end of the input:
+    /// nothing after a head that cannot be trusted reaches hyper.
+    fn refuse(&mut self, refusal: &Refusal) -> State {
+        self.held.clear();
+        let head = format!(
+            "GET / HTTP/1.1\r\nhost: riposte\r\n{REFUSED}: {} {}\r\nconnection: close\r\n\r\n",
+            refusal.status, refusal.reason
+        );
+        self.ready.extend_from_slice(head.as_bytes());
+        self.state = State::Refused;
+        State::Refused
     }
 
     fn release_head(&mut self, next: State) {
         self.ready.append(&mut self.held);
         self.state = next;
+    }
+}
+
+/// Why a request head is refused: the status and a reason in plain ASCII.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Refusal {
+    status: u16,
+    reason: String,
+}
+
+fn bad_request(reason: impl Into<String>) -> Refusal {
+    Refusal { status: 400, reason: reason.into() }
+}
+
+/// Checks a complete head: the state its body starts in, [`State::Blind`] for what the guard does
+/// not follow (an upgrade), or why it is refused.
+fn check_head(head: &[u8]) -> Result<State, Refusal> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(bad_request("the request head is incomplete")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Refusal { status: 431, reason: format!("more than {MAX_HEADERS} header fields") });
+        }
+        Err(e) => return Err(bad_request(format!("the request head is malformed: {e}"))),
+    }
+    if request.method == Some("CONNECT") || request.headers.iter().any(|h| h.name.eq_ignore_ascii_case("upgrade")) {
+        return Ok(State::Blind);
+    }
+    let named = |name: &'static str| request.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name));
+    let te: Vec<&[u8]> = named("transfer-encoding").map(|h| h.value).collect();
+    let lengths: Vec<Option<u64>> = named("content-length").map(|h| parse_length(h.value)).collect();
+    if !te.is_empty() {
+        if !lengths.is_empty() {
+            return Err(bad_request(
+                "Content-Length together with Transfer-Encoding is refused (RFC 9112 section 6.3: request smuggling)",
+            ));
+        }
+        if request.version != Some(1) {
+            return Err(bad_request("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if !te.last().is_some_and(|v| last_coding_is_chunked(v)) {
+            return Err(bad_request("Transfer-Encoding must end with chunked"));
+        }
+        return Ok(State::Chunked { at: Chunk::Size { digits: 0 }, left: 0 });
+    }
+    match lengths.first() {
+        None | Some(Some(0)) if lengths.iter().all(|l| *l == Some(0)) => Ok(NEW_HEAD),
+        Some(Some(n)) if lengths.iter().all(|l| *l == Some(*n)) => Ok(State::Fixed(*n)),
+        Some(Some(_)) if lengths.iter().all(Option::is_some) => Err(bad_request("Content-Length values disagree")),
+        _ => Err(bad_request("Content-Length is not a number")),
     }
 }
 
@@ -367,26 +391,47 @@ mod tests {
         }
     }
 
+    /// The request the guard passes on in place of a refused head.
+    fn refusal(status: u16, reason: &str) -> String {
+        format!("GET / HTTP/1.1\r\nhost: riposte\r\n{REFUSED}: {status} {reason}\r\nconnection: close\r\n\r\n")
+    }
+
     #[test]
-    fn content_length_with_transfer_encoding_is_renamed_in_either_order_and_case() {
-        for head in [
-            "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\nCONTENT-LENGTH: 5\r\n\r\n",
+    fn heads_hyper_would_misread_or_refuse_silently_become_a_refusal_and_nothing_after_passes() {
+        let smuggling =
+            "Content-Length together with Transfer-Encoding is refused (RFC 9112 section 6.3: request smuggling)";
+        for (head, reason) in [
+            ("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", smuggling),
+            ("POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\nCONTENT-LENGTH: 5\r\n\r\n", smuggling),
+            ("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "Content-Length values disagree"),
+            ("POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", "Content-Length is not a number"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "Transfer-Encoding must end with chunked"),
+            ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "Transfer-Encoding in an HTTP/1.0 request"),
+            ("POST / HTTP/1.1\r\nbad header: x\r\n\r\n", "the request head is malformed: invalid header name"),
         ] {
-            let stream = format!("{head}0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n");
-            let (out, state) = guarded(stream.as_bytes(), &[7, 30]).expect("framed");
-            let out = String::from_utf8(out).expect("utf8");
-            assert_eq!(out.len(), stream.len());
-            assert!(
-                out.contains("x-ambiguous-cl: 5\r\n") && !out.to_ascii_lowercase().contains("content-length"),
-                "{out}"
-            );
-            assert!(out.ends_with("0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n"), "{out}");
-            assert_eq!(state, NEW_HEAD);
+            // A well-framed request first: it passes, then the refusal in order, then nothing.
+            let first = "GET /first HTTP/1.1\r\nhost: a\r\n\r\n";
+            let stream = format!("{first}{head}0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n");
+            let (out, state) = guarded(stream.as_bytes(), &[7, 30, 61]).expect("followed");
+            assert_eq!(String::from_utf8(out).expect("utf8"), format!("{first}{}", refusal(400, reason)), "{head:?}");
+            assert_eq!(state, State::Refused);
         }
         // Alone, neither header is touched.
         let (out, _) = guarded(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab", &[]).expect("framed");
         assert_eq!(out, b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab");
+    }
+
+    #[test]
+    fn heads_too_large_are_refused_with_431() {
+        let huge = format!("GET / HTTP/1.1\r\nx: {}\r\n\r\nGET /next HTTP/1.1\r\n\r\n", "a".repeat(MAX_HEAD));
+        let (out, state) = guarded(huge.as_bytes(), &[100]).expect("followed");
+        assert_eq!(
+            (String::from_utf8(out).expect("utf8"), state),
+            (refusal(431, "the request head exceeds 64 KiB"), State::Refused)
+        );
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
+        let (out, _) = guarded(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes(), &[]).expect("followed");
+        assert_eq!(String::from_utf8(out).expect("utf8"), refusal(431, "more than 100 header fields"));
     }
 
     #[test]
@@ -400,19 +445,9 @@ mod tests {
     }
 
     #[test]
-    fn what_hyper_refuses_itself_is_passed_through_unfollowed() {
-        for stream in [
-            &b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nabc"[..],
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nxyz",
-            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\nframes",
-            b"NOT A REQUEST\r\n\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-        ] {
-            let (out, state) = guarded(stream, &[3]).expect("passed");
-            assert_eq!(out, stream);
-            assert_eq!(state, State::Blind, "{}", String::from_utf8_lossy(stream));
-        }
-        let huge = format!("GET / HTTP/1.1\r\nx: {}\r\n\r\n", "a".repeat(MAX_HEAD));
-        let (out, state) = guarded(huge.as_bytes(), &[]).expect("passed");
-        assert_eq!((out.as_slice(), state), (huge.as_bytes(), State::Blind));
+    fn an_upgrade_is_passed_through_unfollowed() {
+        let stream = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\nframes, not requests";
+        let (out, state) = guarded(stream, &[3]).expect("passed");
+        assert_eq!((out.as_slice(), state), (&stream[..], State::Blind));
     }
 }

@@ -13,8 +13,9 @@
 //! - a client that shuts down its sending side after its request still gets the answer.
 //!
 //! Framing is strict ([`FramingGuard`]): a request carrying both `Content-Length` and
-//! `Transfer-Encoding` is answered 400 and its connection closed, so nothing can be smuggled
-//! behind it; a chunk extension with a control character makes the body unreadable (400).
+//! `Transfer-Encoding`, or any head hyper would refuse with a bare status, is answered in the JSON
+//! error shape and its connection closed, so nothing can be smuggled behind it; a chunk extension
+//! with a control character makes the body unreadable (400).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use tower::ServiceExt as _;
 
 use crate::ApiError;
 use crate::deadline::DeadlineBody;
-use crate::framing::{AMBIGUOUS_FRAMING, FramingGuard};
+use crate::framing::{FramingGuard, REFUSED};
 
 /// The bounds of every connection (see the module comment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +99,8 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let router = router.clone();
             async move {
-                if request.headers().contains_key(AMBIGUOUS_FRAMING) {
-                    return Ok(refuse_ambiguous_framing());
+                if let Some(refusal) = request.headers().get(REFUSED) {
+                    return Ok(refuse_framing(refusal.to_str().unwrap_or_default()));
                 }
                 router.oneshot(request.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_timeout)))).await
             }
@@ -120,13 +121,15 @@ pub async fn serve(
     }
 }
 
-/// The answer to a request framed by both `Content-Length` and `Transfer-Encoding`: 400, and the
-/// connection closed after it (RFC 9112 §6.3), since what follows on it cannot be trusted.
-fn refuse_ambiguous_framing() -> axum::response::Response {
-    let refusal = ApiError::BadRequest(
-        "Content-Length together with Transfer-Encoding is refused (RFC 9112 §6.3: request smuggling)".into(),
-    );
-    let mut response = axum::response::IntoResponse::into_response(refusal);
+/// The answer to a head the framing guard refused (`STATUS reason`), in the JSON error shape,
+/// closing the connection: what follows such a head cannot be trusted (RFC 9112 section 6.3).
+fn refuse_framing(refusal: &str) -> axum::response::Response {
+    let (status, reason) = refusal.split_once(' ').unwrap_or(("400", refusal));
+    let error = match status {
+        "431" => ApiError::HeadTooLarge(reason.to_string()),
+        _ => ApiError::MalformedRequest(reason.to_string()),
+    };
+    let mut response = axum::response::IntoResponse::into_response(error);
     response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
     response
 }
