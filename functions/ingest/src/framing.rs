@@ -62,8 +62,8 @@ enum State {
     Chunked { at: Chunk, left: u64 },
     /// No longer followed: hyper refuses or does not frame what comes (see the module comment).
     Blind,
-    /// The framing broke a rule hyper does not check: hyper is given the end of the input there,
-    /// so the body cannot be completed (400) while the connection can still carry the answer.
+    /// A head or a chunk was refused: hyper is given the end of the input from there, so nothing
+    /// after it is read, while the connection still carries the answer.
     Refused,
 }
 
@@ -73,7 +73,7 @@ const NEW_HEAD: State = State::Head { seen_line: false, at_line_start: true };
 pub struct FramingGuard<T> {
     io: T,
     state: State,
-    /// The head being received: released to hyper once complete (and rewritten if need be).
+    /// The head being received: released to hyper once complete and checked.
     held: Vec<u8>,
     /// Bytes checked and ready for hyper.
     ready: Vec<u8>,

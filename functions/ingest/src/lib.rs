@@ -34,9 +34,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::deadline::BodyTimeout;
+
 pub use auth::Credentials;
 pub use budget::IntakeBudget;
-pub use deadline::{BodyTimeout, DeadlineBody};
 pub use error::ApiError;
 pub use oidc::OidcCheck;
 pub use secret::Secret;
