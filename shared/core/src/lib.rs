@@ -7,6 +7,7 @@ pub mod alert;
 pub mod approval;
 pub mod crash;
 pub mod executor;
+pub mod firewall;
 pub mod incident;
 pub mod intake;
 pub mod kubernetes;

@@ -9,7 +9,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::action::Action;
+use crate::action::{Action, SnapshotDisks};
+use crate::firewall::{self, FirewallRule, RuleFor};
 use crate::kubernetes;
 use crate::target::Target;
 
@@ -75,6 +76,88 @@ pub fn snapshot_name(incident_id: &str, zone: &str, disk: &str) -> String {
         format!("riposte-{}-{}-{}", &scope[..12], &clean[..33], &crate::incident::digest(&[disk])[..8])
     };
     name.trim_end_matches('-').to_string()
+}
+
+/// What the `requestId` of a call made once per step is derived from, with the step's
+/// idempotency key: the dry run shows the id and the executor sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OncePerStep {
+    /// `abandonInstances` of `abandon_instance`.
+    Abandon,
+    /// `deleteInstances` of `delete_instance` when the VM is in a managed instance group.
+    DeleteThroughGroup,
+    /// `instances.delete` of `delete_instance` otherwise.
+    Delete,
+}
+
+impl OncePerStep {
+    /// The call's `requestId` in the step with idempotency key `key`.
+    pub fn request_id(self, key: &str) -> String {
+        request_id(
+            key,
+            match self {
+                OncePerStep::Abandon => "abandon",
+                OncePerStep::DeleteThroughGroup => "delete-through-mig",
+                OncePerStep::Delete => "delete",
+            },
+        )
+    }
+}
+
+/// A VM as a managed instance group names its members in `abandonInstances` and `deleteInstances`.
+pub fn group_member(zone: &str, vm: &str) -> String {
+    format!("zones/{zone}/instances/{vm}")
+}
+
+/// Where a persistent disk lives: a zone, or a region for a regional (replicated) disk. Its
+/// snapshot is created through the zonal or the regional disks API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskPlace<'a> {
+    /// A zonal disk, in this zone.
+    Zone(&'a str),
+    /// A regional disk, in this region.
+    Region(&'a str),
+}
+
+impl DiskPlace<'_> {
+    /// `zones/z/disks/d` or `regions/r/disks/d`: the tail of the disk's URL.
+    pub fn disk_path(&self, disk: &str) -> String {
+        match self {
+            DiskPlace::Zone(z) => format!("zones/{z}/disks/{disk}"),
+            DiskPlace::Region(r) => format!("regions/{r}/disks/{disk}"),
+        }
+    }
+
+    /// The zone or region: disk names are unique only within one, so it goes into the snapshot name.
+    pub fn name(&self) -> &str {
+        match self {
+            DiskPlace::Zone(p) | DiskPlace::Region(p) => p,
+        }
+    }
+
+    /// The `createSnapshot` call on `disk`, after `…/projects/{project}/`. Regional disks take no
+    /// guest flush.
+    pub fn create_snapshot(&self, disk: &str, guest_flush: bool, request_id: &str) -> String {
+        let path = self.disk_path(disk);
+        match self {
+            DiskPlace::Zone(_) => format!("{path}/createSnapshot?guestFlush={guest_flush}&requestId={request_id}"),
+            DiskPlace::Region(_) => format!("{path}/createSnapshot?requestId={request_id}"),
+        }
+    }
+}
+
+/// The body of the `createSnapshot` that takes snapshot `name` of a disk of the VM at `vm_path`
+/// (`projects/p/zones/z/instances/n`): labelled with the incident, so the evidence is found by it.
+pub fn snapshot_body(p: &SnapshotDisks, incident_id: &str, vm_path: &str, name: &str) -> Value {
+    let mut body = json!({
+        "name": name,
+        "description": format!("riposte incident {incident_id}: evidence from {vm_path} before containment"),
+        "labels": {INCIDENT_LABEL_KEY: incident_label(incident_id)},
+    });
+    if let Some(loc) = &p.storage_location {
+        body["storageLocations"] = json!([loc]);
+    }
+    body
 }
 
 /// The requests for `action` on `target` in incident `incident_id`, with idempotency key `key`.
@@ -183,26 +266,29 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
     let mut out = Vec::new();
     let Some(VmUrls { base, zone, vm_name, instance }) = read_instance(target, &mut out) else { return out };
     let Target::Instance { project, .. } = target else { return out };
-    let rid = |salt: &str| request_id(key, salt);
     let incident_label = incident_label(incident_id);
     match action {
         Action::SnapshotDisks(p) => {
-            let mut body = json!({
-                "name": "${snapshot_name(disk.name)}",
-                "description": format!("riposte incident {incident_id}: evidence from projects/{project}/zones/{zone}/instances/{vm_name} before containment"),
-                "labels": {INCIDENT_LABEL_KEY: incident_label},
-            });
-            if let Some(loc) = &p.storage_location {
-                body["storageLocations"] = json!([loc]);
-            }
-            out.push(
-                req(
-                    "POST",
-                    format!("{base}/zones/{zone}/disks/${{disk.name}}/createSnapshot?guestFlush={}&requestId=${{request_id(disk.name)}}", p.guest_flush),
-                    Some(body),
-                )
-                .note(&format!("for each attached persistent disk, concurrently; snapshot_name = riposte-<12 hex of SHA-256(incident id, zone)>-<disk name>, at most 63 characters; requestId = UUID from SHA-256(\"{key}\", disk name); an existing snapshot of that name counts as done")),
+            let body = snapshot_body(
+                p,
+                incident_id,
+                &format!("projects/{project}/zones/{zone}/instances/{vm_name}"),
+                "${snapshot_name(disk.name)}",
             );
+            let note = format!("concurrently; snapshot_name = riposte-<12 hex of SHA-256(incident id, the disk's zone or region)>-<disk name>, at most 63 characters; requestId = UUID from SHA-256(\"{key}\", disk name); an existing snapshot of that name counts as done");
+            for (place, which) in [
+                (DiskPlace::Zone(&zone), "for each attached zonal persistent disk"),
+                (DiskPlace::Region("${disk.region}"), "for each attached regional persistent disk"),
+            ] {
+                out.push(
+                    req(
+                        "POST",
+                        format!("{base}/{}", place.create_snapshot("${disk.name}", p.guest_flush, "${request_id(disk.name)}")),
+                        Some(body.clone()),
+                    )
+                    .note(&format!("{which}, {note}")),
+                );
+            }
         }
         Action::LabelInstance(p) => {
             let mut labels = json!({});
@@ -221,31 +307,22 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
         }
         Action::QuarantineInstance(q) => {
             let note = "for each network of the VM's interfaces, concurrently; created in the network's project (the host project of a Shared VPC); 409 with the same content counts as done";
-            out.push(firewall("egress", json!({
-                "name": format!("{}-${{network.name}}", q.deny_egress_rule), "network": "${network}",
-                "direction": "EGRESS", "priority": 0, "destinationRanges": ["0.0.0.0/0"],
-                "denied": [{"IPProtocol": "all"}], "targetTags": [q.tag],
-                "description": "riposte quarantine: deny all egress",
-            })).note(note));
-            out.push(firewall("ingress", json!({
-                "name": format!("{}-${{network.name}}", q.deny_ingress_rule), "network": "${network}",
-                "direction": "INGRESS", "priority": 1, "sourceRanges": ["0.0.0.0/0"],
-                "denied": [{"IPProtocol": "all"}], "targetTags": [q.tag],
-                "description": "riposte quarantine: deny all ingress",
-            })).note(note));
+            for rule in firewall::quarantine_rules(q) {
+                let note = match rule.created_for {
+                    RuleFor::Every => note.to_string(),
+                    RuleFor::Ipv6 => format!("{note}; only when an interface of the VM has IPv6 (dual-stack or IPv6-only): one rule cannot mix IPv4 and IPv6 ranges"),
+                };
+                out.push(firewall_insert(&rule).note(&note));
+            }
             out.push(req(
                 "POST",
                 format!("{instance}/setTags?requestId=${{request_id(\"setTags/\" + instance.tags.fingerprint)}}"),
                 Some(json!({"items": ["${instance.tags.items}", q.tag], "fingerprint": "${instance.tags.fingerprint}"})),
-            ).note("after both rules exist; merged into the VM's tags"));
+            ).note("after every rule exists; merged into the VM's tags"));
         }
         Action::AllowForensicSsh(f) => {
-            out.push(firewall("ssh", json!({
-                "name": format!("{}-${{network.name}}", f.rule_name), "network": "${network}",
-                "direction": "INGRESS", "priority": 0, "sourceTags": [f.source_tag],
-                "allowed": [{"IPProtocol": "tcp", "ports": ["22"]}], "targetTags": [f.quarantine_tag],
-                "description": "riposte: forensic SSH into quarantined VMs",
-            })).note("on the network of the VM's first interface, in that network's project"));
+            out.push(firewall_insert(&firewall::forensic_ssh_rule(f))
+                .note("on the network of the VM's first interface, in that network's project"));
         }
         Action::RemoveExternalIp(_) => out.push(
             req(
@@ -253,37 +330,50 @@ fn instance_requests(action: &Action, target: &Target, incident_id: &str, key: &
                 format!(
                     "{instance}/deleteAccessConfig?accessConfig=${{accessConfig.name}}&networkInterface=${{networkInterface.name}}&requestId=${{request_id(networkInterface.name/accessConfig.name)}}"
                 ),
-                None,
+                // The client library sends an empty object for a call without a body.
+                Some(json!({})),
             )
             .note(&format!("for each ONE_TO_ONE_NAT access config; requestId = UUID from SHA-256(\"{key}\", interface/config name)")),
         ),
-        Action::AbandonInstance(_) => out.push(req(
-            "POST",
-            format!("{base}/zones/{zone}/instanceGroupManagers/${{created-by MIG}}/abandonInstances?requestId={}", rid("abandon")),
-            Some(json!({"instances": [format!("zones/{zone}/instances/{vm_name}")]})),
-        )),
-        Action::DeleteInstance(_) => {
+        Action::AbandonInstance(_) => {
+            let group = format!("{base}/zones/{zone}/instanceGroupManagers/${{created-by MIG}}");
+            out.push(list_members(&group).note("a read (this list is a POST): whether the VM is still a member of the group that created it; again with each nextPageToken"));
             out.push(req(
                 "POST",
-                format!("{base}/zones/{zone}/instanceGroupManagers/${{created-by MIG}}/deleteInstances?requestId={}", rid("delete-through-mig")),
-                Some(json!({"instances": [format!("zones/{zone}/instances/{vm_name}")]})),
+                format!("{group}/abandonInstances?requestId={}", OncePerStep::Abandon.request_id(key)),
+                Some(json!({"instances": [group_member(&zone, &vm_name)]})),
+            ).note("when it is"));
+        }
+        Action::DeleteInstance(_) => {
+            let group = format!("{base}/zones/{zone}/instanceGroupManagers/${{created-by MIG}}");
+            out.push(list_members(&group).note("when the VM was created by a managed instance group: a read (this list is a POST), whether it still is a member; again with each nextPageToken"));
+            out.push(req(
+                "POST",
+                format!("{group}/deleteInstances?requestId={}", OncePerStep::DeleteThroughGroup.request_id(key)),
+                Some(json!({"instances": [group_member(&zone, &vm_name)]})),
             ).note("when the VM belongs to a managed instance group"));
-            out.push(req("DELETE", format!("{instance}?requestId={}", rid("delete")), None).note("when it does not"));
+            out.push(req("DELETE", format!("{instance}?requestId={}", OncePerStep::Delete.request_id(key)), None).note("when it does not"));
         }
         _ => {}
     }
     out
 }
 
-/// A rule insert in the network's project; names longer than 63 characters end in a hash of the
-/// network name instead.
-fn firewall(kind: &str, body: Value) -> PlannedRequest {
+/// The first page of the members of the managed instance group at `group` (its URL).
+fn list_members(group: &str) -> PlannedRequest {
+    req("POST", format!("{group}/listManagedInstances?pageToken="), Some(json!({})))
+}
+
+/// The insert of `rule` in the network's project. Names longer than 63 characters end in a hash
+/// of the network name instead of the name.
+fn firewall_insert(rule: &FirewallRule) -> PlannedRequest {
     req(
         "POST",
         format!(
-            "{COMPUTE}/projects/${{network.project}}/global/firewalls?requestId=${{request_id(\"{kind}/\" + network.project + \"/\" + network.name)}}"
+            "{COMPUTE}/projects/${{network.project}}/global/firewalls?requestId=${{request_id(\"{}/\" + network.project + \"/\" + network.name)}}",
+            rule.purpose
         ),
-        Some(body),
+        Some(rule.body(&format!("{}-${{network.name}}", rule.name), "${network}")),
     )
 }
 

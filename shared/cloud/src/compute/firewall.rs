@@ -5,11 +5,11 @@
 
 use futures_util::future::join_all;
 use google_cloud_compute_v1::model::Firewall;
-use google_cloud_compute_v1::model::firewall::{Allowed, Denied, Direction};
+use google_cloud_compute_v1::model::firewall::Direction;
 use google_cloud_compute_v1::model::network_interface::StackType;
 use riposte_core::action::{ForensicSsh, Quarantine};
 use riposte_core::executor::ExecError;
-use riposte_core::incident::digest;
+use riposte_core::firewall::{FirewallRule, RuleFor, forensic_ssh_rule, quarantine_rules};
 use riposte_core::names::{ProjectId, is_gce_resource_name};
 use riposte_core::requests::request_id;
 
@@ -129,18 +129,10 @@ fn networks(vm: &Vm) -> Result<Vec<Network>, ExecError> {
     Ok(out)
 }
 
-/// The rule name on `network`: the configured name plus the network's name. Rule names are unique
-/// per project but a rule belongs to one network, so VMs on two VPCs of one project need two rules.
-/// Too long for 63 characters, the network part becomes a hash.
-pub(crate) fn rule_name(base: &str, network: &str) -> String {
-    let full = format!("{base}-{network}");
-    if full.len() <= 63 {
-        return full;
-    }
-    let mut name: String = base.chars().take(54).collect();
-    name.push('-');
-    name.push_str(&digest(&[network])[..8]);
-    name
+/// The SDK value of `rule` on `net`: read from the body the dry run shows, so the two cannot differ.
+fn firewall(rule: &FirewallRule, net: &Network) -> Result<Firewall, ExecError> {
+    serde_json::from_value(rule.body(&rule.name_on(&net.name), &net.url))
+        .map_err(|e| ExecError::Permanent(format!("firewall rule {}: {e}", rule.name)))
 }
 
 /// Whether any interface of the VM has IPv6 (dual-stack or IPv6-only).
@@ -150,10 +142,6 @@ fn has_ipv6(vm: &Vm) -> bool {
             || n.ipv_6_address.is_some()
             || !n.ipv_6_access_configs.is_empty()
     })
-}
-
-fn deny_all() -> Denied {
-    Denied::new().set_ip_protocol("all")
 }
 
 impl ComputeExecutor {
@@ -167,43 +155,16 @@ impl ComputeExecutor {
         journal: &mut Journal,
     ) -> Result<String, ExecError> {
         let nets = networks(vm)?;
+        let ipv6 = has_ipv6(vm);
         let mut rules = Vec::new();
         for net in &nets {
-            let egress = Firewall::new()
-                .set_name(rule_name(&q.deny_egress_rule, &net.name))
-                .set_network(net.url.clone())
-                .set_direction(Direction::Egress)
-                .set_priority(0)
-                .set_destination_ranges(["0.0.0.0/0"])
-                .set_denied([deny_all()])
-                .set_target_tags([q.tag.clone()])
-                .set_description("riposte quarantine: deny all egress");
-            let ingress = Firewall::new()
-                .set_name(rule_name(&q.deny_ingress_rule, &net.name))
-                .set_network(net.url.clone())
-                .set_direction(Direction::Ingress)
-                .set_priority(1)
-                .set_source_ranges(["0.0.0.0/0"])
-                .set_denied([deny_all()])
-                .set_target_tags([q.tag.clone()])
-                .set_description("riposte quarantine: deny all ingress");
-            let salt = |kind: &str| format!("{kind}/{}/{}", net.project, net.name);
-            if has_ipv6(vm) {
-                // One rule cannot mix IPv4 and IPv6 ranges: a dual-stack VM needs a second pair.
-                let v6 = |rule: &Firewall, base: &str| {
-                    let mut rule = rule.clone().set_name(rule_name(&format!("{base}-v6"), &net.name));
-                    if rule.destination_ranges.is_empty() {
-                        rule.source_ranges = vec!["::/0".into()];
-                    } else {
-                        rule.destination_ranges = vec!["::/0".into()];
-                    }
-                    rule
-                };
-                rules.push((net, v6(&egress, &q.deny_egress_rule), request_id(ctx.key, &salt("egress6"))));
-                rules.push((net, v6(&ingress, &q.deny_ingress_rule), request_id(ctx.key, &salt("ingress6"))));
+            for rule in quarantine_rules(q) {
+                if rule.created_for == RuleFor::Ipv6 && !ipv6 {
+                    continue;
+                }
+                let rid = request_id(ctx.key, &rule.request_salt(&net.project, &net.name));
+                rules.push((net, firewall(&rule, net)?, rid));
             }
-            rules.push((net, egress, request_id(ctx.key, &salt("egress"))));
-            rules.push((net, ingress, request_id(ctx.key, &salt("ingress"))));
         }
         // The rules are independent: create them concurrently, then tag.
         let outcomes = join_all(rules.iter().map(|(net, rule, rid)| self.ensure_rule(&net.project, rule, rid))).await;
@@ -237,16 +198,9 @@ impl ComputeExecutor {
         // The SSH rule goes on the network of the first interface, where the forensics host reaches it.
         let nets = networks(vm)?;
         let Some(net) = nets.first() else { return Err(ExecError::Permanent(format!("{} has no network", vm.path()))) };
-        let rule = Firewall::new()
-            .set_name(rule_name(&f.rule_name, &net.name))
-            .set_network(net.url.clone())
-            .set_direction(Direction::Ingress)
-            .set_priority(0)
-            .set_source_tags([f.source_tag.clone()])
-            .set_allowed([Allowed::new().set_ip_protocol("tcp").set_ports(["22"])])
-            .set_target_tags([f.quarantine_tag.clone()])
-            .set_description("riposte: forensic SSH into quarantined VMs");
-        let rid = request_id(ctx.key, &format!("ssh/{}/{}", net.project, net.name));
+        let spec = forensic_ssh_rule(f);
+        let rule = firewall(&spec, net)?;
+        let rid = request_id(ctx.key, &spec.request_salt(&net.project, &net.name));
         let (name, created) = self.ensure_rule(&net.project, &rule, &rid).await?;
         if created {
             let url = self.url(&format!("projects/{}/global/firewalls?requestId={rid}", net.project));
@@ -304,5 +258,44 @@ impl ComputeExecutor {
                 differences.join("; ")
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_network() -> Network {
+        Network {
+            url: "https://www.googleapis.com/compute/v1/projects/net-host/global/networks/shared".into(),
+            project: "net-host".into(),
+            name: "shared".into(),
+        }
+    }
+
+    /// The SDK value sent is the body the dry run shows, field for field: nothing the SDK does not
+    /// know (it would be kept aside, not sent as meant) and nothing lost.
+    #[test]
+    fn each_rule_sent_is_the_body_the_dry_run_shows() {
+        let net = default_network();
+        let mut rules = quarantine_rules(&Quarantine::default());
+        rules.push(forensic_ssh_rule(&ForensicSsh::default()));
+        for rule in &rules {
+            let sent = firewall(rule, &net).expect("a valid Firewall");
+            let shown = rule.body(&rule.name_on(&net.name), &net.url);
+            assert_eq!(serde_json::to_value(&sent).expect("serialise"), shown, "{}", rule.purpose);
+            let content = RuleContent::of(&sent);
+            assert_eq!(content.network, "projects/net-host/global/networks/shared");
+            assert_eq!(content.priority, rule.priority);
+        }
+        let egress = RuleContent::of(&firewall(&rules[0], &net).expect("egress"));
+        assert_eq!((egress.direction.as_str(), egress.action.clone()), ("EGRESS", vec!["deny all:".to_string()]));
+        assert_eq!(egress.destination_ranges, ["0.0.0.0/0"]);
+        let ssh = RuleContent::of(&firewall(&rules[4], &net).expect("ssh"));
+        assert_eq!((ssh.direction.as_str(), ssh.action.clone()), ("INGRESS", vec!["allow tcp:22".to_string()]));
+        assert_eq!(
+            (ssh.source_tags.clone(), ssh.target_tags.clone()),
+            (vec!["intermediate".to_string()], vec!["riposte-quarantine".to_string()])
+        );
     }
 }

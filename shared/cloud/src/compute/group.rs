@@ -11,7 +11,7 @@ use google_cloud_compute_v1::model::{
 };
 use riposte_core::executor::ExecError;
 use riposte_core::names::{Zone, is_gce_resource_name};
-use riposte_core::requests::request_id;
+use riposte_core::requests::{OncePerStep, group_member};
 
 use super::call::with_retries;
 use super::instance::{Vm, last_segment};
@@ -112,8 +112,9 @@ impl ComputeExecutor {
             }
             Some(true) => {}
         }
-        let body = InstanceGroupManagersAbandonInstancesRequest::new().set_instances([self.member(vm)]);
-        let rid = request_id(ctx.key, "abandon");
+        let body =
+            InstanceGroupManagersAbandonInstancesRequest::new().set_instances([group_member(&vm.zone, &vm.name)]);
+        let rid = OncePerStep::Abandon.request_id(ctx.key);
         let what = format!("abandoning {} from group {}", vm.path(), group.name);
         let op = with_retries(&self.settings.retry, || {
             self.clients
@@ -150,7 +151,7 @@ impl ComputeExecutor {
             _ => None,
         };
         let Some(group) = group else {
-            let rid = request_id(ctx.key, "delete");
+            let rid = OncePerStep::Delete.request_id(ctx.key);
             let op = with_retries(&self.settings.retry, || {
                 self.clients
                     .instances
@@ -167,8 +168,8 @@ impl ComputeExecutor {
             self.wait(&vm.project, Scope::Zone(&vm.zone), op, &what).await?.map_err(|f| f.into_exec(&what))?;
             return Ok(format!("deleted {} directly (not a member of a managed instance group)", vm.path()));
         };
-        let body = InstanceGroupManagersDeleteInstancesRequest::new().set_instances([self.member(vm)]);
-        let rid = request_id(ctx.key, "delete-through-mig");
+        let body = InstanceGroupManagersDeleteInstancesRequest::new().set_instances([group_member(&vm.zone, &vm.name)]);
+        let rid = OncePerStep::DeleteThroughGroup.request_id(ctx.key);
         let op = with_retries(&self.settings.retry, || {
             self.clients
                 .groups
@@ -209,11 +210,6 @@ impl ComputeExecutor {
                 }
             }
         }
-    }
-
-    /// The VM as a group member (`zones/z/instances/n`).
-    fn member(&self, vm: &Vm) -> String {
-        format!("zones/{}/instances/{}", vm.zone, vm.name)
     }
 
     fn group_url(&self, vm: &Vm, group: &Group, method: &str, rid: &str) -> String {

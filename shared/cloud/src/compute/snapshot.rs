@@ -3,7 +3,6 @@
 //! its own snapshots: an existing snapshot of that name from the same disk counts as done once it
 //! is READY (a snapshot still being created by an earlier attempt is waited for).
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use futures_util::future::{Either, join_all};
@@ -13,7 +12,7 @@ use google_cloud_compute_v1::model::snapshot::Status as SnapshotStatus;
 use riposte_core::action::SnapshotDisks;
 use riposte_core::executor::ExecError;
 use riposte_core::names::{Zone, is_gce_resource_name};
-use riposte_core::requests::{INCIDENT_LABEL_KEY, incident_label, request_id, snapshot_name};
+use riposte_core::requests::{DiskPlace, request_id, snapshot_body, snapshot_name};
 
 use super::call::with_retries;
 use super::instance::{Vm, last_segment};
@@ -33,25 +32,22 @@ struct Disk {
 }
 
 impl Disk {
+    fn place(&self) -> DiskPlace<'_> {
+        match &self.location {
+            Location::Zone(z) => DiskPlace::Zone(z),
+            Location::Region(r) => DiskPlace::Region(r),
+        }
+    }
+
     /// `zones/z/disks/d` or `regions/r/disks/d`: the tail of the disk's URL.
     fn path(&self) -> String {
-        match &self.location {
-            Location::Zone(z) => format!("zones/{z}/disks/{}", self.name),
-            Location::Region(r) => format!("regions/{r}/disks/{}", self.name),
-        }
+        self.place().disk_path(&self.name)
     }
 
     fn scope(&self) -> Scope<'_> {
         match &self.location {
             Location::Zone(z) => Scope::Zone(z),
             Location::Region(r) => Scope::Region(r),
-        }
-    }
-
-    /// The zone or region, for the snapshot name (disk names are unique only within one).
-    fn place(&self) -> &str {
-        match &self.location {
-            Location::Zone(p) | Location::Region(p) => p,
         }
     }
 }
@@ -98,40 +94,36 @@ impl ComputeExecutor {
         if found.is_empty() && unreadable.is_empty() {
             return Err(ExecError::Skip(format!("{} has no persistent disk to snapshot", vm.path())));
         }
-        let labels = HashMap::from([(INCIDENT_LABEL_KEY.to_string(), incident_label(ctx.incident_id))]);
         let outcomes = join_all(found.iter().map(|disk| {
-            let mut snapshot = Snapshot::new()
-                .set_name(snapshot_name(ctx.incident_id, disk.place(), &disk.name))
-                .set_description(format!(
-                    "riposte incident {}: evidence from {} before containment",
-                    ctx.incident_id,
-                    vm.path()
-                ))
-                .set_labels(labels.clone());
-            if let Some(location) = &p.storage_location {
-                snapshot = snapshot.set_storage_locations([location.clone()]);
-            }
+            let name = snapshot_name(ctx.incident_id, disk.place().name(), &disk.name);
+            let body = snapshot_body(p, ctx.incident_id, &vm.path(), &name);
             let rid = request_id(ctx.key, &disk.name);
             async move {
-                let outcome = self.snapshot_one(&vm.project, disk, &snapshot, &rid, p.guest_flush).await;
-                (disk, snapshot, rid, outcome)
+                let outcome = match serde_json::from_value::<Snapshot>(body) {
+                    Ok(snapshot) => self
+                        .snapshot_one(&vm.project, disk, &snapshot, &rid, p.guest_flush)
+                        .await
+                        .map(|created| (snapshot, created)),
+                    Err(e) => Err(ExecError::Permanent(format!("snapshot {name}: {e}"))),
+                };
+                (disk, rid, outcome)
             }
         }))
         .await;
         let mut lines = Vec::new();
         let mut first_error = None;
-        for (disk, snapshot, rid, outcome) in outcomes {
-            let name = snapshot.name.clone().unwrap_or_default();
+        for (disk, rid, outcome) in outcomes {
             match outcome {
-                Ok(created) => {
+                Ok((snapshot, created)) => {
+                    let name = snapshot.name.clone().unwrap_or_default();
                     if created {
-                        let query = match disk.location {
-                            // Regional snapshots have no guest flush.
-                            Location::Zone(_) => format!("guestFlush={}&requestId={rid}", p.guest_flush),
-                            Location::Region(_) => format!("requestId={rid}"),
-                        };
-                        let url = self.url(&format!("projects/{}/{}/createSnapshot?{query}", vm.project, disk.path()));
-                        journal.sent("POST", url, Some(&snapshot), None);
+                        let call = disk.place().create_snapshot(&disk.name, p.guest_flush, &rid);
+                        journal.sent(
+                            "POST",
+                            self.url(&format!("projects/{}/{call}", vm.project)),
+                            Some(&snapshot),
+                            None,
+                        );
                     }
                     lines.push(format!("{} → {name}{}", disk.name, if created { "" } else { " (already there)" }));
                 }
@@ -243,5 +235,27 @@ impl ComputeExecutor {
             tokio::time::sleep(self.settings.retry.backoff.delay(attempt)).await;
             attempt += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SDK value sent is the body the dry run shows, with the storage location when asked.
+    #[test]
+    fn the_snapshot_sent_is_the_body_the_dry_run_shows() {
+        let p = SnapshotDisks { guest_flush: true, storage_location: Some("eu".into()) };
+        let body = snapshot_body(&p, "inc-1", "projects/p/zones/europe-west1-b/instances/vm", "riposte-abc-vm");
+        let snapshot: Snapshot = serde_json::from_value(body.clone()).expect("a valid Snapshot");
+        assert_eq!(serde_json::to_value(&snapshot).expect("serialise"), body);
+        assert_eq!(snapshot.storage_locations, ["eu"]);
+        assert_eq!(snapshot.labels.get("riposte-incident").map(String::as_str), Some("inc-1"));
+        let regional = Disk { location: Location::Region("europe-west1".into()), name: "pv".into() };
+        assert_eq!(
+            regional.place().create_snapshot(&regional.name, true, "r"),
+            "regions/europe-west1/disks/pv/createSnapshot?requestId=r",
+            "no guest flush for a regional disk"
+        );
     }
 }

@@ -225,7 +225,7 @@ impl GkeExecutor {
         // Evictions finish in any order; the report names pods in one order so that two runs
         // over the same node read the same.
         outcome.values_mut().for_each(|pods| pods.sort_unstable());
-        refused.sort_unstable_by(|a, b| a.0.describe().cmp(&b.0.describe()));
+        refused.sort_unstable_by_key(|(pod, _)| pod.describe());
         let summary: Vec<String> = outcome.iter().map(|(k, v)| format!("{k}: {}", v.join(", "))).collect();
         let summary = if summary.is_empty() { "no pods on the node".to_string() } else { summary.join("; ") };
         if !refused.is_empty() {
