@@ -13,16 +13,16 @@ use riposte_cloud::compute::{ComputeExecutor, ComputeSettings, RetryBudget};
 use riposte_core::incident::{Incident, StepStatus};
 use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
-use riposte_core::requests::PlannedRequest;
 use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Store};
-use riposte_e2e::fake_compute::{FakeCompute, Faults, InstanceSpec, RecordedRequest};
+use riposte_e2e::fake_compute::{FakeCompute, Faults, InstanceSpec};
 use riposte_e2e::intake::record_incident;
 use riposte_e2e::scenario::{NODE, PROJECT, ZONE, containment_policy, three_disk_vm};
 use serde_json::{Value, json};
 
 use crate::helpers::{approve_as_alice, fixture};
+use crate::planned::{Sent, assert_every_change_sent_was_shown};
 
 /// Another node's VM, outside any managed instance group.
 const SPARE: &str = "gke-prod-eu-spare-pool-0a1b2c3d-ab12";
@@ -583,121 +583,32 @@ async fn declared_permissions_are_exactly_what_the_calls_against_fake_compute_ne
     }
 }
 
-/// Whether `text` matches `pattern`, where each `${…}` in the pattern stands for one non-empty
-/// value without `/`, `?` or `&` (a zone, a disk, a requestId).
-fn matches_pattern(pattern: &str, text: &str) -> bool {
-    match pattern.find("${") {
-        None => pattern == text,
-        Some(start) => {
-            let Some(end) = pattern[start..].find('}').map(|e| start + e + 1) else { return false };
-            let (literal, rest) = (&pattern[..start], &pattern[end..]);
-            let Some(after) = text.strip_prefix(literal) else { return false };
-            let value_len = after.find(['/', '?', '&']).unwrap_or(after.len());
-            (1..=value_len).any(|n| matches_pattern(rest, &after[n..]))
-        }
-    }
-}
-
-/// Whether `text` matches `pattern`, where each `${…}` in the pattern stands for any non-empty
-/// text (a value in a body: a URL, a name with a hash, a list of tags).
-fn matches_text(pattern: &str, text: &str) -> bool {
-    match pattern.find("${") {
-        None => pattern == text,
-        Some(start) => {
-            let Some(end) = pattern[start..].find('}').map(|e| start + e + 1) else { return false };
-            let (literal, rest) = (&pattern[..start], &pattern[end..]);
-            let Some(after) = text.strip_prefix(literal) else { return false };
-            (1..=after.len()).filter(|n| after.is_char_boundary(*n)).any(|n| matches_text(rest, &after[n..]))
-        }
-    }
-}
-
-/// Whether the body `sent` is one the dry run's `planned` body describes: the same fields with
-/// the same values, a `${…}` standing for a value known at run time, and a `${…}` element of a
-/// list for the elements found at run time (the VM's own tags). `merged`: the planned fields are
-/// merged into the resource's own (labels), so the sent object may have more.
-fn matches_body(planned: &Value, sent: &Value, merged: bool) -> bool {
-    match (planned, sent) {
-        (Value::String(p), Value::String(s)) if p.contains("${") => matches_text(p, s),
-        (Value::String(p), _) if p.starts_with("${") && p.ends_with('}') => true,
-        (Value::Object(p), Value::Object(s)) => {
-            p.iter().all(|(k, v)| s.get(k).is_some_and(|sv| matches_body(v, sv, merged)))
-                && (merged || s.keys().all(|k| p.contains_key(k)))
-        }
-        (Value::Array(p), Value::Array(s)) => match p.split_first() {
-            Some((Value::String(spread), rest)) if spread.starts_with("${") && spread.ends_with('}') => (0..=s.len())
-                .any(|n| matches_body(&Value::Array(rest.to_vec()), &Value::Array(s[n..].to_vec()), merged)),
-            Some((first, rest)) => s.split_first().is_some_and(|(sf, srest)| {
-                matches_body(first, sf, merged)
-                    && matches_body(&Value::Array(rest.to_vec()), &Value::Array(srest.to_vec()), merged)
-            }),
-            None => s.is_empty(),
-        },
-        _ => planned == sent,
-    }
-}
-
-/// Every request that changed something at the fake (every method but GET, refused ones
-/// included) is one the incident's dry run showed: method, path, query parameters and body.
-fn assert_every_change_sent_was_shown(incident: &Incident, received: &[RecordedRequest]) {
-    let planned: Vec<&PlannedRequest> = incident.steps.iter().flat_map(|s| &s.requests).collect();
-    // `$alt` and `$apiVersion` are the client library's system parameters (response format, API
-    // version), added to every call; they are not the request's.
-    let query = |q: &str| -> BTreeMap<String, String> {
-        q.split('&')
-            .filter(|p| !p.is_empty() && !p.starts_with("%24"))
-            .map(|p| p.split_once('=').unwrap_or((p, "")))
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect()
-    };
-    let shown = |r: &RecordedRequest, p: &PlannedRequest| {
-        let (path, q) = p.url.split_once('?').unwrap_or((&p.url, ""));
-        let (want, have) = (query(q), query(&r.query));
-        p.method == r.method
-            && matches_pattern(&path.replace("https://compute.googleapis.com", ""), &r.path)
-            && want.len() == have.len()
-            && want.iter().all(|(k, v)| have.get(k).is_some_and(|h| matches_pattern(v, h)))
-            && match (&p.body, &r.body) {
-                (Some(pb), Some(rb)) => {
-                    matches_body(pb, rb, p.note.as_deref().is_some_and(|n| n.contains("merged into")))
-                }
-                (None, None) => true,
-                _ => false,
-            }
-    };
-    let changes: Vec<&RecordedRequest> = received.iter().filter(|r| r.method != "GET").collect();
-    assert!(!changes.is_empty());
-    for r in changes {
-        assert!(
-            planned.iter().any(|p| shown(r, p)),
-            "sent {} {}?{} {}, which the dry run does not show: {:#?}",
-            r.method,
-            r.path,
-            r.query,
-            r.body.as_ref().map(Value::to_string).unwrap_or_default(),
-            planned
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_shows_exactly_the_requests_the_executor_sends_against_fake_compute() {
-    let h = harness(vec![node_vm()]).await;
-    let id = h.incident(&containment()).await;
-    h.runner("r1").run(&id).await.expect("run");
-    h.approve(&id).await;
-    h.runner("r1").run(&id).await.expect("run");
-    let incident = h.get(&id).await;
-    let received = h.fake.requests();
-    for s in &incident.steps {
-        assert_eq!(s.status, StepStatus::Done, "{}", s.action.name());
-        assert!(!s.report.as_ref().expect("report").requests.is_empty(), "{}", s.action.name());
+    // The runbook's steps; deletion through the VM's group; deletion of a VM in no group.
+    let outside_group = InstanceSpec { mig: None, ..node_vm() };
+    for (policy, vm) in
+        [(containment(), node_vm()), (DELETION.to_string(), node_vm()), (DELETION.to_string(), outside_group)]
+    {
+        let h = harness(vec![vm]).await;
+        let id = h.incident(&policy).await;
+        h.runner("r1").run(&id).await.expect("run");
+        h.approve(&id).await;
+        h.runner("r1").run(&id).await.expect("run");
+        let incident = h.get(&id).await;
+        let received = h.fake.requests();
+        for s in &incident.steps {
+            assert_eq!(s.status, StepStatus::Done, "{}", s.action.name());
+            assert!(!s.report.as_ref().expect("report").requests.is_empty(), "{}", s.action.name());
+        }
+        assert_every_change_sent_was_shown(&incident, received.iter().map(Sent::from));
+        // The reads too: the dry run shows the aggregated lookup the executor does.
+        let lookups = received.iter().filter(|r| r.path.ends_with("/aggregated/instances")).count();
+        assert_eq!(lookups, incident.steps.len(), "one lookup per step, as planned");
+        assert!(
+            incident.steps.iter().all(|s| s.requests[0].url.contains("/aggregated/instances?filter=name%20%3D%20"))
+        );
     }
-    assert_every_change_sent_was_shown(&incident, &received);
-    // The reads too: the dry run shows the aggregated lookup the executor does.
-    let lookups = received.iter().filter(|r| r.path.ends_with("/aggregated/instances")).count();
-    assert_eq!(lookups, incident.steps.len(), "one lookup per step, as planned");
-    assert!(incident.steps.iter().all(|s| s.requests[0].url.contains("/aggregated/instances?filter=name%20%3D%20")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -721,7 +632,7 @@ async fn dry_run_shows_the_ipv6_rules_and_regional_snapshots_sent_for_a_dual_sta
         .collect();
     assert!(inserted.contains(&"riposte-quarantine-deny-egress-v6-default"), "{inserted:?}");
     assert!(received.iter().any(|r| r.path.contains("/regions/europe-west1/disks/pv-regional-data/createSnapshot")));
-    assert_every_change_sent_was_shown(&incident, &received);
+    assert_every_change_sent_was_shown(&incident, received.iter().map(Sent::from));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

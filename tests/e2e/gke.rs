@@ -688,3 +688,41 @@ async fn releasing_an_older_incident_keeps_the_quarantine_a_newer_one_set_agains
     let report = &step.released.as_ref().expect("released").report.message;
     assert!(report.contains("labelled by incident"), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_shows_every_kubernetes_request_the_executor_sends_against_fake_gke() {
+    // Every Kubernetes action, on a node with a second pod for the drain to evict: each change
+    // the fake API server received is one the incident's dry run showed, body included.
+    for on_approval in [["drain_node", "delete_pod"], ["drain_node", "delete_workload"]] {
+        let h = harness().await;
+        h.gke.add_workload(WorkloadSpec {
+            kind: "ReplicaSet".into(),
+            namespace: NS.into(),
+            name: "web-5f6d".into(),
+            owner: None,
+        });
+        h.gke.add_pod(PodSpec {
+            namespace: NS.into(),
+            name: "web-1".into(),
+            node: NODE.into(),
+            owner: Some(("ReplicaSet".into(), "web-5f6d".into())),
+            ..PodSpec::default()
+        });
+        let id = h
+            .intake(&policy(&["label_pod", "isolate_pod", "cordon_node"], &on_approval, false), &pod_only_alert())
+            .await;
+        h.runner().run(&id).await.expect("run");
+        h.approve(&id).await;
+        h.runner().run(&id).await.expect("run");
+        let incident = h.get(&id).await;
+        for s in &incident.steps {
+            assert_eq!(s.status, StepStatus::Done, "{}: {:?}", s.action.name(), s.report);
+        }
+        let received = h.gke.requests();
+        assert!(
+            received.iter().any(|r| r.path.ends_with("/pods/web-1/eviction") && r.status == 201),
+            "{on_approval:?}"
+        );
+        crate::planned::assert_every_change_sent_was_shown(&incident, received.iter().map(crate::planned::Sent::from));
+    }
+}

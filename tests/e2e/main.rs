@@ -18,6 +18,7 @@ mod http;
 mod lambda;
 mod notifiers;
 mod parser_properties;
+mod planned;
 mod policy_errors;
 mod policy_properties;
 mod pubsub_emulator;

@@ -107,6 +107,17 @@ pub fn delete_options(grace_period_seconds: Option<u32>, uid: &str, propagation:
     options
 }
 
+/// The Eviction of pod `namespace/name` known by `uid`: the UID as a precondition, the grace
+/// period when given. Sent under `deleteOptions`, the only name kube-apiserver reads.
+pub fn eviction(namespace: &str, name: &str, uid: &str, grace_period_seconds: Option<u32>) -> Value {
+    json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": { "name": name, "namespace": namespace },
+        "deleteOptions": delete_options(grace_period_seconds, uid, None),
+    })
+}
+
 const API: &str = "https://${cluster.endpoint}";
 const CONTAINER: &str = "https://container.googleapis.com/v1";
 
@@ -140,12 +151,12 @@ pub fn node_requests(
         Action::DrainNode(g) => {
             out.push(cordon);
             out.push(request("GET", format!("{API}/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"), None));
-            let eviction = json!({
-                "apiVersion": "policy/v1",
-                "kind": "Eviction",
-                "metadata": { "name": "${pod.metadata.name}", "namespace": "${pod.metadata.namespace}" },
-                "deleteOptions": delete_options(g.grace_period_seconds, "${pod.metadata.uid}", None),
-            });
+            let eviction = eviction(
+                "${pod.metadata.namespace}",
+                "${pod.metadata.name}",
+                "${pod.metadata.uid}",
+                g.grace_period_seconds,
+            );
             out.push(
                 request(
                     "POST",
@@ -201,7 +212,7 @@ pub fn pod_requests(
             out.push(
                 request(
                     "DELETE",
-                    format!("{API}/apis/${{owner.group_version}}/namespaces/{namespace}/${{owner.resource}}/${{owner.name}}"),
+                    format!("{API}/apis/${{owner.group}}/${{owner.version}}/namespaces/{namespace}/${{owner.resource}}/${{owner.name}}"),
                     Some(delete_options(None, "${owner.metadata.uid}", Some("Foreground"))),
                 )
                 .note("the top controller: Deployment, ReplicaSet, StatefulSet, DaemonSet, CronJob or Job; 404 counts as done"),

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use riposte_core::executor::ExecError;
 use riposte_core::kubernetes::{
-    CORDONED_BY, INCIDENT_LABEL, ISOLATE_LABEL, MIRROR_ANNOTATION, QUARANTINE_LABEL, cordon_patch, delete_options,
+    CORDONED_BY, INCIDENT_LABEL, ISOLATE_LABEL, MIRROR_ANNOTATION, QUARANTINE_LABEL, cordon_patch, eviction,
     uncordon_patch,
 };
 use riposte_core::requests::incident_label;
@@ -189,7 +189,7 @@ impl GkeExecutor {
         loop {
             for pod in &remaining {
                 let path = format!("/api/v1/namespaces/{}/pods/{}/eviction", pod.namespace, pod.name);
-                s.sent("POST", path, Some(eviction(pod, grace)));
+                s.sent("POST", path, Some(eviction(&pod.namespace, &pod.name, &pod.uid, grace)));
             }
             let results: Vec<(PodOnNode, Result<Evicted, KubeError>)> = futures_util::stream::iter(remaining)
                 .map(|pod| {
@@ -252,7 +252,7 @@ impl GkeExecutor {
     ) -> Result<Evicted, KubeError> {
         let pods: Api<Pod> = Api::namespaced(client, &pod.namespace);
         let params = PostParams { dry_run, ..PostParams::default() };
-        let body = eviction(pod, grace);
+        let body = eviction(&pod.namespace, &pod.name, &pod.uid, grace);
         let sent = kube_call(&self.settings.retry, || {
             pods.create_subresource::<_, serde_json::Value>("eviction", &pod.name, &params, &body)
         })
@@ -265,16 +265,6 @@ impl GkeExecutor {
             Err(e) => Err(e),
         }
     }
-}
-
-/// The Eviction of `pod`: its UID as a precondition, the grace period when given.
-fn eviction(pod: &PodOnNode, grace: Option<u32>) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "policy/v1",
-        "kind": "Eviction",
-        "metadata": {"name": pod.name, "namespace": pod.namespace},
-        "deleteOptions": delete_options(grace, &pod.uid, None),
-    })
 }
 
 /// The step error for a failed node patch.
