@@ -95,15 +95,30 @@ pub mod vars {
     pub const PORT: &str = "PORT";
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// Where settings are read from: the process environment when serving, a map in tests. A
+/// variable set to the empty string counts as unset (as Cloud Run's console leaves them).
+#[derive(Clone, Copy)]
+pub struct Lookup<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Lookup<'_> {
+    /// The value of `name`, unless unset or empty.
+    fn get(self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.is_empty())
+    }
+}
+
+impl Lookup<'static> {
+    /// The process environment.
+    pub fn process() -> Lookup<'static> {
+        Lookup(&|name| std::env::var(name).ok())
+    }
 }
 
 /// A duration from `name` (`30s`, `2m`), `default_secs` when unset, between 1 s and 1 day: a
 /// lease or interval beyond that is a typo, and an unbounded one would overflow timestamps.
-fn duration_var(name: &str, default_secs: u64, errors: &mut Vec<String>) -> Duration {
+fn duration_var(lookup: Lookup, name: &str, default_secs: u64, errors: &mut Vec<String>) -> Duration {
     let default = Duration::from_secs(default_secs);
-    let Some(text) = env(name) else { return default };
+    let Some(text) = lookup.get(name) else { return default };
     match parse_duration(&text) {
         Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&d) => d,
         Ok(_) => {
@@ -118,8 +133,14 @@ fn duration_var(name: &str, default_secs: u64, errors: &mut Vec<String>) -> Dura
 }
 
 /// A whole number from `name`, `default` when unset, within `range`.
-fn count_var(name: &str, default: usize, range: std::ops::RangeInclusive<usize>, errors: &mut Vec<String>) -> usize {
-    let Some(text) = env(name) else { return default };
+fn count_var(
+    lookup: Lookup,
+    name: &str,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+    errors: &mut Vec<String>,
+) -> usize {
+    let Some(text) = lookup.get(name) else { return default };
     match text.parse::<usize>() {
         Ok(n) if range.contains(&n) => n,
         _ => {
@@ -130,8 +151,8 @@ fn count_var(name: &str, default: usize, range: std::ops::RangeInclusive<usize>,
 }
 
 /// The value of `name` when it is a URL keys may be fetched from: https, or http on localhost.
-fn key_url_var(name: &str, errors: &mut Vec<String>) -> Option<String> {
-    let url = env(name)?;
+fn key_url_var(lookup: Lookup, name: &str, errors: &mut Vec<String>) -> Option<String> {
+    let url = lookup.get(name)?;
     if !riposte_cloud::notify::is_acceptable_url(&url) {
         errors.push(format!("{name}={url:?}: keys must be fetched over https (or from localhost)"));
     }
@@ -141,7 +162,7 @@ fn key_url_var(name: &str, errors: &mut Vec<String>) -> Option<String> {
 /// The default state directory: `$RIPOSTE_STATE_DIR`, else `./.riposte`, or `/tmp/riposte` on
 /// Lambda, where `/tmp` is the only writable directory.
 pub fn default_state_dir() -> PathBuf {
-    env(vars::STATE_DIR).map(PathBuf::from).unwrap_or_else(|| match Platform::detect() {
+    Lookup::process().get(vars::STATE_DIR).map(PathBuf::from).unwrap_or_else(|| match Platform::detect() {
         Platform::Lambda => PathBuf::from("/tmp/riposte"),
         Platform::Local | Platform::CloudRun => PathBuf::from(".riposte"),
     })
@@ -161,9 +182,14 @@ pub enum Platform {
 impl Platform {
     /// The platform this process runs on.
     pub fn detect() -> Platform {
-        if env(vars::LAMBDA_RUNTIME_API).is_some() {
+        Platform::from_lookup(Lookup::process())
+    }
+
+    /// The platform the variables say.
+    pub fn from_lookup(lookup: Lookup) -> Platform {
+        if lookup.get(vars::LAMBDA_RUNTIME_API).is_some() {
             Platform::Lambda
-        } else if env(vars::K_SERVICE).is_some() {
+        } else if lookup.get(vars::K_SERVICE).is_some() {
             Platform::CloudRun
         } else {
             Platform::Local
@@ -205,15 +231,17 @@ pub enum ExecutorChoice {
 
 impl ExecutorChoice {
     /// Reads `RIPOSTE_EXECUTOR` and the endpoints it uses; problems are pushed to `errors`.
-    pub fn from_env(errors: &mut Vec<String>) -> ExecutorChoice {
-        let compute_endpoint = env(vars::COMPUTE_ENDPOINT)
+    pub fn from_lookup(lookup: Lookup, errors: &mut Vec<String>) -> ExecutorChoice {
+        let compute_endpoint = lookup
+            .get(vars::COMPUTE_ENDPOINT)
             .unwrap_or_else(|| riposte_cloud::compute::DEFAULT_ENDPOINT.into())
             .trim_end_matches('/')
             .to_string();
         if !riposte_cloud::notify::is_acceptable_url(&compute_endpoint) {
             errors.push(format!("{}={compute_endpoint:?}: must be https (or on localhost)", vars::COMPUTE_ENDPOINT));
         }
-        let container_endpoint = env(vars::CONTAINER_ENDPOINT)
+        let container_endpoint = lookup
+            .get(vars::CONTAINER_ENDPOINT)
             .unwrap_or_else(|| riposte_cloud::gke::DEFAULT_CONTAINER_ENDPOINT.into())
             .trim_end_matches('/')
             .to_string();
@@ -221,7 +249,7 @@ impl ExecutorChoice {
             errors
                 .push(format!("{}={container_endpoint:?}: must be https (or on localhost)", vars::CONTAINER_ENDPOINT));
         }
-        let prefer_private_endpoint = match env(vars::GKE_PRIVATE_ENDPOINT).as_deref() {
+        let prefer_private_endpoint = match lookup.get(vars::GKE_PRIVATE_ENDPOINT).as_deref() {
             None | Some("false") => false,
             Some("true") => true,
             Some(other) => {
@@ -229,7 +257,7 @@ impl ExecutorChoice {
                 false
             }
         };
-        match env(vars::EXECUTOR).as_deref() {
+        match lookup.get(vars::EXECUTOR).as_deref() {
             None | Some("dry-run") => ExecutorChoice::DryRun,
             Some("google-cloud") => {
                 ExecutorChoice::GoogleCloud { compute_endpoint, container_endpoint, prefer_private_endpoint }
@@ -271,10 +299,13 @@ pub enum StoreChoice {
 
 impl StoreChoice {
     /// Reads `RIPOSTE_STORE` and the Firestore project; problems are pushed to `errors`.
-    pub fn from_env(errors: &mut Vec<String>) -> StoreChoice {
-        match env(vars::STORE).as_deref() {
+    pub fn from_lookup(lookup: Lookup, errors: &mut Vec<String>) -> StoreChoice {
+        match lookup.get(vars::STORE).as_deref() {
             None | Some("embedded") => StoreChoice::Embedded,
-            Some("firestore") => match env(vars::FIRESTORE_PROJECT).or_else(|| env(vars::GOOGLE_CLOUD_PROJECT)) {
+            Some("firestore") => match lookup
+                .get(vars::FIRESTORE_PROJECT)
+                .or_else(|| lookup.get(vars::GOOGLE_CLOUD_PROJECT))
+            {
                 Some(p) if p.parse::<riposte_core::names::ProjectId>().is_ok() => StoreChoice::Firestore { project: p },
                 Some(p) => {
                     errors.push(format!(
@@ -359,26 +390,31 @@ impl std::fmt::Debug for EnvConfig {
 }
 
 impl EnvConfig {
-    /// Reads and validates the environment; every problem is reported at once.
+    /// Reads and validates the process environment; every problem is reported at once.
     pub fn from_env() -> Result<EnvConfig, CliError> {
+        EnvConfig::from_lookup(Lookup::process())
+    }
+
+    /// Reads and validates the variables `lookup` gives; every problem is reported at once.
+    pub fn from_lookup(lookup: Lookup) -> Result<EnvConfig, CliError> {
         let mut errors = Vec::new();
-        let platform = Platform::detect();
+        let platform = Platform::from_lookup(lookup);
         let managed = platform.is_managed();
         let on = platform.name();
-        let monitoring_basic = match (env(vars::MONITORING_USER), env(vars::MONITORING_PASSWORD).and_then(Secret::new))
-        {
-            (Some(u), Some(p)) => Some((u, p)),
-            (None, None) => None,
-            _ => {
-                errors.push(format!(
-                    "set both {} and {}, or neither",
-                    vars::MONITORING_USER,
-                    vars::MONITORING_PASSWORD
-                ));
-                None
-            }
-        };
-        let role = match env(vars::ROLE).as_deref() {
+        let monitoring_basic =
+            match (lookup.get(vars::MONITORING_USER), lookup.get(vars::MONITORING_PASSWORD).and_then(Secret::new)) {
+                (Some(u), Some(p)) => Some((u, p)),
+                (None, None) => None,
+                _ => {
+                    errors.push(format!(
+                        "set both {} and {}, or neither",
+                        vars::MONITORING_USER,
+                        vars::MONITORING_PASSWORD
+                    ));
+                    None
+                }
+            };
+        let role = match lookup.get(vars::ROLE).as_deref() {
             None | Some("all") => Role::All,
             Some("ingest") => Role::Ingest,
             Some("approve") => Role::Approve,
@@ -387,9 +423,9 @@ impl EnvConfig {
                 Role::All
             }
         };
-        let pubsub_oidc = match (env(vars::PUBSUB_AUDIENCE), env(vars::PUBSUB_INVOKER)) {
+        let pubsub_oidc = match (lookup.get(vars::PUBSUB_AUDIENCE), lookup.get(vars::PUBSUB_INVOKER)) {
             (Some(audience), Some(invoker)) => {
-                let jwks = key_url_var(vars::PUBSUB_JWKS_URL, &mut errors);
+                let jwks = key_url_var(lookup, vars::PUBSUB_JWKS_URL, &mut errors);
                 Some(OidcCheck::new(&audience, &invoker, jwks.as_deref()))
             }
             (None, None) => None,
@@ -399,10 +435,10 @@ impl EnvConfig {
             }
         };
         let credentials = Credentials {
-            falco: env(vars::FALCO_TOKEN).and_then(Secret::new),
+            falco: lookup.get(vars::FALCO_TOKEN).and_then(Secret::new),
             monitoring_basic,
-            monitoring_token: env(vars::MONITORING_TOKEN).and_then(Secret::new),
-            pubsub: env(vars::PUBSUB_TOKEN).and_then(Secret::new),
+            monitoring_token: lookup.get(vars::MONITORING_TOKEN).and_then(Secret::new),
+            pubsub: lookup.get(vars::PUBSUB_TOKEN).and_then(Secret::new),
             pubsub_oidc,
         };
         // The approve service takes no alerts: it needs no intake credentials.
@@ -425,14 +461,14 @@ impl EnvConfig {
                     .push(format!("on {on} every intake endpoint needs a credential; missing: {}", missing.join(", ")));
             }
         }
-        let port = match env(vars::PORT) {
+        let port = match lookup.get(vars::PORT) {
             None => 8080,
             Some(p) => p.parse().unwrap_or_else(|_| {
                 errors.push(format!("{}={p:?} is not a port number", vars::PORT));
                 8080
             }),
         };
-        let json_logs = match env(vars::LOG_FORMAT).as_deref() {
+        let json_logs = match lookup.get(vars::LOG_FORMAT).as_deref() {
             None => managed,
             Some("json") => true,
             Some("text") => false,
@@ -441,18 +477,24 @@ impl EnvConfig {
                 false
             }
         };
-        let store = StoreChoice::from_env(&mut errors);
-        let executor = ExecutorChoice::from_env(&mut errors);
-        let sweep_interval = duration_var(vars::SWEEP_INTERVAL, 30, &mut errors);
-        let step_lease = duration_var(vars::STEP_LEASE, 120, &mut errors);
+        let store = StoreChoice::from_lookup(lookup, &mut errors);
+        let executor = ExecutorChoice::from_lookup(lookup, &mut errors);
+        let sweep_interval = duration_var(lookup, vars::SWEEP_INTERVAL, 30, &mut errors);
+        let step_lease = duration_var(lookup, vars::STEP_LEASE, 120, &mut errors);
         let defaults = ConnectionLimits::default();
         let connections = ConnectionLimits {
-            header_timeout: duration_var(vars::HEADER_TIMEOUT, defaults.header_timeout.as_secs(), &mut errors),
-            body_timeout: duration_var(vars::BODY_TIMEOUT, defaults.body_timeout.as_secs(), &mut errors),
-            max_connections: count_var(vars::MAX_CONNECTIONS, defaults.max_connections, 1..=100_000, &mut errors),
+            header_timeout: duration_var(lookup, vars::HEADER_TIMEOUT, defaults.header_timeout.as_secs(), &mut errors),
+            body_timeout: duration_var(lookup, vars::BODY_TIMEOUT, defaults.body_timeout.as_secs(), &mut errors),
+            max_connections: count_var(
+                lookup,
+                vars::MAX_CONNECTIONS,
+                defaults.max_connections,
+                1..=100_000,
+                &mut errors,
+            ),
         };
-        let intake_buffer_bytes = count_var(vars::INTAKE_BUFFER_MIB, 64, 1..=65_536, &mut errors) << 20;
-        let signing_key = match (env(vars::SIGNING_KEY), env(vars::SIGNING_KEY_FILE)) {
+        let intake_buffer_bytes = count_var(lookup, vars::INTAKE_BUFFER_MIB, 64, 1..=65_536, &mut errors) << 20;
+        let signing_key = match (lookup.get(vars::SIGNING_KEY), lookup.get(vars::SIGNING_KEY_FILE)) {
             (Some(_), Some(_)) => {
                 errors.push(format!("set {} or {}, not both", vars::SIGNING_KEY, vars::SIGNING_KEY_FILE));
                 None
@@ -467,7 +509,7 @@ impl EnvConfig {
             },
             (None, None) => None,
         };
-        let public_url = env(vars::PUBLIC_URL).map(|u| u.trim_end_matches('/').to_string());
+        let public_url = lookup.get(vars::PUBLIC_URL).map(|u| u.trim_end_matches('/').to_string());
         if let Some(u) = &public_url
             && !riposte_cloud::notify::is_acceptable_url(u)
         {
@@ -487,9 +529,9 @@ impl EnvConfig {
                 errors.push(format!("on {on} approval links need {} (the approve service's URL)", vars::PUBLIC_URL));
             }
         }
-        let sweep_oidc = match (env(vars::SWEEP_AUDIENCE), env(vars::SWEEP_INVOKER)) {
+        let sweep_oidc = match (lookup.get(vars::SWEEP_AUDIENCE), lookup.get(vars::SWEEP_INVOKER)) {
             (Some(audience), Some(invoker)) => {
-                Some((audience, invoker, key_url_var(vars::SWEEP_JWKS_URL, &mut errors)))
+                Some((audience, invoker, key_url_var(lookup, vars::SWEEP_JWKS_URL, &mut errors)))
             }
             (None, None) => None,
             _ => {
@@ -497,7 +539,7 @@ impl EnvConfig {
                 None
             }
         };
-        let iap_jwks_url = key_url_var(vars::IAP_JWKS_URL, &mut errors);
+        let iap_jwks_url = key_url_var(lookup, vars::IAP_JWKS_URL, &mut errors);
         if !errors.is_empty() {
             return Err(CliError::Usage(format!("invalid configuration:\n  - {}", errors.join("\n  - "))));
         }
@@ -506,22 +548,195 @@ impl EnvConfig {
             executor,
             role,
             credentials,
-            admin_token: env(vars::ADMIN_TOKEN).and_then(Secret::new),
+            admin_token: lookup.get(vars::ADMIN_TOKEN).and_then(Secret::new),
             platform,
             port,
             json_logs,
             sweep_interval,
             step_lease,
             signing_key,
-            verify_keys: env(vars::VERIFY_KEYS)
+            verify_keys: lookup
+                .get(vars::VERIFY_KEYS)
                 .map(|v| v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect())
                 .unwrap_or_default(),
             public_url,
-            iap_audience: env(vars::IAP_AUDIENCE),
+            iap_audience: lookup.get(vars::IAP_AUDIENCE),
             iap_jwks_url,
             sweep_oidc,
             connections,
             intake_buffer_bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// The configuration read from `pairs` alone.
+    fn config(pairs: &[(&str, &str)]) -> Result<EnvConfig, String> {
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let lookup = move |name: &str| map.get(name).cloned();
+        EnvConfig::from_lookup(Lookup(&lookup)).map_err(|e| match e {
+            CliError::Usage(m) => m,
+            other => panic!("configuration errors are usage errors: {other:?}"),
+        })
+    }
+
+    /// The listed problems of a configuration that must fail.
+    fn problems(pairs: &[(&str, &str)]) -> Vec<String> {
+        let message = config(pairs).expect_err("invalid");
+        let mut lines = message.lines();
+        assert_eq!(lines.next(), Some("invalid configuration:"));
+        lines.map(|l| l.trim_start_matches("  - ").to_string()).collect()
+    }
+
+    #[test]
+    fn a_bare_workstation_gets_the_embedded_store_the_dry_run_and_the_documented_defaults() {
+        let c = config(&[]).expect("valid");
+        assert_eq!(
+            (c.store, c.executor, c.role, c.platform),
+            (StoreChoice::Embedded, ExecutorChoice::DryRun, Role::All, Platform::Local)
+        );
+        assert_eq!((c.port, c.json_logs), (8080, false));
+        assert_eq!((c.sweep_interval, c.step_lease), (Duration::from_secs(30), Duration::from_secs(120)));
+        assert_eq!(c.connections, ConnectionLimits::default());
+        assert_eq!(c.intake_buffer_bytes, 64 << 20);
+        assert!(c.signing_key.is_none() && c.public_url.is_none() && c.admin_token.is_none());
+        assert_eq!(c.credentials.unauthenticated().len(), 3, "every intake endpoint is open on a workstation");
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_unset() {
+        let c = config(&[(vars::PORT, ""), (vars::STORE, ""), (vars::FALCO_TOKEN, "")]).expect("valid");
+        assert_eq!((c.port, c.store), (8080, StoreChoice::Embedded));
+        assert!(c.credentials.falco.is_none());
+    }
+
+    #[test]
+    fn cloud_run_without_credentials_or_keys_lists_every_missing_setting_at_once() {
+        let found = problems(&[(vars::K_SERVICE, "riposte-ingest")]);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("on Cloud Run every intake endpoint needs a credential; missing: RIPOSTE_FALCO_TOKEN, RIPOSTE_MONITORING_TOKEN (or _USER and _PASSWORD), RIPOSTE_PUBSUB_AUDIENCE"), "{found:#?}");
+        assert!(found[1].contains(vars::SIGNING_KEY) && found[2].contains(vars::PUBLIC_URL), "{found:#?}");
+    }
+
+    #[test]
+    fn a_complete_cloud_run_service_logs_json_and_the_approve_role_needs_no_intake_credential() {
+        let keys = [
+            (vars::K_SERVICE, "riposte"),
+            (vars::SIGNING_KEY, "k1.c2VjcmV0"),
+            (vars::PUBLIC_URL, "https://approve.example.com/"),
+        ];
+        let approve = config(&[&keys[..], &[(vars::ROLE, "approve")]].concat()).expect("valid");
+        assert_eq!((approve.role, approve.platform, approve.json_logs), (Role::Approve, Platform::CloudRun, true));
+        assert_eq!(approve.public_url.as_deref(), Some("https://approve.example.com"), "the trailing slash goes");
+        let ingest = [
+            &keys[..],
+            &[
+                (vars::ROLE, "ingest"),
+                (vars::FALCO_TOKEN, "f"),
+                (vars::MONITORING_USER, "u"),
+                (vars::MONITORING_PASSWORD, "p"),
+                (vars::PUBSUB_AUDIENCE, "https://riposte.example.com/v1/pubsub"),
+                (vars::PUBSUB_INVOKER, "push@p.iam.gserviceaccount.com"),
+            ],
+        ]
+        .concat();
+        let c = config(&ingest).expect("valid");
+        assert!(c.credentials.unauthenticated().is_empty());
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("c2VjcmV0") && debug.contains("[redacted]"), "{debug}");
+    }
+
+    #[test]
+    fn every_malformed_value_is_named_in_one_error() {
+        let found = problems(&[
+            (vars::PORT, "80a"),
+            (vars::ROLE, "boss"),
+            (vars::STORE, "mongo"),
+            (vars::EXECUTOR, "yolo"),
+            (vars::GKE_PRIVATE_ENDPOINT, "yes"),
+            (vars::COMPUTE_ENDPOINT, "http://compute.example.com"),
+            (vars::LOG_FORMAT, "xml"),
+            (vars::SWEEP_INTERVAL, "0s"),
+            (vars::STEP_LEASE, "forever"),
+            (vars::MAX_CONNECTIONS, "0"),
+            (vars::INTAKE_BUFFER_MIB, "lots"),
+            (vars::PUBLIC_URL, "http://approve.example.com"),
+            (vars::MONITORING_USER, "only-user"),
+            (vars::PUBSUB_AUDIENCE, "only-audience"),
+            (vars::SWEEP_INVOKER, "only-invoker"),
+            (vars::SIGNING_KEY, "k"),
+            (vars::SIGNING_KEY_FILE, "/k"),
+            (vars::IAP_JWKS_URL, "http://keys.example.com"),
+        ]);
+        let named = [
+            "PORT=\"80a\"",
+            "RIPOSTE_ROLE=\"boss\"",
+            "RIPOSTE_STORE=\"mongo\"",
+            "RIPOSTE_EXECUTOR=\"yolo\"",
+            "RIPOSTE_GKE_PRIVATE_ENDPOINT=\"yes\"",
+            "RIPOSTE_COMPUTE_ENDPOINT=\"http://compute.example.com\"",
+            "RIPOSTE_LOG_FORMAT=\"xml\"",
+            "RIPOSTE_SWEEP_INTERVAL=\"0s\"",
+            "RIPOSTE_STEP_LEASE",
+            "RIPOSTE_MAX_CONNECTIONS=\"0\"",
+            "RIPOSTE_INTAKE_BUFFER_MIB=\"lots\"",
+            "RIPOSTE_PUBLIC_URL=\"http://approve.example.com\"",
+            "RIPOSTE_MONITORING_USER and RIPOSTE_MONITORING_PASSWORD",
+            "RIPOSTE_PUBSUB_AUDIENCE and RIPOSTE_PUBSUB_INVOKER",
+            "RIPOSTE_SWEEP_AUDIENCE and RIPOSTE_SWEEP_INVOKER",
+            "RIPOSTE_SIGNING_KEY or RIPOSTE_SIGNING_KEY_FILE",
+            "RIPOSTE_IAP_JWKS_URL=\"http://keys.example.com\"",
+        ];
+        for name in named {
+            assert_eq!(found.iter().filter(|p| p.contains(name)).count(), 1, "{name} in {found:#?}");
+        }
+        assert_eq!(found.len(), named.len(), "{found:#?}");
+    }
+
+    #[test]
+    fn firestore_takes_its_own_project_before_the_services_and_refuses_a_malformed_one() {
+        let c = config(&[(vars::STORE, "firestore"), (vars::GOOGLE_CLOUD_PROJECT, "shop-prod")]).expect("valid");
+        assert_eq!(c.store, StoreChoice::Firestore { project: "shop-prod".into() });
+        let c = config(&[
+            (vars::STORE, "firestore"),
+            (vars::GOOGLE_CLOUD_PROJECT, "shop-prod"),
+            (vars::FIRESTORE_PROJECT, "sec-state"),
+        ])
+        .expect("valid");
+        assert_eq!(c.store, StoreChoice::Firestore { project: "sec-state".into() });
+        let found = problems(&[(vars::STORE, "firestore")]);
+        assert!(found[0].contains("needs the project"), "{found:#?}");
+        let found = problems(&[(vars::STORE, "firestore"), (vars::FIRESTORE_PROJECT, "Shop_Prod")]);
+        assert!(found[0].contains("\"Shop_Prod\"") && found[0].contains("is not a project id"), "{found:#?}");
+    }
+
+    #[test]
+    fn the_runtime_api_means_lambda_even_beside_cloud_run_variables() {
+        let map = BTreeMap::from([(vars::LAMBDA_RUNTIME_API, "127.0.0.1:9001"), (vars::K_SERVICE, "x")]);
+        let lookup = move |name: &str| map.get(name).map(|v| v.to_string());
+        assert_eq!(Platform::from_lookup(Lookup(&lookup)), Platform::Lambda);
+        assert!(Platform::Lambda.is_managed() && !Platform::Local.is_managed());
+    }
+
+    #[test]
+    fn the_google_cloud_executor_keeps_its_endpoints_without_trailing_slashes() {
+        let c = config(&[
+            (vars::EXECUTOR, "google-cloud"),
+            (vars::COMPUTE_ENDPOINT, "http://127.0.0.1:9000/"),
+            (vars::GKE_PRIVATE_ENDPOINT, "true"),
+        ])
+        .expect("valid");
+        let ExecutorChoice::GoogleCloud { compute_endpoint, container_endpoint, prefer_private_endpoint } = c.executor
+        else {
+            panic!("{:?}", c.executor)
+        };
+        assert_eq!(compute_endpoint, "http://127.0.0.1:9000");
+        assert_eq!(container_endpoint, riposte_cloud::gke::DEFAULT_CONTAINER_ENDPOINT.trim_end_matches('/'));
+        assert!(prefer_private_endpoint);
     }
 }

@@ -11,7 +11,7 @@ use riposte_core::release::{ReleaseError, ReleaseOutcome, release};
 use riposte_core::store::{EmbeddedStore, IncidentSummary, Store, StoreError, status_name};
 
 use crate::CliError;
-use crate::config::{ExecutorChoice, StoreChoice};
+use crate::config::{ExecutorChoice, Lookup, StoreChoice};
 use crate::config::{default_state_dir, vars};
 use crate::serve::{ServeInfo, info_path};
 
@@ -64,7 +64,7 @@ enum Source {
 fn open(state_dir: &Path) -> Result<Source, CliError> {
     // With RIPOSTE_STORE=firestore, read Firestore directly (any number of readers may).
     let mut errors = Vec::new();
-    let choice = StoreChoice::from_env(&mut errors);
+    let choice = StoreChoice::from_lookup(Lookup::process(), &mut errors);
     if !errors.is_empty() {
         return Err(CliError::Usage(errors.join("; ")));
     }
@@ -150,7 +150,7 @@ pub fn run(command: IncidentCommand) -> Result<(), CliError> {
                 let outcome: ReleaseOutcome = match open(&state_dir.unwrap_or_else(default_state_dir))? {
                     Source::Store(s) => {
                         let mut errors = Vec::new();
-                        let choice = ExecutorChoice::from_env(&mut errors);
+                        let choice = ExecutorChoice::from_lookup(Lookup::process(), &mut errors);
                         if !errors.is_empty() {
                             return Err(CliError::Usage(errors.join("; ")));
                         }
