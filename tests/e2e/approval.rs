@@ -7,7 +7,6 @@ use riposte_core::approval::{ApprovalClaims, ISSUER, Keys};
 use riposte_core::incident::{ApprovalState, Incident, StepStatus};
 use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
-use riposte_ingest::{AdminAccess, BodyLimits, Credentials};
 use serde_json::Value;
 
 use crate::helpers::{FakeGoogleKeys, TestApp, eventually, expire_approval_now, fixture, spawn_app, spawn_app_with};
@@ -44,7 +43,7 @@ fn links(app: &TestApp, incident: &Incident) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prefetching_changes_nothing_and_concurrent_clicks_execute_once() {
-    let app = spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Loopback).await;
+    let app = spawn_app(&[]).await;
     let incident = open_incident(&app).await;
     let links = links(&app, &incident);
     assert_eq!(links.len(), 1, "one approver slot when the policy lists nobody and needs one approval");
@@ -101,7 +100,7 @@ async fn prefetching_changes_nothing_and_concurrent_clicks_execute_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_links_get_a_clear_page_and_change_nothing() {
-    let app = spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Loopback).await;
+    let app = spawn_app(&[]).await;
     let incident = open_incident(&app).await;
     let approval = incident.approval.clone().expect("approval");
     let base = ApprovalClaims {
@@ -261,16 +260,8 @@ async fn against_a_fake_iap_the_two_person_rule_needs_two_verified_people() {
     ))
     .expect("policy");
     assert_eq!(policies.policies[0].approval.required, 2, "the example policy was edited as intended");
-    let verifier = std::sync::Arc::new(riposte_approve::IapVerifier::new(IAP_AUDIENCE, &iap.jwks_url));
-    let app = spawn_app_with(
-        Credentials::default(),
-        BodyLimits::default(),
-        AdminAccess::Loopback,
-        policies,
-        Some(verifier),
-        Notifiers::none(),
-    )
-    .await;
+    let iap_settings = [("RIPOSTE_IAP_AUDIENCE", IAP_AUDIENCE), ("RIPOSTE_IAP_JWKS_URL", iap.jwks_url.as_str())];
+    let app = spawn_app_with(&iap_settings, policies, Notifiers::none()).await;
     let incident = open_incident(&app).await;
     let links = links(&app, &incident);
     assert_eq!(links.len(), 2, "one link per listed approver");
@@ -316,7 +307,7 @@ async fn against_a_fake_iap_the_two_person_rule_needs_two_verified_people() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_escapes_alert_text_and_cannot_be_framed() {
-    let app = spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Loopback).await;
+    let app = spawn_app(&[]).await;
     let mut body: Value = serde_json::from_slice(&fixture("falco/drop-exec-sidekick-customfields.json")).expect("json");
     body["output"] = Value::String("<script>alert(1)</script><img src=x onerror=alert(2)>".into());
     let r = client().post(format!("{}/v1/falco", app.url)).body(body.to_string()).send().await.expect("post");
@@ -335,7 +326,7 @@ async fn the_page_escapes_alert_text_and_cannot_be_framed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_for_one_incident_cannot_act_on_another() {
-    let app = spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Loopback).await;
+    let app = spawn_app(&[]).await;
     let first = open_incident(&app).await;
     let mut other: Value =
         serde_json::from_slice(&fixture("falco/drop-exec-sidekick-customfields.json")).expect("json");
@@ -387,15 +378,7 @@ async fn rejection_skips_every_destructive_step_and_is_announced() {
         "console".to_string(),
         recorder.clone() as std::sync::Arc<dyn riposte_core::notify::Notifier>,
     )]));
-    let app = spawn_app_with(
-        Credentials::default(),
-        BodyLimits::default(),
-        AdminAccess::Loopback,
-        crate::helpers::example_policies(),
-        None,
-        notifiers,
-    )
-    .await;
+    let app = spawn_app_with(&[], crate::helpers::example_policies(), notifiers).await;
     let incident = open_incident(&app).await;
     let link = links(&app, &incident).remove(0);
     assert_eq!(decide(&link, Some(&app.url), "reject").await.0, StatusCode::SEE_OTHER);

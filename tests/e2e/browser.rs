@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use riposte_core::incident::StepStatus;
-use riposte_ingest::{AdminAccess, BodyLimits, Credentials};
 use serde_json::json;
 
 use crate::helpers::{eventually, fixture, spawn_app};
@@ -93,7 +92,7 @@ async fn text(c: &Client, css: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approving_in_a_real_browser_runs_the_steps_once() {
-    let app = spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Loopback).await;
+    let app = spawn_app(&[]).await;
     let id = app.post_falco(fixture("falco/drop-exec-sidekick-customfields.json")).await;
     let incident = app.store.get(&id).await.expect("get").expect("incident");
     let link = app.keys.links(&incident, &app.url, jiff::Timestamp::now()).expect("links").remove(0).url;

@@ -1,6 +1,7 @@
 //! Shared test helpers: fixtures, `spawn_app()` (the intake router in-process on port 0) and
 //! `spawn_binary()` (the real `riposte serve` process on a free port with a temp state dir).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,18 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use riposte_approve::ApproveState;
-use riposte_core::admission::{Admission, AdmissionParts, ApprovalLinks};
+use riposte::config::{EnvConfig, Lookup};
+use riposte::startup::{Application, Parts};
 use riposte_core::approval::Keys;
 use riposte_core::executor::DryRunExecutor;
 use riposte_core::locate::NoLocator;
 use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
-use riposte_core::runner::Runner;
 use riposte_core::store::{EmbeddedStore, Store};
-use riposte_e2e::intake::intake_state;
-use riposte_ingest::server::ConnectionLimits;
-use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, app};
 
 pub use riposte_e2e::intake::{fixture, fixtures_dir};
 
@@ -46,7 +43,7 @@ pub fn example_policies() -> PolicySet {
     PolicySet::from_yaml(riposte::EXAMPLE_POLICY).expect("the example policy is valid")
 }
 
-/// An in-process server: the intake and approve routers, as `riposte serve` mounts them.
+/// An in-process server: the application `riposte serve` builds, with the same builder.
 pub struct TestApp {
     /// Base URL (`http://127.0.0.1:PORT`), also the approval pages' origin.
     pub url: String,
@@ -57,49 +54,44 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-/// Starts the intake and approve routers on port 0 with the example policy, a temp embedded
-/// store, the dry-run executor and `credentials`.
-pub async fn spawn_app(credentials: Credentials, limits: BodyLimits, admin: AdminAccess) -> TestApp {
-    spawn_app_with(credentials, limits, admin, example_policies(), None, Notifiers::none()).await
+/// Starts the application on port 0 with the example policy, a temp embedded store, the dry-run
+/// executor and the settings `vars` (variable, value) on top of an empty environment.
+pub async fn spawn_app(vars: &[(&str, &str)]) -> TestApp {
+    spawn_app_with(vars, example_policies(), Notifiers::none()).await
 }
 
-/// [`spawn_app`] with a policy set, an IAP verifier and notifiers of choice.
-pub async fn spawn_app_with(
-    credentials: Credentials,
-    limits: BodyLimits,
-    admin: AdminAccess,
-    policies: PolicySet,
-    iap: Option<Arc<riposte_approve::IapVerifier>>,
-    notifiers: Notifiers,
-) -> TestApp {
+/// [`spawn_app`] with a policy set and notifiers of choice.
+pub async fn spawn_app_with(vars: &[(&str, &str)], policies: PolicySet, notifiers: Notifiers) -> TestApp {
+    start(vars, policies, notifiers, true).await
+}
+
+/// [`spawn_app`] built as a server reachable from other machines is (it still listens on
+/// 127.0.0.1): what needs no credential on the loopback interface is closed.
+pub async fn spawn_app_reachable_from_others(vars: &[(&str, &str)]) -> TestApp {
+    start(vars, example_policies(), Notifiers::none(), false).await
+}
+
+async fn start(vars: &[(&str, &str)], policies: PolicySet, notifiers: Notifiers, loopback: bool) -> TestApp {
+    let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let lookup = move |name: &str| vars.get(name).cloned();
+    let settings = EnvConfig::from_lookup(Lookup::new(&lookup)).expect("valid settings");
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), notifiers, "test-runner".into());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let key = Keys::generate("test").expect("key");
-    let keys = Arc::new(Keys::load(Some(&key.signing), &[], &url).expect("keys"));
-    let admission = Admission::new(AdmissionParts {
-        policies: Arc::new(policies.clone()),
-        store: store.clone(),
+    let parts = Parts {
+        store,
+        executor: Arc::new(DryRunExecutor),
         locator: Arc::new(NoLocator),
-        runner: runner.clone(),
-        approval_links: Some(ApprovalLinks { keys: keys.clone(), base_url: url.clone() }),
-    });
-    let state = IngestState {
-        admission,
-        runner: runner.clone(),
-        credentials: Arc::new(credentials),
-        limits,
-        admin,
-        ..intake_state(store.clone(), policies)
+        notifiers,
+        signing_key: Keys::generate("test").expect("key").signing,
+        public_url: url.clone(),
+        loopback,
     };
-    let approve = ApproveState { store: store.clone(), runner, keys: keys.clone(), public_origin: url.clone(), iap };
-    let router = app(state).merge(riposte_approve::app(approve));
-    // The server `serve` runs, with its default limits.
+    let app = Application::build(&settings, policies, parts).expect("the application builds");
     let forever = std::future::pending();
-    tokio::spawn(riposte_ingest::server::serve(listener, router, ConnectionLimits::default(), forever, Duration::ZERO));
-    TestApp { url, store, keys, _dir: dir }
+    tokio::spawn(riposte_ingest::server::serve(listener, app.router, settings.connections, forever, Duration::ZERO));
+    TestApp { url, store: app.store, keys: app.keys, _dir: dir }
 }
 
 impl TestApp {

@@ -3,23 +3,22 @@
 
 use reqwest::StatusCode;
 use riposte_core::incident::StepStatus;
-use riposte_ingest::{AdminAccess, BodyLimits, Credentials, Secret};
 use serde_json::{Value, json};
 
-use crate::helpers::{ALL_FIXTURES, TestApp, eventually, fixture, spawn_app};
+use crate::helpers::{ALL_FIXTURES, TestApp, eventually, fixture, spawn_app, spawn_app_reachable_from_others};
 
-fn creds() -> Credentials {
-    Credentials {
-        falco: Secret::new("falco-token"),
-        monitoring_basic: Some(("monitoring".into(), Secret::new("m-pass").expect("secret"))),
-        monitoring_token: Secret::new("mon-token"),
-        pubsub: Secret::new("push-token"),
-        pubsub_oidc: None,
-    }
-}
+/// A credential on every endpoint, and the admin token `admin`.
+const CREDENTIALS: [(&str, &str); 6] = [
+    ("RIPOSTE_FALCO_TOKEN", "falco-token"),
+    ("RIPOSTE_MONITORING_USER", "monitoring"),
+    ("RIPOSTE_MONITORING_PASSWORD", "m-pass"),
+    ("RIPOSTE_MONITORING_TOKEN", "mon-token"),
+    ("RIPOSTE_PUBSUB_TOKEN", "push-token"),
+    ("RIPOSTE_ADMIN_TOKEN", "admin"),
+];
 
 async fn open_app() -> TestApp {
-    spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Loopback).await
+    spawn_app(&[]).await
 }
 
 async fn post(url: &str, body: Vec<u8>) -> (StatusCode, Value) {
@@ -36,7 +35,7 @@ async fn post(url: &str, body: Vec<u8>) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_or_missing_credentials_are_401_and_403() {
-    let app = spawn_app(creds(), BodyLimits::default(), AdminAccess::Token(Secret::new("admin").expect("s"))).await;
+    let app = spawn_app(&CREDENTIALS).await;
     let client = reqwest::Client::new();
     let body = fixture("falco/drop-exec-sidekick-customfields.json");
     let cases = [
@@ -87,12 +86,7 @@ async fn wrong_or_missing_credentials_are_401_and_403() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_get_clear_4xx_and_nothing_is_recorded() {
-    let app = spawn_app(
-        Credentials::default(),
-        BodyLimits { falco: 4096, monitoring: 4096, pubsub: 4096 },
-        AdminAccess::Loopback,
-    )
-    .await;
+    let app = spawn_app(&[]).await;
     let cases: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
         ("falco", b"not json".to_vec(), StatusCode::BAD_REQUEST, "not valid JSON"),
         ("falco", b"".to_vec(), StatusCode::BAD_REQUEST, "empty body"),
@@ -104,7 +98,12 @@ async fn bad_bodies_get_clear_4xx_and_nothing_is_recorded() {
             StatusCode::BAD_REQUEST,
             "unknown Falco priority",
         ),
-        ("falco", vec![b' '; 5000], StatusCode::PAYLOAD_TOO_LARGE, "exceeds this endpoint's limit of 4096 bytes"),
+        (
+            "falco",
+            vec![b' '; (1 << 20) + 1],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "exceeds this endpoint's limit of 1048576 bytes",
+        ),
         (
             "monitoring",
             fixture("falco/sidekick-test-event.json"),
@@ -114,7 +113,7 @@ async fn bad_bodies_get_clear_4xx_and_nothing_is_recorded() {
         ("monitoring", br#"{"incident":{"state":"open"}}"#.to_vec(), StatusCode::BAD_REQUEST, "policy_name is missing"),
         ("pubsub", br#"{"message":"x"}"#.to_vec(), StatusCode::BAD_REQUEST, "message must be an object"),
         ("pubsub", br#"{"what":"ever"}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "not a Pub/Sub push"),
-        ("pubsub", vec![b'{'; 5000], StatusCode::PAYLOAD_TOO_LARGE, "limit"),
+        ("pubsub", vec![b'{'; (14 << 20) + 1], StatusCode::PAYLOAD_TOO_LARGE, "limit of 14680064 bytes"),
     ];
     for (endpoint, body, status, message) in cases {
         let (got, j) = post(&format!("{}/v1/{endpoint}", app.url), body).await;
@@ -223,7 +222,16 @@ async fn every_fixture_gets_the_expected_answer_and_steps_run_after_it() {
     assert!(
         urls.iter().any(|u| u.ends_with("/setTags?requestId=${request_id(\"setTags/\" + instance.tags.fingerprint)}"))
     );
-    assert_eq!(report.requests.iter().filter(|r| r.url.contains("/global/firewalls")).count(), 2);
+    // Two deny rules, and the IPv6 pair a dual-stack VM would get, said to be conditional.
+    let rules: Vec<_> = report.requests.iter().filter(|r| r.url.contains("/global/firewalls")).collect();
+    assert_eq!(rules.len(), 4);
+    assert_eq!(
+        rules
+            .iter()
+            .filter(|r| r.note.as_deref().is_some_and(|n| n.contains("only when an interface of the VM has IPv6")))
+            .count(),
+        2
+    );
     assert!(incident.steps.iter().filter(|s| s.gated).all(|s| s.status == StepStatus::AwaitingApproval));
     assert_eq!(incident.tally.alert_count, 2);
 
@@ -280,7 +288,7 @@ async fn incident_routes_are_read_only_and_guarded() {
         assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()), "{bad}: {j}");
     }
 
-    let closed = spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Disabled).await;
+    let closed = spawn_app_reachable_from_others(&[]).await;
     assert_eq!(
         reqwest::get(format!("{}/v1/incidents", closed.url)).await.expect("get").status(),
         StatusCode::NOT_FOUND

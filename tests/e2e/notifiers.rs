@@ -16,7 +16,6 @@ use riposte_cloud::notify::{ChatFormat, WebhookNotifier, build};
 use riposte_core::incident::Incident;
 use riposte_core::notify::{Event, Notifier, Notifiers};
 use riposte_core::policy::NotifierConfig;
-use riposte_ingest::{AdminAccess, BodyLimits, Credentials};
 use serde_json::Value;
 
 use crate::helpers::{example_policies, fixture, spawn_app, spawn_app_with};
@@ -133,7 +132,7 @@ pub(crate) async fn start(check: Validator) -> (Fake, String) {
 
 /// An opened incident with an attacker-controlled summary, and its links.
 async fn incident() -> (Incident, Vec<riposte_core::approval::ApprovalLink>) {
-    let app = spawn_app(Credentials::default(), BodyLimits::default(), AdminAccess::Loopback).await;
+    let app = spawn_app(&[]).await;
     let mut body: Value = serde_json::from_slice(&fixture("falco/drop-exec-sidekick-customfields.json")).expect("json");
     body["output"] = Value::String("<!channel> pwned & <https://evil.example|click>".into());
     let r =
@@ -243,15 +242,7 @@ async fn against_fakes_a_failing_notifier_never_blocks_containment() {
     // 500 every time, backing off from 1 s: the notifier is busy for minutes.
     let slow = WebhookNotifier::new("console", ChatFormat::Slack, url).with_retries(50, Duration::from_secs(1));
     let notifiers = Notifiers::new(BTreeMap::from([("console".to_string(), Arc::new(slow) as Arc<dyn Notifier>)]));
-    let app = spawn_app_with(
-        Credentials::default(),
-        BodyLimits::default(),
-        AdminAccess::Loopback,
-        example_policies(),
-        None,
-        notifiers,
-    )
-    .await;
+    let app = spawn_app_with(&[], example_policies(), notifiers).await;
     let started = Instant::now();
     let id = app.post_falco(fixture("falco/drop-exec-sidekick-customfields.json")).await;
     app.automatic_steps_done(&id).await;

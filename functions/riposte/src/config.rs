@@ -100,7 +100,12 @@ pub mod vars {
 #[derive(Clone, Copy)]
 pub struct Lookup<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-impl Lookup<'_> {
+impl<'a> Lookup<'a> {
+    /// Settings read through `lookup` (a map in tests).
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Lookup<'a> {
+        Lookup(lookup)
+    }
+
     /// The value of `name`, unless unset or empty.
     fn get(self, name: &str) -> Option<String> {
         (self.0)(name).filter(|v| !v.is_empty())

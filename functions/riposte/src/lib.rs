@@ -1,13 +1,14 @@
 //! The `riposte` command line: `serve`, `policy check`, `replay`, `incident list|show|release`.
 //! On AWS Lambda, where the bootstrap runs with no arguments, it serves.
 
-mod config;
+pub mod config;
 mod executor;
 mod incident_cmd;
 pub mod lambda;
 mod logging;
 mod replay;
 mod serve;
+pub mod startup;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -7,18 +7,15 @@ use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
-use riposte_approve::{ApproveState, IapVerifier};
 use riposte_cloud::firestore::FirestoreStore;
 use riposte_cloud::secrets::{SecretManager, resolve_all};
 use riposte_core::approval::Keys;
 
-use riposte_core::admission::{Admission, AdmissionParts, ApprovalLinks};
-use riposte_core::runner::{Runner, StepScope};
 use riposte_core::store::{EmbeddedStore, Store, StoreError};
-use riposte_ingest::{AdminAccess, BodyLimits, IngestState, IntakeBudget, SweepAccess, app};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EnvConfig, Platform, Role, StoreChoice, default_state_dir, vars};
+use crate::config::{EnvConfig, Platform, StoreChoice, default_state_dir, vars};
+use crate::startup::{Application, Parts};
 use crate::{CliError, load_policies};
 
 /// Options of `riposte serve`.
@@ -115,34 +112,14 @@ async fn serve(
             .map_err(|errors| CliError::Usage(format!("cannot read secrets:\n  - {}", errors.join("\n  - "))))?
             .into_iter()
             .collect();
-    // Two approvals only mean two people when each is identified: that takes IAP.
-    if env.iap_audience.is_none() {
-        let two_person: Vec<&str> =
-            policies.policies.iter().filter(|p| p.approval.most_required() >= 2).map(|p| p.name.as_str()).collect();
-        if !two_person.is_empty() {
-            return Err(CliError::Usage(format!(
-                "policies {} need two or more approvals, but without Identity-Aware Proxy one person holding the links could approve twice; set {} (and put the approve service behind IAP)",
-                two_person.join(", "),
-                vars::IAP_AUDIENCE
-            )));
-        }
-    }
     let notifiers = riposte_cloud::notify::build(
         &policies.notifiers,
         |name| resolved.get(name).cloned(),
         !env.platform.is_managed(),
     )
     .map_err(|errors| CliError::Usage(format!("invalid notifier configuration:\n  - {}", errors.join("\n  - "))))?;
-    let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
     let crate::executor::Built { executor, locator, note: executor_note } =
         crate::executor::build(&env.executor).await?;
-    let runner = Runner::new(store.clone(), executor.clone(), notifiers, owner)
-        .with_lease(env.step_lease, 5)
-        .with_scope(match env.role {
-            Role::All => StepScope::All,
-            Role::Ingest => StepScope::Automatic,
-            Role::Approve => StepScope::Approved,
-        });
 
     let unauthenticated = env.credentials.unauthenticated();
     let host = if unauthenticated.is_empty() || env.platform.is_managed() {
@@ -154,11 +131,6 @@ async fn serve(
             "intake is unauthenticated on these endpoints: listening on 127.0.0.1 only (set RIPOSTE_FALCO_TOKEN, RIPOSTE_MONITORING_TOKEN and RIPOSTE_PUBSUB_TOKEN to listen on all interfaces)"
         );
         IpAddr::V4(Ipv4Addr::LOCALHOST)
-    };
-    let admin = match (&env.admin_token, host.is_loopback()) {
-        (Some(t), _) => AdminAccess::Token(t.clone()),
-        (None, true) => AdminAccess::Loopback,
-        (None, false) => AdminAccess::Disabled,
     };
     // On Lambda requests arrive through the Runtime API: there is no port to listen on.
     let listener = match env.platform {
@@ -172,18 +144,10 @@ async fn serve(
             Some((listener, addr))
         }
     };
-    let (url, info_file) = match &listener {
-        None => (crate::lambda::describe_runtime_api(), None),
+    let url = match &listener {
+        None => crate::lambda::describe_runtime_api(),
         Some((_, addr)) => {
-            let shown = if host.is_loopback() { "127.0.0.1" } else { "0.0.0.0" };
-            let info = ServeInfo { url: format!("http://127.0.0.1:{}", addr.port()), pid: std::process::id() };
-            let info_file = info_path(&state_dir);
-            if env.store == StoreChoice::Embedded
-                && let Err(e) = std::fs::write(&info_file, serde_json::to_vec(&info).unwrap_or_default())
-            {
-                tracing::warn!(error = %e, "cannot write {}; `riposte incident` will not reach this server", info_file.display());
-            }
-            (format!("http://{shown}:{}", addr.port()), Some(info_file))
+            format!("http://{}:{}", if host.is_loopback() { "127.0.0.1" } else { "0.0.0.0" }, addr.port())
         }
     };
 
@@ -202,60 +166,27 @@ async fn serve(
             Keys::generate("ephemeral").map_err(|e| CliError::Runtime(e.to_string()))?.signing
         }
     };
-    let verify: Vec<&str> = env.verify_keys.iter().map(String::as_str).collect();
-    let keys = Arc::new(Keys::load(Some(&signing), &verify, &public_url).map_err(|e| CliError::Usage(e.to_string()))?);
-    let approve = ApproveState {
-        store: store.clone(),
-        runner: runner.clone(),
-        keys: keys.clone(),
-        public_origin: origin_of(&public_url),
-        iap: env.iap_audience.as_deref().map(|aud| {
-            Arc::new(IapVerifier::new(aud, env.iap_jwks_url.as_deref().unwrap_or(riposte_approve::GOOGLE_IAP_JWKS)))
-        }),
-    };
-
-    let sweep = match (&env.sweep_oidc, host.is_loopback()) {
-        (Some((audience, invoker, jwks)), _) => SweepAccess::oidc(audience, invoker, jwks.as_deref()),
-        (None, true) => SweepAccess::Loopback,
-        (None, false) => {
-            tracing::info!(
-                "POST /tasks/sweep is off: set RIPOSTE_SWEEP_AUDIENCE and RIPOSTE_SWEEP_INVOKER for Cloud Scheduler (the in-process sweep still runs while the instance is up)"
-            );
-            SweepAccess::Disabled
-        }
-    };
     let policy_count = policies.policies.len();
-    let admission = Admission::new(AdmissionParts {
-        policies: Arc::new(policies),
-        store: store.clone(),
-        locator,
-        runner: runner.clone(),
-        approval_links: Some(ApprovalLinks { keys, base_url: public_url.clone() }),
-    });
-    let state = IngestState {
-        admission,
-        store: store.clone(),
-        runner: runner.clone(),
-        credentials: Arc::new(env.credentials),
-        limits: BodyLimits::default(),
-        budget: IntakeBudget::new(env.intake_buffer_bytes),
-        admin,
-        sweep,
-    };
-    tracing::info!(%url, policy = %origin, policies = policy_count, store = %store_note, executor = executor.name(), "riposte is serving");
+    let parts =
+        Parts { store, executor, locator, notifiers, signing_key: signing, public_url, loopback: host.is_loopback() };
+    let Application { router, runner, .. } = Application::build(&env, policies, parts)?;
+    tracing::info!(%url, policy = %origin, policies = policy_count, store = %store_note, executor = executor_note, "riposte is serving");
     println!(
         "riposte listening on {url}  (policy: {origin}, {policy_count} policies; store: {store_note}; executor: {executor_note})"
     );
 
-    let router = match env.role {
-        Role::All => app(state).merge(riposte_approve::app(approve)),
-        Role::Ingest => app(state),
-        Role::Approve => riposte_ingest::tasks(state).merge(riposte_approve::app(approve)),
-    };
-    let Some((listener, _)) = listener else {
+    let Some((listener, addr)) = listener else {
         // No timer runs while Lambda has the environment frozen: the runtime sweeps between events.
         return crate::lambda::run(router, runner, env.sweep_interval).await;
     };
+    // `riposte incident` reaches the server through this file while it holds the store's lock.
+    let info_file = (env.store == StoreChoice::Embedded).then(|| info_path(&state_dir));
+    if let Some(file) = &info_file {
+        let info = ServeInfo { url: format!("http://127.0.0.1:{}", addr.port()), pid: std::process::id() };
+        if let Err(e) = std::fs::write(file, serde_json::to_vec(&info).unwrap_or_default()) {
+            tracing::warn!(error = %e, "cannot write {}; `riposte incident` will not reach this server", file.display());
+        }
+    }
 
     // Resume whatever a previous run left unfinished, then keep sweeping.
     let sweeper = runner.clone();
@@ -293,11 +224,6 @@ const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long after SIGTERM a stopping server waits for the work under way (Cloud Run kills it at 10 s).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
-
-/// The origin browsers send for pages under `url` (scheme, lower-case host, port unless default).
-fn origin_of(url: &str) -> String {
-    reqwest::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| url.to_string())
-}
 
 /// Resolves at SIGTERM or Ctrl-C, noting when in `signalled`.
 async fn shutdown_signal(signalled: Arc<std::sync::OnceLock<tokio::time::Instant>>) {
