@@ -561,7 +561,7 @@ async fn declared_permissions_are_exactly_what_the_calls_against_fake_compute_ne
                 let (id, _) = record_incident(h.store.as_ref(), &policy, kind, body.as_bytes()).await;
                 if action == "snapshot_disks" && source == "falco" {
                     // Left READY by an earlier attempt: createSnapshot answers 409, the snapshot is read.
-                    let name = riposte_core::requests::snapshot_name(&id, ZONE, &vm.name);
+                    let name = riposte_core::action::snapshot_name(&id, ZONE, &vm.name);
                     h.fake.add_snapshot(PROJECT, &name, &disk_url(ZONE, &vm.name), "READY");
                 }
                 if destructive {
@@ -688,9 +688,9 @@ async fn existing_snapshots_against_fake_compute_are_waited_for_when_creating_an
     let id = h.incident(&containment()).await;
     // An earlier attempt's snapshot of the boot disk is still being created; someone else's
     // snapshot of another disk took the data disk's name.
-    let boot = riposte_core::requests::snapshot_name(&id, ZONE, NODE);
+    let boot = riposte_core::action::snapshot_name(&id, ZONE, NODE);
     h.fake.add_snapshot(PROJECT, &boot, &disk_url(ZONE, NODE), "CREATING");
-    let data = riposte_core::requests::snapshot_name(&id, ZONE, &format!("{NODE}-data"));
+    let data = riposte_core::action::snapshot_name(&id, ZONE, &format!("{NODE}-data"));
     h.fake.add_snapshot(PROJECT, &data, &disk_url(ZONE, "some-other-disk"), "READY");
     let fake = h.fake.clone();
     let finisher = tokio::spawn(async move {
@@ -707,7 +707,7 @@ async fn existing_snapshots_against_fake_compute_are_waited_for_when_creating_an
     let reads = requests
         .iter()
         .filter(|r| {
-            r.path.ends_with(&format!("/global/snapshots/{}", riposte_core::requests::snapshot_name(&id, ZONE, NODE)))
+            r.path.ends_with(&format!("/global/snapshots/{}", riposte_core::action::snapshot_name(&id, ZONE, NODE)))
         })
         .count();
     assert!(reads >= 2, "polled while CREATING: {reads} read(s)");

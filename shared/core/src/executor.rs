@@ -6,7 +6,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::incident::{Incident, Step, StepReport};
-use crate::requests::release_requests;
 
 /// Why a step did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,7 +87,7 @@ impl Executor for DryRunExecutor {
 
     async fn release(&self, incident: &Incident, step: &Step) -> Result<StepReport, ExecError> {
         let target = step.target.as_ref().ok_or_else(|| ExecError::Skip("the step has no target".into()))?;
-        let requests = release_requests(&step.action, target, &incident.id);
+        let requests = step.action.release_requests(target, &incident.id);
         Ok(StepReport {
             message: format!(
                 "dry run: undo {} on {}: {} request(s) recorded, none sent",

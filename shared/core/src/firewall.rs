@@ -4,7 +4,6 @@
 
 use serde_json::{Value, json};
 
-use crate::action::{ForensicSsh, Quarantine};
 use crate::incident::digest;
 
 /// Whether a rule matches traffic to the VM or from it.
@@ -64,50 +63,6 @@ pub struct FirewallRule {
     pub description: &'static str,
     /// Every VM, or VMs with IPv6 only.
     pub created_for: RuleFor,
-}
-
-/// The deny-all rules of `quarantine_instance`: egress at priority 0, ingress at 1, and for a VM
-/// with IPv6 the same pair for `::/0`.
-pub fn quarantine_rules(q: &Quarantine) -> Vec<FirewallRule> {
-    let deny = |name: &str, purpose, direction, priority, range, created_for| FirewallRule {
-        name: name.to_string(),
-        purpose,
-        direction,
-        priority,
-        ranges: vec![range],
-        source_tags: Vec::new(),
-        target_tags: vec![q.tag.clone()],
-        verdict: Verdict::DenyAll,
-        description: match direction {
-            Direction::Egress => "riposte quarantine: deny all egress",
-            Direction::Ingress => "riposte quarantine: deny all ingress",
-        },
-        created_for,
-    };
-    let (egress6, ingress6) = (format!("{}-v6", q.deny_egress_rule), format!("{}-v6", q.deny_ingress_rule));
-    vec![
-        deny(&q.deny_egress_rule, "egress", Direction::Egress, 0, "0.0.0.0/0", RuleFor::Every),
-        deny(&q.deny_ingress_rule, "ingress", Direction::Ingress, 1, "0.0.0.0/0", RuleFor::Every),
-        deny(&egress6, "egress6", Direction::Egress, 0, "::/0", RuleFor::Ipv6),
-        deny(&ingress6, "ingress6", Direction::Ingress, 1, "::/0", RuleFor::Ipv6),
-    ]
-}
-
-/// The rule of `allow_forensic_ssh`: tcp:22 from the forensics source tag to quarantined VMs,
-/// ahead of the deny rules. It is created on the network of the VM's first interface only.
-pub fn forensic_ssh_rule(f: &ForensicSsh) -> FirewallRule {
-    FirewallRule {
-        name: f.rule_name.clone(),
-        purpose: "ssh",
-        direction: Direction::Ingress,
-        priority: 0,
-        ranges: Vec::new(),
-        source_tags: vec![f.source_tag.clone()],
-        target_tags: vec![f.quarantine_tag.clone()],
-        verdict: Verdict::Allow { protocol: "tcp", ports: vec!["22"] },
-        description: "riposte: forensic SSH into quarantined VMs",
-        created_for: RuleFor::Every,
-    }
 }
 
 /// The rule name on `network`: the configured name plus the network's name. Rule names are unique
@@ -170,10 +125,11 @@ impl FirewallRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::{ForensicSsh, Quarantine};
 
     #[test]
     fn a_quarantine_denies_both_ways_and_ipv6_only_where_there_is_ipv6() {
-        let rules = quarantine_rules(&Quarantine::default());
+        let rules = Quarantine::default().rules();
         let purposes: Vec<&str> = rules.iter().map(|r| r.purpose).collect();
         assert_eq!(purposes, ["egress", "ingress", "egress6", "ingress6"]);
         let v6: Vec<&FirewallRule> = rules.iter().filter(|r| r.created_for == RuleFor::Ipv6).collect();
@@ -192,10 +148,10 @@ mod tests {
 
     #[test]
     fn salts_differ_per_rule_and_network() {
-        let rules = quarantine_rules(&Quarantine::default());
+        let rules = Quarantine::default().rules();
         let mut salts: Vec<String> = rules.iter().map(|r| r.request_salt("p", "default")).collect();
         salts.extend(rules.iter().map(|r| r.request_salt("p", "other")));
-        salts.push(forensic_ssh_rule(&ForensicSsh::default()).request_salt("p", "default"));
+        salts.push(ForensicSsh::default().rule().request_salt("p", "default"));
         let distinct: std::collections::BTreeSet<&String> = salts.iter().collect();
         assert_eq!(distinct.len(), salts.len(), "{salts:?}");
     }

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::action::{Action, Labels};
 use crate::requests::{PlannedRequest, incident_label, req};
 use crate::target::ClusterRef;
 
@@ -29,18 +28,6 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "riposte")
 
 /// Content type of the patches riposte sends (RFC 7386 JSON merge patch).
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
-
-/// The labels `label_pod` merges into the pod: the incident label plus the policy's labels
-/// (`quarantine=true` when the policy names none).
-pub fn pod_labels(params: &Labels, incident_id: &str) -> BTreeMap<String, String> {
-    let mut labels = if params.labels.is_empty() {
-        BTreeMap::from([(QUARANTINE_LABEL.0.to_string(), QUARANTINE_LABEL.1.to_string())])
-    } else {
-        params.labels.clone()
-    };
-    labels.insert(INCIDENT_LABEL.into(), incident_label(incident_id));
-    labels
-}
 
 /// A merge patch setting (`Some`) or removing (`None`) pod labels, checked against `uid` when known.
 pub fn labels_patch(labels: &BTreeMap<String, Option<String>>, uid: Option<&str>) -> Value {
@@ -118,177 +105,40 @@ pub fn eviction(namespace: &str, name: &str, uid: &str, grace_period_seconds: Op
     })
 }
 
-const API: &str = "https://${cluster.endpoint}";
+/// The cluster's API server, known once the cluster is read.
+pub(crate) const API: &str = "https://${cluster.endpoint}";
 const CONTAINER: &str = "https://container.googleapis.com/v1";
 
-fn request(method: &str, url: String, body: Option<Value>) -> PlannedRequest {
+/// A request to the cluster; patches are merge patches.
+pub(crate) fn request(method: &str, url: String, body: Option<Value>) -> PlannedRequest {
     let mut r = req(method, url, body);
     r.content_type = (method == "PATCH").then(|| MERGE_PATCH.to_string());
     r
 }
 
-fn uid_or_placeholder(uid: Option<&str>, what: &str) -> String {
+/// The UID recorded at plan time, or the placeholder of the field it is read from.
+pub(crate) fn uid_or_placeholder(uid: Option<&str>, what: &str) -> String {
     uid.map_or_else(|| format!("${{{what}.metadata.uid}}"), str::to_string)
 }
 
-/// The requests a node action sends (`uid`: the node's UID at plan time, when known).
-pub fn node_requests(
-    action: &Action,
-    cluster: &ClusterRef,
-    node: &str,
-    uid: Option<&str>,
-    incident_id: &str,
-) -> Vec<PlannedRequest> {
-    let node_url = format!("{API}/api/v1/nodes/{node}");
-    let mut out = vec![
-        request("GET", format!("{CONTAINER}/{}", cluster.resource_name()), None),
-        request("GET", node_url.clone(), None),
-    ];
-    let cordon = request("PATCH", node_url, Some(cordon_patch(incident_id, uid, "${node.metadata.resourceVersion}")))
-        .note("unless the node is already unschedulable");
-    match action {
-        Action::CordonNode(_) => out.push(cordon),
-        Action::DrainNode(g) => {
-            out.push(cordon);
-            out.push(request("GET", format!("{API}/api/v1/pods?fieldSelector=spec.nodeName%3D{node}"), None));
-            let eviction = eviction(
-                "${pod.metadata.namespace}",
-                "${pod.metadata.name}",
-                "${pod.metadata.uid}",
-                g.grace_period_seconds,
-            );
-            out.push(
-                request(
-                    "POST",
-                    format!("{API}/api/v1/namespaces/${{pod.metadata.namespace}}/pods/${{pod.metadata.name}}/eviction"),
-                    Some(eviction),
-                )
-                .note("for each pod on the node except DaemonSet, mirror and quarantined pods; a PodDisruptionBudget refusal (429) is retried within a bound"),
-            );
-        }
-        _ => {}
-    }
-    out
+/// The cluster's read (its endpoint and CA), first of every Kubernetes step.
+pub(crate) fn read_cluster(cluster: &ClusterRef) -> PlannedRequest {
+    request("GET", format!("{CONTAINER}/{}", cluster.resource_name()), None)
 }
 
-/// The requests a pod action sends (`uid`: the pod's UID at plan time, when known).
-pub fn pod_requests(
-    action: &Action,
-    cluster: &ClusterRef,
-    namespace: &str,
-    pod: &str,
-    uid: Option<&str>,
-    incident_id: &str,
-) -> Vec<PlannedRequest> {
-    let mut out = vec![request("GET", format!("{CONTAINER}/{}", cluster.resource_name()), None)];
-    let pod_url = format!("{API}/api/v1/namespaces/{namespace}/pods/{pod}");
-    match action {
-        Action::LabelPod(p) => {
-            let labels = pod_labels(p, incident_id).into_iter().map(|(k, v)| (k, Some(v))).collect();
-            out.push(request("PATCH", pod_url, Some(labels_patch(&labels, uid))));
-        }
-        Action::IsolatePod(_) => {
-            out.push(
-                request(
-                    "POST",
-                    format!("{API}/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"),
-                    Some(isolation_policy(namespace, incident_id)),
-                )
-                .note("409 AlreadyExists with the same spec counts as done"),
-            );
-            let labels = BTreeMap::from([(ISOLATE_LABEL.to_string(), Some(incident_label(incident_id)))]);
-            out.push(request("PATCH", pod_url, Some(labels_patch(&labels, uid))));
-        }
-        Action::DeletePod(g) => {
-            let options = delete_options(g.grace_period_seconds, &uid_or_placeholder(uid, "pod"), None);
-            out.push(request("DELETE", pod_url, Some(options)).note("404 counts as done"));
-        }
-        Action::DeleteWorkload(_) => {
-            out.push(request("GET", pod_url, None));
-            out.push(
-                request("GET", format!("{API}/apis/apps/v1/namespaces/{namespace}/replicasets/${{owner.name}}"), None)
-                    .note("when the pod's controller is a ReplicaSet (its Deployment is deleted) or a Job (batch/v1 jobs: its CronJob is deleted)"),
-            );
-            out.push(
-                request(
-                    "DELETE",
-                    format!("{API}/apis/${{owner.group}}/${{owner.version}}/namespaces/{namespace}/${{owner.resource}}/${{owner.name}}"),
-                    Some(delete_options(None, "${owner.metadata.uid}", Some("Foreground"))),
-                )
-                .note("the top controller: Deployment, ReplicaSet, StatefulSet, DaemonSet, CronJob or Job; 404 counts as done"),
-            );
-        }
-        _ => {}
-    }
-    out
+/// `https://${cluster.endpoint}/api/v1/nodes/{node}`.
+pub(crate) fn node_url(node: &str) -> String {
+    format!("{API}/api/v1/nodes/{node}")
 }
 
-/// The requests that undo a node action (`riposte incident release`).
-pub fn node_release_requests(action: &Action, cluster: &ClusterRef, node: &str) -> Vec<PlannedRequest> {
-    let Action::CordonNode(_) = action else { return Vec::new() };
-    let node_url = format!("{API}/api/v1/nodes/{node}");
-    vec![
-        request("GET", format!("{CONTAINER}/{}", cluster.resource_name()), None),
-        request("GET", node_url.clone(), None),
-        request("PATCH", node_url, Some(uncordon_patch("${node.metadata.resourceVersion}")))
-            .note(&format!("only if the node's {CORDONED_BY} annotation names this incident")),
-    ]
-}
-
-/// The requests that undo a pod action (`riposte incident release`).
-pub fn pod_release_requests(
-    action: &Action,
-    cluster: &ClusterRef,
-    namespace: &str,
-    pod: &str,
-    uid: Option<&str>,
-    incident_id: &str,
-) -> Vec<PlannedRequest> {
-    let pod_url = format!("{API}/api/v1/namespaces/{namespace}/pods/{pod}");
-    let unlabel = |keys: Vec<String>| {
-        let labels = keys.into_iter().map(|k| (k, None)).collect();
-        request("PATCH", pod_url.clone(), Some(labels_patch(&labels, uid)))
-            .note("only the labels that still hold riposte's values; 404 (pod gone) counts as done")
-    };
-    let mut out = vec![
-        request("GET", format!("{CONTAINER}/{}", cluster.resource_name()), None),
-        request("GET", pod_url.clone(), None),
-    ];
-    match action {
-        Action::LabelPod(p) => out.push(unlabel(pod_labels(p, incident_id).into_keys().collect())),
-        Action::IsolatePod(_) => {
-            out.push(
-                request(
-                    "DELETE",
-                    format!(
-                        "{API}/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{}",
-                        isolation_policy_name(incident_id)
-                    ),
-                    None,
-                )
-                .note("404 counts as done"),
-            );
-            out.push(unlabel(vec![ISOLATE_LABEL.to_string()]));
-        }
-        _ => return Vec::new(),
-    }
-    out
+/// `https://${cluster.endpoint}/api/v1/namespaces/{namespace}/pods/{pod}`.
+pub(crate) fn pod_url(namespace: &str, pod: &str) -> String {
+    format!("{API}/api/v1/namespaces/{namespace}/pods/{pod}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn label_pod_adds_the_incident_label_and_defaults_to_quarantine() {
-        let labels = pod_labels(&Labels::default(), "20261122-101010-ab12cd34");
-        assert_eq!(labels.get("quarantine").map(String::as_str), Some("true"));
-        assert_eq!(labels.get(INCIDENT_LABEL).map(String::as_str), Some("20261122-101010-ab12cd34"));
-        let custom = Labels { labels: BTreeMap::from([("hold".into(), "yes".into())]) };
-        let labels = pod_labels(&custom, "i");
-        assert!(!labels.contains_key("quarantine"), "the policy's labels replace the default");
-        assert_eq!(labels.len(), 2);
-    }
 
     #[test]
     fn the_isolation_policy_selects_only_this_incidents_pod_and_denies_both_directions() {

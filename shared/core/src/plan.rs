@@ -9,7 +9,6 @@ use crate::alert::Alert;
 use crate::incident::{Approval, ApprovalState, Incident, Step, StepStatus, Tally, digest};
 use crate::locate::Placement;
 use crate::policy::{Defaults, Policy};
-use crate::requests::render;
 use crate::target::Target;
 
 /// The incident key of `alert` under `policy`: a hash of the policy name and its group_by values,
@@ -66,7 +65,7 @@ pub fn plan_located(
                 Target::resolve(action.target_kind(), hints, placement).and_then(|t| protect(action, t, defaults));
             let (target, status, requests) = match resolved {
                 Ok(t) => {
-                    let requests = render(action, &t, &id, &idempotency_key);
+                    let requests = action.requests(&t, &id, &idempotency_key);
                     let status = if gated { StepStatus::AwaitingApproval } else { StepStatus::Pending };
                     (Some(t), status, requests)
                 }

@@ -9,7 +9,7 @@ use google_cloud_compute_v1::model::firewall::Direction;
 use google_cloud_compute_v1::model::network_interface::StackType;
 use riposte_core::action::{ForensicSsh, Quarantine};
 use riposte_core::executor::ExecError;
-use riposte_core::firewall::{FirewallRule, RuleFor, forensic_ssh_rule, quarantine_rules};
+use riposte_core::firewall::{FirewallRule, RuleFor};
 use riposte_core::names::{ProjectId, is_gce_resource_name};
 use riposte_core::requests::request_id;
 
@@ -158,7 +158,7 @@ impl ComputeExecutor {
         let ipv6 = has_ipv6(vm);
         let mut rules = Vec::new();
         for net in &nets {
-            for rule in quarantine_rules(q) {
+            for rule in q.rules() {
                 if rule.created_for == RuleFor::Ipv6 && !ipv6 {
                     continue;
                 }
@@ -198,7 +198,7 @@ impl ComputeExecutor {
         // The SSH rule goes on the network of the first interface, where the forensics host reaches it.
         let nets = networks(vm)?;
         let Some(net) = nets.first() else { return Err(ExecError::Permanent(format!("{} has no network", vm.path()))) };
-        let spec = forensic_ssh_rule(f);
+        let spec = f.rule();
         let rule = firewall(&spec, net)?;
         let rid = request_id(ctx.key, &spec.request_salt(&net.project, &net.name));
         let (name, created) = self.ensure_rule(&net.project, &rule, &rid).await?;
@@ -278,8 +278,8 @@ mod tests {
     #[test]
     fn each_rule_sent_is_the_body_the_dry_run_shows() {
         let net = default_network();
-        let mut rules = quarantine_rules(&Quarantine::default());
-        rules.push(forensic_ssh_rule(&ForensicSsh::default()));
+        let mut rules = Quarantine::default().rules();
+        rules.push(ForensicSsh::default().rule());
         for rule in &rules {
             let sent = firewall(rule, &net).expect("a valid Firewall");
             let shown = rule.body(&rule.name_on(&net.name), &net.url);

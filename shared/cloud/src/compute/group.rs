@@ -9,9 +9,10 @@ use std::time::Instant;
 use google_cloud_compute_v1::model::{
     InstanceGroupManagersAbandonInstancesRequest, InstanceGroupManagersDeleteInstancesRequest,
 };
+use riposte_core::action::{AbandonInstance, DeleteInstance};
 use riposte_core::executor::ExecError;
 use riposte_core::names::{Zone, is_gce_resource_name};
-use riposte_core::requests::{OncePerStep, group_member};
+use riposte_core::requests::group_member;
 
 use super::call::with_retries;
 use super::instance::{Vm, last_segment};
@@ -114,7 +115,7 @@ impl ComputeExecutor {
         }
         let body =
             InstanceGroupManagersAbandonInstancesRequest::new().set_instances([group_member(&vm.zone, &vm.name)]);
-        let rid = OncePerStep::Abandon.request_id(ctx.key);
+        let rid = AbandonInstance::request_id(ctx.key);
         let what = format!("abandoning {} from group {}", vm.path(), group.name);
         let op = with_retries(&self.settings.retry, || {
             self.clients
@@ -151,7 +152,7 @@ impl ComputeExecutor {
             _ => None,
         };
         let Some(group) = group else {
-            let rid = OncePerStep::Delete.request_id(ctx.key);
+            let rid = DeleteInstance::direct_request_id(ctx.key);
             let op = with_retries(&self.settings.retry, || {
                 self.clients
                     .instances
@@ -169,7 +170,7 @@ impl ComputeExecutor {
             return Ok(format!("deleted {} directly (not a member of a managed instance group)", vm.path()));
         };
         let body = InstanceGroupManagersDeleteInstancesRequest::new().set_instances([group_member(&vm.zone, &vm.name)]);
-        let rid = OncePerStep::DeleteThroughGroup.request_id(ctx.key);
+        let rid = DeleteInstance::through_group_request_id(ctx.key);
         let op = with_retries(&self.settings.retry, || {
             self.clients
                 .groups

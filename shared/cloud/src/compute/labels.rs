@@ -4,15 +4,13 @@
 //! merges again. The `requestId` is derived from the step's key *and* the fingerprint: the same
 //! state gives the same request (a crash-retry is recognised), a new state a new one.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::future::Either;
 use google_cloud_compute_v1::model::{Instance, InstancesSetLabelsRequest, Tags};
-use riposte_core::action::Labels;
+use riposte_core::action::LabelInstance;
 use riposte_core::executor::ExecError;
-use riposte_core::requests::{INCIDENT_LABEL_KEY, incident_label, request_id};
+use riposte_core::requests::{INCIDENT_LABEL_KEY, request_id};
 
 use super::call::with_retries;
 use super::instance::Vm;
@@ -49,13 +47,6 @@ fn fingerprint(bytes: Option<&[u8]>) -> String {
     bytes.map(|b| STANDARD.encode(b)).unwrap_or_default()
 }
 
-/// The labels `label_instance` sets: the policy's and `riposte-incident`.
-fn riposte_labels(p: &Labels, incident_id: &str) -> BTreeMap<String, String> {
-    let mut labels: BTreeMap<String, String> = p.labels.clone();
-    labels.insert(INCIDENT_LABEL_KEY.into(), incident_label(incident_id));
-    labels
-}
-
 /// Writing `labels` over the instance's, with the fingerprint read (also returned, for the
 /// requestId).
 fn labels_write(instance: &Instance, labels: impl IntoIterator<Item = (String, String)>) -> (String, Write) {
@@ -76,11 +67,11 @@ impl ComputeExecutor {
     pub(crate) async fn label_instance(
         &self,
         vm: &Vm,
-        p: &Labels,
+        p: &LabelInstance,
         ctx: &StepContext<'_>,
         journal: &mut Journal,
     ) -> Result<String, ExecError> {
-        let wanted = riposte_labels(p, ctx.incident_id);
+        let wanted = p.labels_for(ctx.incident_id);
         let merge = |instance: &Instance| {
             let missing = wanted.iter().any(|(k, v)| instance.labels.get(k) != Some(v));
             missing.then(|| {
@@ -119,11 +110,11 @@ impl ComputeExecutor {
     pub(crate) async fn unlabel_instance(
         &self,
         vm: &Vm,
-        p: &Labels,
+        p: &LabelInstance,
         ctx: &StepContext<'_>,
         journal: &mut Journal,
     ) -> Result<String, ExecError> {
-        let ours = riposte_labels(p, ctx.incident_id);
+        let ours = p.labels_for(ctx.incident_id);
         let newer = std::sync::Mutex::new(None);
         let unmerge = |instance: &Instance| {
             let current = instance.labels.get(INCIDENT_LABEL_KEY);

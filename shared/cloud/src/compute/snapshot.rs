@@ -9,10 +9,10 @@ use futures_util::future::{Either, join_all};
 use google_cloud_compute_v1::model::Snapshot;
 use google_cloud_compute_v1::model::attached_disk::Type as DiskType;
 use google_cloud_compute_v1::model::snapshot::Status as SnapshotStatus;
-use riposte_core::action::SnapshotDisks;
+use riposte_core::action::{DiskPlace, SnapshotDisks, snapshot_body, snapshot_name};
 use riposte_core::executor::ExecError;
 use riposte_core::names::{Zone, is_gce_resource_name};
-use riposte_core::requests::{DiskPlace, request_id, snapshot_body, snapshot_name};
+use riposte_core::requests::request_id;
 
 use super::call::with_retries;
 use super::instance::{Vm, last_segment};

@@ -5,11 +5,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use riposte_core::action::{Action, Labels};
+use riposte_core::action::{Action, LabelPod};
 use riposte_core::executor::ExecError;
-use riposte_core::kubernetes::{
-    INCIDENT_LABEL, ISOLATE_LABEL, isolation_policy, isolation_policy_name, labels_patch, pod_labels,
-};
+use riposte_core::kubernetes::{INCIDENT_LABEL, ISOLATE_LABEL, isolation_policy, isolation_policy_name, labels_patch};
 use riposte_core::requests::incident_label;
 
 use super::call::{KubeError, kube_call};
@@ -44,9 +42,9 @@ impl GkeExecutor {
         ns: &str,
         name: &str,
         uid: Option<&str>,
-        params: &Labels,
+        params: &LabelPod,
     ) -> Result<String, ExecError> {
-        let labels = pod_labels(params, s.incident_id);
+        let labels = params.labels_for(s.incident_id);
         let set: BTreeMap<String, Option<String>> = labels.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
         self.patch_pod_labels(s, ns, name, uid, &set).await?;
         let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -125,7 +123,7 @@ impl GkeExecutor {
         action: &Action,
     ) -> Result<String, ExecError> {
         let ours: BTreeMap<String, String> = match action {
-            Action::LabelPod(p) => pod_labels(p, s.incident_id),
+            Action::LabelPod(p) => p.labels_for(s.incident_id),
             _ => BTreeMap::from([(ISOLATE_LABEL.to_string(), incident_label(s.incident_id))]),
         };
         let mut done = Vec::new();

@@ -1,0 +1,66 @@
+//! `cordon_node`: the node marked unschedulable, with the incident that did it recorded on it so
+//! that a release uncordons only what riposte cordoned.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ActionClass, ActionSpec, TargetKind};
+use crate::kubernetes::{CORDONED_BY, cordon_patch, node_url, read_cluster, request, uncordon_patch};
+use crate::requests::PlannedRequest;
+use crate::target::Target;
+
+/// `cordon_node` takes no parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CordonNode {}
+
+/// The reads that start every node step: the cluster, then the node.
+pub(super) fn read_node(target: &Target) -> Option<(Vec<PlannedRequest>, &str, Option<&str>)> {
+    let Target::Node { cluster, node, uid } = target else { return None };
+    Some((vec![read_cluster(cluster), request("GET", node_url(node.as_str()), None)], node.as_str(), uid.as_deref()))
+}
+
+/// The cordon patch of `node`, as cordon and drain send it.
+pub(super) fn cordon(node: &str, uid: Option<&str>, incident_id: &str) -> PlannedRequest {
+    request("PATCH", node_url(node), Some(cordon_patch(incident_id, uid, "${node.metadata.resourceVersion}")))
+        .note("unless the node is already unschedulable")
+}
+
+impl ActionSpec for CordonNode {
+    fn class(&self) -> ActionClass {
+        ActionClass::Safe
+    }
+
+    fn target_kind(&self) -> TargetKind {
+        TargetKind::Node
+    }
+
+    // On GKE, IAM `container.*` permissions authorize Kubernetes API calls alongside RBAC;
+    // `clusters.get` finds the endpoint and CA. Patches are `update`.
+    fn permissions(&self) -> &'static [&'static str] {
+        &["container.clusters.get", "container.nodes.get", "container.nodes.update"]
+    }
+
+    // Undone by writing the same field back: the same calls.
+    fn release_permissions(&self) -> &'static [&'static str] {
+        self.permissions()
+    }
+
+    fn reversal(&self) -> Option<&'static str> {
+        Some("uncordon the node, if this incident cordoned it")
+    }
+
+    fn requests(&self, target: &Target, incident_id: &str, _key: &str) -> Vec<PlannedRequest> {
+        let Some((mut out, node, uid)) = read_node(target) else { return Vec::new() };
+        out.push(cordon(node, uid, incident_id));
+        out
+    }
+
+    fn release_requests(&self, target: &Target, _incident_id: &str) -> Vec<PlannedRequest> {
+        let Some((mut out, node, _)) = read_node(target) else { return Vec::new() };
+        out.push(
+            request("PATCH", node_url(node), Some(uncordon_patch("${node.metadata.resourceVersion}")))
+                .note(&format!("only if the node's {CORDONED_BY} annotation names this incident")),
+        );
+        out
+    }
+}
