@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use riposte_cloud::backoff::Backoff;
 use riposte_cloud::compute::{ComputeExecutor, ComputeSettings, RetryBudget};
+use riposte_core::action::{Action, ActionClass, TargetKind};
 use riposte_core::incident::{Incident, StepStatus};
 use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
@@ -492,15 +493,14 @@ fn implied_by(permission: &str) -> &'static [&'static str] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_permissions_are_exactly_what_the_calls_against_fake_compute_need() {
     use std::collections::BTreeSet;
-    let actions = [
-        ("snapshot_disks", false),
-        ("label_instance", false),
-        ("quarantine_instance", false),
-        ("allow_forensic_ssh", false),
-        ("remove_external_ip", true),
-        ("abandon_instance", true),
-        ("delete_instance", true),
-    ];
+    // Every VM action of the catalogue, so a new one is checked without being listed here.
+    let actions: Vec<(&str, bool)> = riposte_core::action::ACTION_NAMES
+        .iter()
+        .map(|name| serde_json::from_value::<Action>(json!({ *name: {} })).expect("action"))
+        .filter(|a| a.target_kind() == TargetKind::Instance)
+        .map(|a| (a.name(), a.class() == ActionClass::Destructive))
+        .collect();
+    assert_eq!(actions.len(), 7);
     for (action, destructive) in actions {
         let mut used = BTreeSet::new();
         let mut declared = BTreeSet::new();

@@ -15,6 +15,7 @@ use riposte_cloud::backoff::Backoff;
 use riposte_cloud::compute::{ComputeExecutor, ComputeSettings, RetryBudget};
 use riposte_cloud::executor::GoogleCloudExecutor;
 use riposte_cloud::gke::{GkeExecutor, GkeSettings, KubeLocator, KubeToken};
+use riposte_core::action::{Action, ActionClass, TargetKind};
 use riposte_core::admission::{Admission, AdmissionParts};
 use riposte_core::executor::Executor;
 use riposte_core::incident::{Incident, StepStatus};
@@ -600,9 +601,16 @@ fn permission_for(method: &str, path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kubernetes_call_is_covered_by_the_declared_permissions_against_fake_gke() {
     use riposte_core::locate::LOCATE_PERMISSIONS;
-    for action in ["cordon_node", "label_pod", "isolate_pod", "drain_node", "delete_pod", "delete_workload"] {
+    // Every node and pod action of the catalogue, so a new one is checked without being listed here.
+    let actions: Vec<Action> = riposte_core::action::ACTION_NAMES
+        .iter()
+        .map(|name| serde_json::from_value::<Action>(serde_json::json!({ *name: {} })).expect("action"))
+        .filter(|a| a.target_kind() != TargetKind::Instance)
+        .collect();
+    assert_eq!(actions.len(), 6);
+    for action in actions.iter().map(|a| (a.name(), a.class() == ActionClass::Destructive)) {
+        let (action, destructive) = action;
         let h = harness().await;
-        let destructive = matches!(action, "drain_node" | "delete_pod" | "delete_workload");
         let yaml = if destructive { policy(&[], &[action], false) } else { policy(&[action], &[], false) };
         let id = h.intake(&yaml, &pod_only_alert()).await;
         let located: Vec<String> = h
