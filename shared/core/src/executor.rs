@@ -7,13 +7,45 @@ use async_trait::async_trait;
 
 use crate::incident::{Incident, Step, StepReport};
 
+/// A call to Google Cloud or to a cluster that failed, as the server reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFailure {
+    /// What the step was doing (`snapshot of disk zones/z/disks/d`).
+    pub what: String,
+    /// The HTTP status, when the server answered (none: transport failure or timeout).
+    pub status: Option<u16>,
+    /// The API's reason (`conditionNotMet`, `alreadyExists`, `Forbidden`, `timeout`, …).
+    pub reason: String,
+    /// The server's message.
+    pub message: String,
+}
+
+impl std::fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(code) => write!(f, "{}: HTTP {code} {}: {}", self.what, self.reason, self.message),
+            None => write!(f, "{}: {}", self.what, self.message),
+        }
+    }
+}
+
 /// Why a step did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
-    /// Worth retrying with the same idempotency key (429, 5xx, timeouts).
+    /// A call failed; `retryable` when repeating it with the same idempotency key may succeed
+    /// (429, 5xx, timeouts).
+    #[error("{failure}")]
+    Call {
+        /// The call and the server's answer.
+        failure: CallFailure,
+        /// Worth retrying.
+        retryable: bool,
+    },
+    /// Worth retrying with the same idempotency key (an operation still running, a resource
+    /// still changing).
     #[error("{0}")]
     Retryable(String),
-    /// Retrying cannot help (403, invalid target, conflicting firewall rule).
+    /// Retrying cannot help (an invalid target, a conflicting firewall rule).
     #[error("{0}")]
     Permanent(String),
     /// The target cannot be resolved (the VM no longer exists, its group cannot be found): the step
@@ -23,12 +55,17 @@ pub enum ExecError {
 }
 
 impl ExecError {
+    /// Whether the step is worth running again with the same idempotency key.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ExecError::Retryable(_) | ExecError::Call { retryable: true, .. })
+    }
+
     /// A bounded label for metrics and logs.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            ExecError::Retryable(_) => "retryable",
-            ExecError::Permanent(_) => "permanent",
             ExecError::Skip(_) => "skipped",
+            e if e.is_retryable() => "retryable",
+            _ => "permanent",
         }
     }
 }

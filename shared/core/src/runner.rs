@@ -294,7 +294,7 @@ impl Runner {
         crate::crash::point("step-executed").await;
         let (status, report) = match result {
             Ok(report) => (StepStatus::Done, Some(report)),
-            Err(ExecError::Retryable(e)) if step.attempts < self.max_attempts => {
+            Err(e) if e.is_retryable() && step.attempts < self.max_attempts => {
                 tracing::warn!(incident = %incident.id, step = index, attempt = step.attempts, error = %e, "step will be retried");
                 (StepStatus::Pending, None)
             }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use google_cloud_gax::error::Error as GaxError;
-use riposte_core::executor::ExecError;
+use riposte_core::executor::{CallFailure, ExecError};
 use serde_json::Value;
 
 pub use crate::retry::RetryBudget;
@@ -53,13 +53,12 @@ impl ApiError {
         self.status == Some(412)
     }
 
-    /// The step error for a failure the step cannot work around.
+    /// The step error for a failure the step cannot work around, keeping what the server said.
     pub fn into_exec(self, what: &str) -> ExecError {
-        let text = match self.status {
-            Some(code) => format!("{what}: HTTP {code} {}: {}", self.reason, self.message),
-            None => format!("{what}: {}", self.message),
-        };
-        if self.transient() { ExecError::Retryable(text) } else { ExecError::Permanent(text) }
+        let retryable = self.transient();
+        let failure =
+            CallFailure { what: what.to_string(), status: self.status, reason: self.reason, message: self.message };
+        ExecError::Call { failure, retryable }
     }
 }
 
@@ -94,4 +93,37 @@ where
         async move { call.await.map_err(|e| ApiError::from_gax(&e)) }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(status: Option<u16>, reason: &str) -> ApiError {
+        ApiError { status, reason: reason.into(), message: "m".into() }
+    }
+
+    /// The step error keeps what Compute said, and whether the same request may succeed later.
+    #[test]
+    fn a_failed_call_becomes_a_step_error_that_keeps_status_and_reason() {
+        let ExecError::Call { failure: f, retryable } = failure(Some(403), "forbidden").into_exec("setting tags")
+        else {
+            panic!("a call failure")
+        };
+        assert_eq!((f.status, f.reason.as_str(), retryable), (Some(403), "forbidden", false));
+        assert_eq!(f.to_string(), "setting tags: HTTP 403 forbidden: m");
+        for (status, reason, retry) in [
+            (Some(429), "rateLimitExceeded", true),
+            (Some(503), "backendError", true),
+            (None, "transport", true),
+            (Some(409), "alreadyExists", false),
+            (Some(409), "resourceInUseByAnotherResource", true),
+            (Some(400), "resourceNotReady", true),
+            (Some(400), "invalid", false),
+        ] {
+            let e = failure(status, reason).into_exec("x");
+            assert_eq!(e.is_retryable(), retry, "{status:?} {reason}");
+            assert_eq!(e.metric_label(), if retry { "retryable" } else { "permanent" });
+        }
+    }
 }

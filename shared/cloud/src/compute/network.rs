@@ -22,6 +22,10 @@ fn with_removed(e: ExecError, removed: &[String]) -> ExecError {
         ExecError::Retryable(m) => ExecError::Retryable(done + &m),
         ExecError::Permanent(m) => ExecError::Permanent(done + &m),
         ExecError::Skip(m) => ExecError::Skip(done + &m),
+        ExecError::Call { mut failure, retryable } => {
+            failure.what = done + &failure.what;
+            ExecError::Call { failure, retryable }
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use google_cloud_compute_v1::model::Operation;
 use google_cloud_compute_v1::model::operation::Status;
-use riposte_core::executor::ExecError;
+use riposte_core::executor::{CallFailure, ExecError};
 
 use super::ComputeExecutor;
 use super::call::{RetryBudget, with_retries};
@@ -24,7 +24,13 @@ impl OperationFailed {
     /// The step error: an operation's error is final for its `requestId` (repeating the request
     /// returns the same failed operation), so it is not retried.
     pub fn into_exec(self, what: &str) -> ExecError {
-        ExecError::Permanent(format!("{what}: the operation failed: {}", self.message))
+        let failure = CallFailure {
+            what: format!("{what}: the operation failed"),
+            status: None,
+            reason: self.code,
+            message: self.message,
+        };
+        ExecError::Call { failure, retryable: false }
     }
 }
 

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use riposte_core::executor::ExecError;
+use riposte_core::executor::{CallFailure, ExecError};
 
 use crate::retry::{self, Failure, RetryBudget};
 
@@ -58,13 +58,12 @@ impl KubeError {
         self.status == Some(429) && self.message.contains("disruption budget")
     }
 
-    /// The step error for a failure the step cannot work around.
+    /// The step error for a failure the step cannot work around, keeping what the server said.
     pub fn into_exec(self, what: &str) -> ExecError {
-        let text = match self.status {
-            Some(code) => format!("{what}: HTTP {code} {}: {}", self.reason, self.message),
-            None => format!("{what}: {}", self.message),
-        };
-        if self.transient() { ExecError::Retryable(text) } else { ExecError::Permanent(text) }
+        let retryable = self.transient();
+        let failure =
+            CallFailure { what: what.to_string(), status: self.status, reason: self.reason, message: self.message };
+        ExecError::Call { failure, retryable }
     }
 }
 
@@ -93,4 +92,31 @@ where
         async move { call.await.map_err(|e| KubeError::from_kube(&e)) }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PodDisruptionBudget's 429 is drain's to retry, not the call's; the step error keeps the
+    /// API server's status and reason.
+    #[test]
+    fn kubernetes_failures_keep_status_and_reason_and_a_pdb_refusal_is_not_throttling() {
+        let pdb = KubeError {
+            status: Some(429),
+            reason: "TooManyRequests".into(),
+            message: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+        };
+        assert!(pdb.disruption_budget() && !pdb.transient());
+        let throttled = KubeError { status: Some(429), reason: "TooManyRequests".into(), message: "slow down".into() };
+        assert!(throttled.transient());
+        let ExecError::Call { failure, retryable } = throttled.into_exec("patching node n") else { panic!("a call") };
+        assert_eq!((failure.status, failure.reason.as_str(), retryable), (Some(429), "TooManyRequests", true));
+        let conflict = KubeError {
+            status: Some(409),
+            reason: "Conflict".into(),
+            message: "Precondition failed: UID in precondition: a, UID in object meta: b".into(),
+        };
+        assert!(conflict.uid_changed() && !conflict.stale() && !conflict.into_exec("x").is_retryable());
+    }
 }

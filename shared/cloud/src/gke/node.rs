@@ -71,6 +71,14 @@ enum Evicted {
     Refused(String),
 }
 
+/// What a node step makes of the node it read.
+enum NodeChange {
+    /// Send this merge patch; the step then reports the message.
+    Patch(serde_json::Value, String),
+    /// Nothing to send: the node already is as the step wants it, or must be left as it is.
+    Unchanged(String),
+}
+
 impl GkeExecutor {
     /// Reads node `name`, skipping the step when it is gone or is not the node the alert named.
     async fn read_node(&self, nodes: &Api<Node>, name: &str, uid: Option<&str>) -> Result<Node, ExecError> {
@@ -101,15 +109,15 @@ impl GkeExecutor {
         name: &str,
         uid: Option<&str>,
         what: &str,
-        decide: impl Fn(&Node, &str) -> Result<(serde_json::Value, String), String>,
+        decide: impl Fn(&Node, &str) -> NodeChange,
     ) -> Result<String, ExecError> {
         let nodes: Api<Node> = Api::all(s.client.clone());
         for _ in 0..STALE_TRIES {
             let node = self.read_node(&nodes, name, uid).await?;
             let rv = node.metadata.resource_version.clone().unwrap_or_default();
             let (body, done) = match decide(&node, &rv) {
-                Ok(change) => change,
-                Err(unchanged) => return Ok(unchanged),
+                NodeChange::Patch(body, done) => (body, done),
+                NodeChange::Unchanged(outcome) => return Ok(outcome),
             };
             s.sent("PATCH", format!("/api/v1/nodes/{name}"), Some(body.clone()));
             let params = PatchParams { dry_run: s.dry_run, ..PatchParams::default() };
@@ -136,13 +144,13 @@ impl GkeExecutor {
         self.change_node(s, name, uid, "cordon", |node, rv| {
             if node.spec.as_ref().and_then(|spec| spec.unschedulable) == Some(true) {
                 let by = node.metadata.annotations.as_ref().and_then(|a| a.get(CORDONED_BY));
-                return Err(if by == Some(&ours) {
+                return NodeChange::Unchanged(if by == Some(&ours) {
                     format!("node {name} is cordoned (by this incident)")
                 } else {
                     format!("node {name} was already unschedulable; left as it was (release will not uncordon it)")
                 });
             }
-            Ok((cordon_patch(&incident, uid, rv), format!("cordoned node {name}")))
+            NodeChange::Patch(cordon_patch(&incident, uid, rv), format!("cordoned node {name}"))
         })
         .await
     }
@@ -157,9 +165,9 @@ impl GkeExecutor {
         let ours = incident_label(s.incident_id);
         self.change_node(s, name, uid, "uncordon", |node, rv| {
             if node.metadata.annotations.as_ref().and_then(|a| a.get(CORDONED_BY)) != Some(&ours) {
-                return Err(format!("node {name} left as it is: this incident did not cordon it"));
+                return NodeChange::Unchanged(format!("node {name} left as it is: this incident did not cordon it"));
             }
-            Ok((uncordon_patch(rv), format!("uncordoned node {name}")))
+            NodeChange::Patch(uncordon_patch(rv), format!("uncordoned node {name}"))
         })
         .await
     }
