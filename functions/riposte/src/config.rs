@@ -87,6 +87,8 @@ pub mod vars {
     pub const SWEEP_INVOKER: &str = "RIPOSTE_SWEEP_INVOKER";
     /// Where Google's token-signing keys are fetched (default: Google's; tests point it elsewhere).
     pub const SWEEP_JWKS_URL: &str = "RIPOSTE_SWEEP_JWKS_URL";
+    /// `host:port` of the Firestore emulator: the Firestore store uses it instead of Google's.
+    pub const FIRESTORE_EMULATOR_HOST: &str = "FIRESTORE_EMULATOR_HOST";
     /// Set by Cloud Run.
     pub const K_SERVICE: &str = "K_SERVICE";
     /// Set by AWS Lambda (and its emulators): where the Runtime API is.
@@ -107,7 +109,7 @@ impl<'a> Lookup<'a> {
     }
 
     /// The value of `name`, unless unset or empty.
-    fn get(self, name: &str) -> Option<String> {
+    pub fn get(self, name: &str) -> Option<String> {
         (self.0)(name).filter(|v| !v.is_empty())
     }
 }
@@ -376,6 +378,12 @@ pub struct EnvConfig {
     pub connections: ConnectionLimits,
     /// Bytes of intake bodies buffered at once.
     pub intake_buffer_bytes: usize,
+    /// The policy file (`RIPOSTE_POLICY`); the embedded example when unset.
+    pub policy: Option<PathBuf>,
+    /// Secret Manager endpoint override.
+    pub secret_manager_endpoint: Option<String>,
+    /// `host:port` of the Firestore emulator (`FIRESTORE_EMULATOR_HOST`), for the start-up line.
+    pub firestore_emulator: Option<String>,
 }
 
 impl std::fmt::Debug for EnvConfig {
@@ -570,6 +578,9 @@ impl EnvConfig {
             sweep_oidc,
             connections,
             intake_buffer_bytes,
+            policy: lookup.get(vars::POLICY).map(PathBuf::from),
+            secret_manager_endpoint: lookup.get(vars::SECRET_MANAGER_ENDPOINT),
+            firestore_emulator: lookup.get(vars::FIRESTORE_EMULATOR_HOST),
         })
     }
 }
@@ -611,6 +622,21 @@ mod tests {
         assert_eq!(c.intake_buffer_bytes, 64 << 20);
         assert!(c.signing_key.is_none() && c.public_url.is_none() && c.admin_token.is_none());
         assert_eq!(c.credentials.unauthenticated().len(), 3, "every intake endpoint is open on a workstation");
+    }
+
+    #[test]
+    fn the_policy_file_secret_manager_and_firestore_emulator_come_from_the_settings_too() {
+        let c = config(&[
+            (vars::POLICY, "/etc/riposte/policy.yaml"),
+            (vars::SECRET_MANAGER_ENDPOINT, "http://127.0.0.1:9010"),
+            (vars::FIRESTORE_EMULATOR_HOST, "127.0.0.1:8686"),
+        ])
+        .expect("valid");
+        assert_eq!(c.policy.as_deref(), Some(std::path::Path::new("/etc/riposte/policy.yaml")));
+        assert_eq!(c.secret_manager_endpoint.as_deref(), Some("http://127.0.0.1:9010"));
+        assert_eq!(c.firestore_emulator.as_deref(), Some("127.0.0.1:8686"));
+        let bare = config(&[]).expect("valid");
+        assert!(bare.policy.is_none() && bare.secret_manager_endpoint.is_none() && bare.firestore_emulator.is_none());
     }
 
     #[test]

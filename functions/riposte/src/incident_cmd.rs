@@ -69,7 +69,9 @@ fn open(state_dir: &Path) -> Result<Source, CliError> {
         return Err(CliError::Usage(errors.join("; ")));
     }
     if let StoreChoice::Firestore { project } = choice {
-        let store = FirestoreStore::from_environment(&project).map_err(|e| CliError::Usage(e.to_string()))?;
+        let emulator = Lookup::process().get(vars::FIRESTORE_EMULATOR_HOST);
+        let store =
+            FirestoreStore::connect(&project, emulator.as_deref()).map_err(|e| CliError::Usage(e.to_string()))?;
         return Ok(Source::Store(Box::new(store)));
     }
     if !state_dir.join("riposte.redb").exists() {

@@ -5,17 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use std::collections::BTreeMap;
-
-use riposte_cloud::firestore::FirestoreStore;
-use riposte_cloud::secrets::{SecretManager, resolve_all};
-use riposte_core::approval::Keys;
-
-use riposte_core::store::{EmbeddedStore, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EnvConfig, Platform, StoreChoice, default_state_dir, vars};
-use crate::startup::{Application, Parts};
+use crate::config::{EnvConfig, Lookup, Platform, StoreChoice, default_state_dir, vars};
+use crate::startup::{Application, Parts, Supplied};
 use crate::{CliError, load_policies};
 
 /// Options of `riposte serve`.
@@ -49,77 +42,28 @@ pub fn info_path(state_dir: &Path) -> PathBuf {
 
 /// Runs the server until SIGTERM or Ctrl-C; on AWS Lambda, serves the Runtime API's events instead.
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
-    let env = EnvConfig::from_env()?;
+    let lookup = Lookup::process();
+    let env = EnvConfig::from_lookup(lookup)?;
     crate::logging::init(env.json_logs);
-    let policy_path = args.policy.or_else(|| std::env::var_os(vars::POLICY).map(PathBuf::from));
-    let (policies, origin) = load_policies(policy_path.as_deref())?;
+    let (policies, origin) = load_policies(args.policy.as_deref().or(env.policy.as_deref()))?;
     let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve(env, policies, origin, state_dir, args.port))
+    runtime.block_on(serve(env, lookup, policies, origin, state_dir, args.port))
 }
 
 async fn serve(
     env: EnvConfig,
+    lookup: Lookup<'static>,
     policies: riposte_core::policy::PolicySet,
     origin: String,
     state_dir: PathBuf,
     port: Option<u16>,
 ) -> Result<(), CliError> {
-    let (store, store_note): (Arc<dyn Store>, String) = match &env.store {
-        StoreChoice::Embedded => {
-            let store = EmbeddedStore::open(&state_dir).map_err(|e| match e {
-                StoreError::Locked(path) => CliError::Usage(format!(
-                    "the store {path} is in use by another `riposte serve`; stop it or pass another --state-dir"
-                )),
-                other => CliError::Runtime(other.to_string()),
-            })?;
-            if env.platform.is_managed() {
-                tracing::warn!(
-                    platform = env.platform.name(),
-                    "the embedded store lives on this instance's disk: state is lost when the platform replaces the instance, and instances do not share it (set RIPOSTE_STORE=firestore)"
-                );
-            }
-            (Arc::new(store), state_dir.join("riposte.redb").display().to_string())
-        }
-        StoreChoice::Firestore { project } => {
-            let store = FirestoreStore::from_environment(project).map_err(|e| CliError::Usage(e.to_string()))?;
-            // Fail at start, not at the first alert, when Firestore cannot be reached.
-            store.list(1).await.map_err(|e| CliError::Runtime(format!("cannot read the Firestore store: {e}")))?;
-            let place = std::env::var("FIRESTORE_EMULATOR_HOST").ok().filter(|h| !h.is_empty()).map_or_else(
-                || format!("Firestore in {project}"),
-                |h| format!("the Firestore emulator at {h}, project {project}"),
-            );
-            (Arc::new(store), place)
-        }
-    };
-    // Secrets given as `sm://projects/P/secrets/S` are read from Secret Manager, all at start.
-    let mut wanted: Vec<(String, String)> = policies
-        .notifiers
-        .values()
-        .filter_map(|n| n.url_env())
-        .filter_map(|var| std::env::var(var).ok().map(|v| (var.to_string(), v)))
-        .collect();
-    if let Some(k) = &env.signing_key {
-        wanted.push((vars::SIGNING_KEY.to_string(), k.clone()));
-    }
-    let endpoint = std::env::var(vars::SECRET_MANAGER_ENDPOINT).ok();
-    let resolved: BTreeMap<String, String> =
-        resolve_all(wanted, || SecretManager::from_environment(endpoint.as_deref()))
-            .await
-            .map_err(|errors| CliError::Usage(format!("cannot read secrets:\n  - {}", errors.join("\n  - "))))?
-            .into_iter()
-            .collect();
-    let notifiers = riposte_cloud::notify::build(
-        &policies.notifiers,
-        |name| resolved.get(name).cloned(),
-        !env.platform.is_managed(),
-    )
-    .map_err(|errors| CliError::Usage(format!("invalid notifier configuration:\n  - {}", errors.join("\n  - "))))?;
-    let crate::executor::Built { executor, locator, note: executor_note } =
-        crate::executor::build(&env.executor).await?;
+    let Supplied { store, store_note, executor, locator, executor_note, notifiers, signing_key } =
+        Supplied::from_settings(&env, lookup, &policies, &state_dir).await?;
 
     let unauthenticated = env.credentials.unauthenticated();
     let host = if unauthenticated.is_empty() || env.platform.is_managed() {
@@ -157,18 +101,8 @@ async fn serve(
         // Configuration requires a public URL on Lambda; this is never reached.
         (None, None) => return Err(CliError::Usage(format!("{} is required on AWS Lambda", vars::PUBLIC_URL))),
     };
-    let signing = match resolved.get(vars::SIGNING_KEY).cloned() {
-        Some(k) => k,
-        None => {
-            tracing::warn!(
-                "no RIPOSTE_SIGNING_KEY: approval links are signed with a key made for this process and stop working when it exits (create a lasting one with `riposte keygen`)"
-            );
-            Keys::generate("ephemeral").map_err(|e| CliError::Runtime(e.to_string()))?.signing
-        }
-    };
     let policy_count = policies.policies.len();
-    let parts =
-        Parts { store, executor, locator, notifiers, signing_key: signing, public_url, loopback: host.is_loopback() };
+    let parts = Parts { store, executor, locator, notifiers, signing_key, public_url, loopback: host.is_loopback() };
     let Application { router, runner, .. } = Application::build(&env, policies, parts)?;
     tracing::info!(%url, policy = %origin, policies = policy_count, store = %store_note, executor = executor_note, "riposte is serving");
     println!(

@@ -3,10 +3,14 @@
 //! role. `riposte serve`, on a port or on AWS Lambda, and the in-process test harness build the
 //! same application, so the tests check the wiring users run.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
 use riposte_approve::{ApproveState, IapVerifier};
+use riposte_cloud::firestore::FirestoreStore;
+use riposte_cloud::secrets::{SecretManager, resolve_all};
 use riposte_core::admission::{Admission, AdmissionParts, ApprovalLinks};
 use riposte_core::approval::Keys;
 use riposte_core::executor::Executor;
@@ -14,14 +18,112 @@ use riposte_core::locate::Locator;
 use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
 use riposte_core::runner::{Runner, StepScope};
-use riposte_core::store::Store;
+use riposte_core::store::{EmbeddedStore, Store, StoreError};
 use riposte_ingest::{AdminAccess, BodyLimits, IngestState, IntakeBudget, SweepAccess, app};
 
 use crate::CliError;
-use crate::config::{EnvConfig, Role, vars};
+use crate::config::{EnvConfig, Lookup, Role, StoreChoice, vars};
 
-/// What the application is built from besides the settings: opened or made by `serve` from the
-/// settings, or by a test.
+/// What the settings ask for that is opened, read or made at start: the store, the executor,
+/// the notifiers with their secrets, the signing key. Every problem fails the start.
+pub struct Supplied {
+    /// Where incidents are kept.
+    pub store: Arc<dyn Store>,
+    /// Where, for the start-up line.
+    pub store_note: String,
+    /// Carries out steps.
+    pub executor: Arc<dyn Executor>,
+    /// Finds an alert's pod, node and VM in its cluster.
+    pub locator: Arc<dyn Locator>,
+    /// What the executor does, for the start-up line.
+    pub executor_note: &'static str,
+    /// The policy's notifiers.
+    pub notifiers: Notifiers,
+    /// The approval signing key, read from Secret Manager when given as `sm://…`, else made for
+    /// this process.
+    pub signing_key: String,
+}
+
+impl Supplied {
+    /// Opens the store, resolves the secrets (`sm://projects/P/secrets/S` values, all at start),
+    /// builds the notifiers the policy names and the executor.
+    pub async fn from_settings(
+        settings: &EnvConfig,
+        lookup: Lookup<'_>,
+        policies: &PolicySet,
+        state_dir: &Path,
+    ) -> Result<Supplied, CliError> {
+        let (store, store_note) = open_store(settings, state_dir).await?;
+        let mut wanted: Vec<(String, String)> = policies
+            .notifiers
+            .values()
+            .filter_map(|n| n.url_env())
+            .filter_map(|var| lookup.get(var).map(|v| (var.to_string(), v)))
+            .collect();
+        if let Some(k) = &settings.signing_key {
+            wanted.push((vars::SIGNING_KEY.to_string(), k.clone()));
+        }
+        let endpoint = settings.secret_manager_endpoint.as_deref();
+        let resolved: BTreeMap<String, String> = resolve_all(wanted, || SecretManager::from_environment(endpoint))
+            .await
+            .map_err(|errors| CliError::Usage(format!("cannot read secrets:\n  - {}", errors.join("\n  - "))))?
+            .into_iter()
+            .collect();
+        let notifiers = riposte_cloud::notify::build(
+            &policies.notifiers,
+            |name| resolved.get(name).cloned(),
+            !settings.platform.is_managed(),
+        )
+        .map_err(|errors| CliError::Usage(format!("invalid notifier configuration:\n  - {}", errors.join("\n  - "))))?;
+        let crate::executor::Built { executor, locator, note: executor_note } =
+            crate::executor::build(&settings.executor).await?;
+        let signing_key = match resolved.get(vars::SIGNING_KEY).cloned() {
+            Some(k) => k,
+            None => {
+                tracing::warn!(
+                    "no RIPOSTE_SIGNING_KEY: approval links are signed with a key made for this process and stop working when it exits (create a lasting one with `riposte keygen`)"
+                );
+                Keys::generate("ephemeral").map_err(|e| CliError::Runtime(e.to_string()))?.signing
+            }
+        };
+        Ok(Supplied { store, store_note, executor, locator, executor_note, notifiers, signing_key })
+    }
+}
+
+/// The store the settings name, and where it is for the start-up line.
+async fn open_store(settings: &EnvConfig, state_dir: &Path) -> Result<(Arc<dyn Store>, String), CliError> {
+    match &settings.store {
+        StoreChoice::Embedded => {
+            let store = EmbeddedStore::open(state_dir).map_err(|e| match e {
+                StoreError::Locked(path) => CliError::Usage(format!(
+                    "the store {path} is in use by another `riposte serve`; stop it or pass another --state-dir"
+                )),
+                other => CliError::Runtime(other.to_string()),
+            })?;
+            if settings.platform.is_managed() {
+                tracing::warn!(
+                    platform = settings.platform.name(),
+                    "the embedded store lives on this instance's disk: state is lost when the platform replaces the instance, and instances do not share it (set RIPOSTE_STORE=firestore)"
+                );
+            }
+            Ok((Arc::new(store), state_dir.join("riposte.redb").display().to_string()))
+        }
+        StoreChoice::Firestore { project } => {
+            let emulator = settings.firestore_emulator.as_deref();
+            let store = FirestoreStore::connect(project, emulator).map_err(|e| CliError::Usage(e.to_string()))?;
+            // Fail at start, not at the first alert, when Firestore cannot be reached.
+            store.list(1).await.map_err(|e| CliError::Runtime(format!("cannot read the Firestore store: {e}")))?;
+            let place = emulator.map_or_else(
+                || format!("Firestore in {project}"),
+                |h| format!("the Firestore emulator at {h}, project {project}"),
+            );
+            Ok((Arc::new(store), place))
+        }
+    }
+}
+
+/// What the application is built from besides the settings: [`Supplied`] by `serve`, or made by
+/// a test, and where the server is reached.
 pub struct Parts {
     /// Where incidents are kept.
     pub store: Arc<dyn Store>,

@@ -110,10 +110,10 @@ async fn backoff(attempt: u32) {
 }
 
 impl FirestoreStore {
-    /// A store for `project`. With `FIRESTORE_EMULATOR_HOST` set it talks to the emulator;
-    /// otherwise to Firestore with Application Default Credentials.
-    pub fn from_environment(project: &str) -> Result<FirestoreStore, StoreError> {
-        match std::env::var("FIRESTORE_EMULATOR_HOST").ok().filter(|h| !h.is_empty()) {
+    /// A store for `project`: on the emulator at `emulator_host` (`FIRESTORE_EMULATOR_HOST`,
+    /// `host:port`) when given, otherwise on Firestore with Application Default Credentials.
+    pub fn connect(project: &str, emulator_host: Option<&str>) -> Result<FirestoreStore, StoreError> {
+        match emulator_host {
             Some(host) => Ok(FirestoreStore::new(&format!("http://{host}"), project, Auth::Emulator)),
             None => {
                 let credentials =
