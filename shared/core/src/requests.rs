@@ -51,6 +51,19 @@ pub fn request_id(key: &str, salt: &str) -> String {
     format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
 
+/// The `requestId` of a write guarded by a fingerprint (`setLabels`, `setTags`): the same state
+/// read gives the same request (a crash-retry is recognised), a new state after a lost race a new
+/// one.
+pub fn fingerprinted_request_id(key: &str, method: &str, fingerprint: &str) -> String {
+    request_id(key, &format!("{method}/{fingerprint}"))
+}
+
+/// The idempotency key of a step's release: its own, so a release write is never taken for one
+/// of the step's writes.
+pub fn release_key(key: &str) -> String {
+    format!("{key}/release")
+}
+
 /// Lowercase, label-safe form of an incident id (a valid GCE and Kubernetes label value).
 pub fn incident_label(incident_id: &str) -> String {
     incident_id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(63).collect()

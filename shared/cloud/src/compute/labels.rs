@@ -4,13 +4,15 @@
 //! merges again. The `requestId` is derived from the step's key *and* the fingerprint: the same
 //! state gives the same request (a crash-retry is recognised), a new state a new one.
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::future::Either;
 use google_cloud_compute_v1::model::{Instance, InstancesSetLabelsRequest, Tags};
 use riposte_core::action::LabelInstance;
 use riposte_core::executor::ExecError;
-use riposte_core::requests::{INCIDENT_LABEL_KEY, request_id};
+use riposte_core::requests::{INCIDENT_LABEL_KEY, fingerprinted_request_id};
 
 use super::call::with_retries;
 use super::instance::Vm;
@@ -62,6 +64,27 @@ fn tags_write(tags: &Tags, items: Vec<String>) -> (String, Write) {
     (fingerprint(tags.fingerprint.as_deref()), Write::Tags(body))
 }
 
+/// The write that merges `wanted` into the instance's labels, none when they are all there:
+/// the VM's own labels are kept, riposte's values win for its keys.
+fn with_labels(instance: &Instance, wanted: &BTreeMap<String, String>) -> Option<(String, Write)> {
+    let missing = wanted.iter().any(|(k, v)| instance.labels.get(k) != Some(v));
+    missing.then(|| {
+        let mut labels = instance.labels.clone();
+        labels.extend(wanted.iter().map(|(k, v)| (k.clone(), v.clone())));
+        labels_write(instance, labels)
+    })
+}
+
+/// The write that adds network tag `tag` to the instance's, none when it is there.
+fn with_tag(instance: &Instance, tag: &str) -> Option<(String, Write)> {
+    let tags = instance.tags.clone().unwrap_or_default();
+    (!tags.items.iter().any(|t| t == tag)).then(|| {
+        let mut items = tags.items.clone();
+        items.push(tag.to_string());
+        tags_write(&tags, items)
+    })
+}
+
 impl ComputeExecutor {
     /// `label_instance`: merges the policy's labels and `riposte-incident` into the VM's labels.
     pub(crate) async fn label_instance(
@@ -72,15 +95,7 @@ impl ComputeExecutor {
         journal: &mut Journal,
     ) -> Result<String, ExecError> {
         let wanted = p.labels_for(ctx.incident_id);
-        let merge = |instance: &Instance| {
-            let missing = wanted.iter().any(|(k, v)| instance.labels.get(k) != Some(v));
-            missing.then(|| {
-                let mut labels = instance.labels.clone();
-                labels.extend(wanted.iter().map(|(k, v)| (k.clone(), v.clone())));
-                labels_write(instance, labels)
-            })
-        };
-        let wrote = self.merge_write(vm, Field::Labels, merge, ctx, journal).await?;
+        let wrote = self.merge_write(vm, Field::Labels, |i| with_labels(i, &wanted), ctx, journal).await?;
         let list = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
         Ok(if wrote { format!("labelled {}: {list}", vm.path()) } else { format!("{} already had {list}", vm.path()) })
     }
@@ -93,15 +108,7 @@ impl ComputeExecutor {
         ctx: &StepContext<'_>,
         journal: &mut Journal,
     ) -> Result<bool, ExecError> {
-        let merge = |instance: &Instance| {
-            let tags = instance.tags.clone().unwrap_or_default();
-            (!tags.items.iter().any(|t| t == tag)).then(|| {
-                let mut items = tags.items.clone();
-                items.push(tag.to_string());
-                tags_write(&tags, items)
-            })
-        };
-        self.merge_write(vm, Field::Tags, merge, ctx, journal).await
+        self.merge_write(vm, Field::Tags, |i| with_tag(i, tag), ctx, journal).await
     }
 
     /// Release of `label_instance`: removes the labels riposte set that still hold its values,
@@ -173,7 +180,7 @@ impl ComputeExecutor {
         let mut instance = vm.instance.clone();
         for _ in 0..FINGERPRINT_ROUNDS {
             let Some((fp, write)) = merge(&instance) else { return Ok(false) };
-            let rid = request_id(ctx.key, &format!("{}/{fp}", field.method()));
+            let rid = fingerprinted_request_id(ctx.key, field.method(), &fp);
             let sent = with_retries(&self.settings.retry, || {
                 let i = &self.clients.instances;
                 match write.clone() {
@@ -216,5 +223,46 @@ impl ComputeExecutor {
             }
         }
         Err(ExecError::Retryable(format!("{what}: the fingerprint kept changing ({FINGERPRINT_ROUNDS} rounds)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> Instance {
+        Instance::new()
+            .set_labels([("env", "prod"), ("riposte-state", "old")])
+            .set_label_fingerprint(&b"fp-1"[..])
+            .set_tags(Tags::new().set_items(["gke-node"]).set_fingerprint(&b"fp-2"[..]))
+    }
+
+    /// The labels sent keep the VM's own, carry the step's, and are conditional on the
+    /// fingerprint read; nothing is sent when the VM already has them.
+    #[test]
+    fn label_and_tag_writes_keep_what_the_vm_has_and_carry_the_fingerprint_read() {
+        let wanted = LabelInstance { labels: BTreeMap::from([("riposte-state".into(), "quarantined".into())]) }
+            .labels_for("20261205-010203-abcd1234");
+        let Some((fp, Write::Labels(body))) = with_labels(&node(), &wanted) else { panic!("a labels write") };
+        assert_eq!(fp, STANDARD.encode(b"fp-1"));
+        assert_eq!(body.label_fingerprint.as_deref(), Some(&b"fp-1"[..]));
+        let sent: BTreeMap<&str, &str> = body.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            sent,
+            BTreeMap::from([
+                ("env", "prod"),
+                ("riposte-incident", "20261205-010203-abcd1234"),
+                ("riposte-state", "quarantined")
+            ])
+        );
+        let labelled = node().set_labels(body.labels.clone());
+        assert!(with_labels(&labelled, &wanted).is_none(), "already labelled: nothing to send");
+
+        let Some((fp, Write::Tags(tags))) = with_tag(&node(), "riposte-quarantine") else { panic!("a tags write") };
+        assert_eq!(
+            (fp, tags.items.clone()),
+            (STANDARD.encode(b"fp-2"), vec!["gke-node".to_string(), "riposte-quarantine".into()])
+        );
+        assert!(with_tag(&node().set_tags(tags), "riposte-quarantine").is_none());
     }
 }

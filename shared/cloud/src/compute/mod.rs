@@ -28,7 +28,7 @@ use google_cloud_gax::retry_policy::NeverRetry;
 use riposte_core::action::Action;
 use riposte_core::executor::{ExecError, Executor};
 use riposte_core::incident::{Incident, Step, StepReport};
-use riposte_core::requests::PlannedRequest;
+use riposte_core::requests::{PlannedRequest, release_key};
 use riposte_core::target::Target;
 use serde::Serialize;
 
@@ -188,9 +188,4 @@ impl Executor for ComputeExecutor {
         };
         Ok(StepReport { message, requests: journal.requests, dry_run: false })
     }
-}
-
-/// The idempotency key of a step's release.
-fn release_key(key: &str) -> String {
-    format!("{key}/release")
 }

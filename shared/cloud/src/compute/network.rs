@@ -2,9 +2,9 @@
 //! API refuses concurrent changes to one interface). The report names every IP removed.
 
 use google_cloud_compute_v1::model::access_config::Type as AccessType;
+use riposte_core::action::RemoveExternalIp;
 use riposte_core::executor::ExecError;
 use riposte_core::names::is_gce_resource_name;
-use riposte_core::requests::request_id;
 
 use super::call::with_retries;
 use super::instance::Vm;
@@ -55,7 +55,7 @@ impl ComputeExecutor {
                 // Logged before the call: an ephemeral IP is gone for good once released, and a
                 // crash before the step is recorded must not lose which one it was.
                 tracing::info!(incident = ctx.incident_id, vm = %vm.path(), ip, interface = nic_name, access_config = config_name, "removing external IP");
-                let rid = request_id(ctx.key, &format!("{nic_name}/{config_name}"));
+                let rid = RemoveExternalIp::request_id(ctx.key, nic_name, config_name);
                 let op = with_retries(&self.settings.retry, || {
                     self.clients
                         .instances

@@ -12,7 +12,6 @@ use google_cloud_compute_v1::model::snapshot::Status as SnapshotStatus;
 use riposte_core::action::{DiskPlace, SnapshotDisks, snapshot_body, snapshot_name};
 use riposte_core::executor::ExecError;
 use riposte_core::names::{Zone, is_gce_resource_name};
-use riposte_core::requests::request_id;
 
 use super::call::with_retries;
 use super::instance::{Vm, last_segment};
@@ -97,7 +96,7 @@ impl ComputeExecutor {
         let outcomes = join_all(found.iter().map(|disk| {
             let name = snapshot_name(ctx.incident_id, disk.place().name(), &disk.name);
             let body = snapshot_body(p, ctx.incident_id, &vm.path(), &name);
-            let rid = request_id(ctx.key, &disk.name);
+            let rid = SnapshotDisks::request_id(ctx.key, &disk.name);
             async move {
                 let outcome = match serde_json::from_value::<Snapshot>(body) {
                     Ok(snapshot) => self

@@ -13,6 +13,13 @@ use crate::target::Target;
 #[serde(deny_unknown_fields)]
 pub struct RemoveExternalIp {}
 
+impl RemoveExternalIp {
+    /// The `requestId` of the removal of access config `access_config` of interface `interface`.
+    pub fn request_id(key: &str, interface: &str, access_config: &str) -> String {
+        crate::requests::request_id(key, &format!("{interface}/{access_config}"))
+    }
+}
+
 impl ActionSpec for RemoveExternalIp {
     fn class(&self) -> ActionClass {
         ActionClass::Destructive

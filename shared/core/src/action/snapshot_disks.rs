@@ -89,6 +89,13 @@ pub fn snapshot_body(p: &SnapshotDisks, incident_id: &str, vm_path: &str, name: 
     body
 }
 
+impl SnapshotDisks {
+    /// The `requestId` of the snapshot of disk `disk` in the step with idempotency key `key`.
+    pub fn request_id(key: &str, disk: &str) -> String {
+        crate::requests::request_id(key, disk)
+    }
+}
+
 impl ActionSpec for SnapshotDisks {
     fn class(&self) -> ActionClass {
         ActionClass::Safe
