@@ -99,7 +99,7 @@ fn unchanged(doc: Option<&Value>) -> Value {
 fn sequence_id(now: Timestamp) -> String {
     static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nonce = riposte_core::incident::digest(&[&n.to_string(), &std::process::id().to_string()]);
+    let nonce = riposte_core::digest::digest(&[&n.to_string(), &std::process::id().to_string()]);
     format!("{:020}-{:012}-{}", now.as_nanosecond(), n, &nonce[..8])
 }
 

@@ -12,7 +12,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::incident::{Incident, digest};
+use crate::digest::digest;
+use crate::incident::Incident;
 
 /// Issuer of every approval token.
 pub const ISSUER: &str = "riposte";

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::incident::digest;
+use crate::digest::digest;
 
 /// Whether a rule matches traffic to the VM or from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,10 +6,10 @@
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::action::{Action, ActionClass};
 use crate::alert::Alert;
+use crate::digest::digest;
 use crate::requests::PlannedRequest;
 use crate::target::Target;
 
@@ -224,16 +224,6 @@ pub struct Incident {
 /// before an id is used in a URL or a lookup.
 pub fn is_incident_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-}
-
-/// Hex SHA-256 of `parts` joined by NUL.
-pub fn digest(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0]);
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Admission's part of an incident: how many alerts joined it, the last one's time, and whether

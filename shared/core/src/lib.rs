@@ -6,6 +6,7 @@ pub mod admission;
 pub mod alert;
 pub mod approval;
 pub mod crash;
+pub mod digest;
 pub mod executor;
 pub mod firewall;
 pub mod incident;

@@ -6,7 +6,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::action::Action;
 use crate::alert::Alert;
-use crate::incident::{Approval, ApprovalState, Incident, Step, StepStatus, Tally, digest};
+use crate::digest::digest;
+use crate::incident::{Approval, ApprovalState, Incident, Step, StepStatus, Tally};
 use crate::locate::Placement;
 use crate::policy::{Defaults, Policy};
 use crate::target::Target;

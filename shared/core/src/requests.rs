@@ -47,7 +47,7 @@ impl PlannedRequest {
 
 /// Formats 32 hex characters of `key` as a UUID (Compute Engine's `requestId` must be one).
 pub fn request_id(key: &str, salt: &str) -> String {
-    let h = crate::incident::digest(&[key, salt]);
+    let h = crate::digest::digest(&[key, salt]);
     format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
 

@@ -2,10 +2,21 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::TargetKind;
 use crate::alert::ResourceHints;
 use crate::locate::Placement;
 use crate::names::{ClusterName, InstanceId, InstanceName, K8sName, Location, Namespace, ProjectId, Zone};
+
+/// What an action acts on: the kind of [`Target`] it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// A Compute Engine VM (on GKE: the node's VM).
+    Instance,
+    /// A Kubernetes node.
+    Node,
+    /// A Kubernetes pod.
+    Pod,
+}
 
 /// A GKE cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::requests::PlannedRequest;
 use crate::target::Target;
+pub use crate::target::TargetKind;
 
 pub use snapshot_disks::{DiskPlace, snapshot_body, snapshot_name};
 
@@ -21,18 +22,6 @@ pub enum ActionClass {
     Safe,
     /// Loses evidence or availability; runs only after approval.
     Destructive,
-}
-
-/// What an action acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetKind {
-    /// A Compute Engine VM (on GKE: the node's VM).
-    Instance,
-    /// A Kubernetes node.
-    Node,
-    /// A Kubernetes pod.
-    Pod,
 }
 
 /// What one action is and sends, declared by its module.

@@ -62,7 +62,7 @@ impl DiskPlace<'_> {
 /// a hash of the full disk name when it would not fit). Snapshot names are global to the project,
 /// hence the zone in the hash: disk names are only unique within a zone.
 pub fn snapshot_name(incident_id: &str, zone: &str, disk: &str) -> String {
-    let scope = crate::incident::digest(&[incident_id, zone]);
+    let scope = crate::digest::digest(&[incident_id, zone]);
     let clean: String =
         disk.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     let full = format!("riposte-{}-{clean}", &scope[..12]);
@@ -70,7 +70,7 @@ pub fn snapshot_name(incident_id: &str, zone: &str, disk: &str) -> String {
         full
     } else {
         // 8 + 12 + 1 + 33 + 1 + 8 = 63; `clean` is ASCII, so byte slicing is character slicing.
-        format!("riposte-{}-{}-{}", &scope[..12], &clean[..33], &crate::incident::digest(&[disk])[..8])
+        format!("riposte-{}-{}-{}", &scope[..12], &clean[..33], &crate::digest::digest(&[disk])[..8])
     };
     name.trim_end_matches('-').to_string()
 }

@@ -1,0 +1,26 @@
+//! The one hash riposte derives names and ids from: incident ids and keys, snapshot and rule
+//! names, `requestId`s, approval-plan bindings. A leaf: it knows nothing of what it names.
+
+use sha2::{Digest, Sha256};
+
+/// Hex SHA-256 of `parts`, each followed by a NUL so that `["ab", "c"]` and `["a", "bc"]` differ.
+pub fn digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_separated_and_the_hash_is_stable() {
+        assert_ne!(digest(&["ab", "c"]), digest(&["a", "bc"]));
+        assert_eq!(digest(&[]), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(digest(&["a"]).len(), 64);
+    }
+}
