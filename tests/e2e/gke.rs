@@ -132,6 +132,18 @@ async fn harness() -> Harness {
 }
 
 impl Harness {
+    /// A pod on the node, under a controller of its own (`kind`, `name`) with no owner above it.
+    fn add_controlled_pod(&self, pod: &str, (kind, name): (&str, &str)) {
+        self.gke.add_workload(WorkloadSpec { kind: kind.into(), namespace: NS.into(), name: name.into(), owner: None });
+        self.gke.add_pod(PodSpec {
+            namespace: NS.into(),
+            name: pod.into(),
+            node: NODE.into(),
+            owner: Some((kind.into(), name.into())),
+            ..PodSpec::default()
+        });
+    }
+
     /// Intake of `body` under `policy_yaml`, with the cluster lookup; returns the incident id.
     async fn intake(&self, policy_yaml: &str, body: &[u8]) -> String {
         let policies = PolicySet::from_yaml(policy_yaml).expect("policy");
@@ -313,27 +325,8 @@ async fn drain_evicts_exactly_the_right_pods_and_retries_a_pdb_refusal_against_f
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_reports_the_pods_a_pdb_keeps_refusing_against_fake_gke() {
     let h = harness().await;
-    h.gke.add_workload(WorkloadSpec {
-        kind: "StatefulSet".into(),
-        namespace: NS.into(),
-        name: "db".into(),
-        owner: None,
-    });
-    h.gke.add_workload(WorkloadSpec {
-        kind: "ReplicaSet".into(),
-        namespace: NS.into(),
-        name: "web-5f6d".into(),
-        owner: None,
-    });
-    for (name, owner) in [("web-1", ("ReplicaSet", "web-5f6d")), ("db-0", ("StatefulSet", "db"))] {
-        h.gke.add_pod(PodSpec {
-            namespace: NS.into(),
-            name: name.into(),
-            node: NODE.into(),
-            owner: Some((owner.0.into(), owner.1.into())),
-            ..PodSpec::default()
-        });
-    }
+    h.add_controlled_pod("web-1", ("ReplicaSet", "web-5f6d"));
+    h.add_controlled_pod("db-0", ("StatefulSet", "db"));
     h.gke.block_eviction(NS, "db-0", None);
     let id = h.intake(&policy(&[], &["drain_node"], false), &pod_only_alert()).await;
     h.approve(&id).await;
@@ -703,19 +696,7 @@ async fn dry_run_shows_every_kubernetes_request_the_executor_sends_against_fake_
     // the fake API server received is one the incident's dry run showed, body included.
     for on_approval in [["drain_node", "delete_pod"], ["drain_node", "delete_workload"]] {
         let h = harness().await;
-        h.gke.add_workload(WorkloadSpec {
-            kind: "ReplicaSet".into(),
-            namespace: NS.into(),
-            name: "web-5f6d".into(),
-            owner: None,
-        });
-        h.gke.add_pod(PodSpec {
-            namespace: NS.into(),
-            name: "web-1".into(),
-            node: NODE.into(),
-            owner: Some(("ReplicaSet".into(), "web-5f6d".into())),
-            ..PodSpec::default()
-        });
+        h.add_controlled_pod("web-1", ("ReplicaSet", "web-5f6d"));
         let id = h
             .intake(&policy(&["label_pod", "isolate_pod", "cordon_node"], &on_approval, false), &pod_only_alert())
             .await;

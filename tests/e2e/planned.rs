@@ -40,30 +40,17 @@ impl<'a> From<&'a KubeRequest> for Sent<'a> {
 }
 
 /// Whether `text` matches `pattern`, where each `${…}` in the pattern stands for one non-empty
-/// value without `/`, `?` or `&` (a zone, a disk, a requestId).
-fn matches_pattern(pattern: &str, text: &str) -> bool {
+/// value: in a URL without `/`, `?` or `&` (a zone, a disk, a requestId), in a body any text (a
+/// URL, a name with a hash).
+fn matches(pattern: &str, text: &str, in_url: bool) -> bool {
     match pattern.find("${") {
         None => pattern == text,
         Some(start) => {
             let Some(end) = pattern[start..].find('}').map(|e| start + e + 1) else { return false };
             let (literal, rest) = (&pattern[..start], &pattern[end..]);
             let Some(after) = text.strip_prefix(literal) else { return false };
-            let value_len = after.find(['/', '?', '&']).unwrap_or(after.len());
-            (1..=value_len).any(|n| matches_pattern(rest, &after[n..]))
-        }
-    }
-}
-
-/// Whether `text` matches `pattern`, where each `${…}` in the pattern stands for any non-empty
-/// text (a value in a body: a URL, a name with a hash, a list of tags).
-fn matches_text(pattern: &str, text: &str) -> bool {
-    match pattern.find("${") {
-        None => pattern == text,
-        Some(start) => {
-            let Some(end) = pattern[start..].find('}').map(|e| start + e + 1) else { return false };
-            let (literal, rest) = (&pattern[..start], &pattern[end..]);
-            let Some(after) = text.strip_prefix(literal) else { return false };
-            (1..=after.len()).filter(|n| after.is_char_boundary(*n)).any(|n| matches_text(rest, &after[n..]))
+            let value_len = if in_url { after.find(['/', '?', '&']).unwrap_or(after.len()) } else { after.len() };
+            (1..=value_len).filter(|n| after.is_char_boundary(*n)).any(|n| matches(rest, &after[n..], in_url))
         }
     }
 }
@@ -74,7 +61,7 @@ fn matches_text(pattern: &str, text: &str) -> bool {
 /// merged into the resource's own (labels), so the sent object may have more.
 fn matches_body(planned: &Value, sent: &Value, merged: bool) -> bool {
     match (planned, sent) {
-        (Value::String(p), Value::String(s)) if p.contains("${") => matches_text(p, s),
+        (Value::String(p), Value::String(s)) if p.contains("${") => matches(p, s, false),
         (Value::String(p), _) if p.starts_with("${") && p.ends_with('}') => true,
         (Value::Object(p), Value::Object(s)) => {
             p.iter().all(|(k, v)| s.get(k).is_some_and(|sv| matches_body(v, sv, merged)))
@@ -112,10 +99,10 @@ pub fn assert_every_change_sent_was_shown<'a>(incident: &Incident, received: imp
         let path = url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or(url);
         let (want, have) = (query(q), query(r.query));
         p.method == r.method
-            && matches_pattern(path, r.path)
+            && matches(path, r.path, true)
             && (p.content_type.is_none() || p.content_type.as_deref() == r.content_type)
             && want.len() == have.len()
-            && want.iter().all(|(k, v)| have.get(k).is_some_and(|h| matches_pattern(v, h)))
+            && want.iter().all(|(k, v)| have.get(k).is_some_and(|h| matches(v, h, true)))
             && match (&p.body, r.body) {
                 (Some(pb), Some(rb)) => {
                     matches_body(pb, rb, p.note.as_deref().is_some_and(|n| n.contains("merged into")))

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ActionClass, ActionSpec, TargetKind};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
 use crate::requests::{PlannedRequest, VmUrls, group_member, list_members, read_instance, req, request_id};
 use crate::target::Target;
 
@@ -20,23 +20,25 @@ impl AbandonInstance {
     }
 }
 
+const PERMISSIONS: &[&str] = &[
+    "compute.instances.get",
+    "compute.instances.list",
+    "compute.instanceGroupManagers.get",
+    "compute.instanceGroupManagers.update",
+    "compute.zoneOperations.get",
+];
+
+static META: ActionMeta = ActionMeta {
+    class: ActionClass::Destructive,
+    target: TargetKind::Instance,
+    permissions: PERMISSIONS,
+    release_permissions: &[],
+    reversal: None,
+};
+
 impl ActionSpec for AbandonInstance {
-    fn class(&self) -> ActionClass {
-        ActionClass::Destructive
-    }
-
-    fn target_kind(&self) -> TargetKind {
-        TargetKind::Instance
-    }
-
-    fn permissions(&self) -> &'static [&'static str] {
-        &[
-            "compute.instances.get",
-            "compute.instances.list",
-            "compute.instanceGroupManagers.get",
-            "compute.instanceGroupManagers.update",
-            "compute.zoneOperations.get",
-        ]
+    fn meta(&self) -> &'static ActionMeta {
+        &META
     }
 
     fn requests(&self, target: &Target, _incident_id: &str, key: &str) -> Vec<PlannedRequest> {

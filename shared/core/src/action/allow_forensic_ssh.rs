@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActionClass, ActionSpec, Quarantine, TargetKind, check_gce_name};
+use super::{ActionClass, ActionMeta, ActionSpec, Quarantine, TargetKind, check_gce_name};
 use crate::firewall::{Direction, FirewallRule, RuleFor, Verdict};
 use crate::requests::{PlannedRequest, firewall_insert, read_instance};
 use crate::target::Target;
@@ -48,28 +48,29 @@ impl ForensicSsh {
     }
 }
 
-impl ActionSpec for ForensicSsh {
-    fn class(&self) -> ActionClass {
-        ActionClass::Safe
-    }
+const PERMISSIONS: &[&str] = &[
+    "compute.instances.get",
+    "compute.instances.list",
+    "compute.firewalls.create",
+    "compute.firewalls.get",
+    "compute.networks.updatePolicy",
+    "compute.globalOperations.get",
+];
 
-    fn target_kind(&self) -> TargetKind {
-        TargetKind::Instance
-    }
-
-    fn permissions(&self) -> &'static [&'static str] {
-        &[
-            "compute.instances.get",
-            "compute.instances.list",
-            "compute.firewalls.create",
-            "compute.firewalls.get",
-            "compute.networks.updatePolicy",
-            "compute.globalOperations.get",
-        ]
-    }
-
-    // No reversal: the rule is shared by every quarantined VM and stops applying to this one with
+static META: ActionMeta = ActionMeta {
+    class: ActionClass::Safe,
+    target: TargetKind::Instance,
+    permissions: PERMISSIONS,
+    release_permissions: &[],
+    // Not undone: the rule is shared by every quarantined VM and stops applying to this one with
     // its quarantine tag.
+    reversal: None,
+};
+
+impl ActionSpec for ForensicSsh {
+    fn meta(&self) -> &'static ActionMeta {
+        &META
+    }
 
     fn validate(&self, errors: &mut Vec<(String, String)>) {
         check_gce_name(errors, "source_tag", &self.source_tag);

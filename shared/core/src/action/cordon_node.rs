@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActionClass, ActionSpec, TargetKind};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
 use crate::kubernetes::{CORDONED_BY, cordon_patch, node_url, read_cluster, request, uncordon_patch};
 use crate::requests::PlannedRequest;
 use crate::target::Target;
@@ -25,28 +25,22 @@ pub(super) fn cordon(node: &str, uid: Option<&str>, incident_id: &str) -> Planne
         .note("unless the node is already unschedulable")
 }
 
-impl ActionSpec for CordonNode {
-    fn class(&self) -> ActionClass {
-        ActionClass::Safe
-    }
+// On GKE, IAM `container.*` permissions authorize Kubernetes API calls alongside RBAC;
+// `clusters.get` finds the endpoint and CA. Patches are `update`.
+const PERMISSIONS: &[&str] = &["container.clusters.get", "container.nodes.get", "container.nodes.update"];
 
-    fn target_kind(&self) -> TargetKind {
-        TargetKind::Node
-    }
-
-    // On GKE, IAM `container.*` permissions authorize Kubernetes API calls alongside RBAC;
-    // `clusters.get` finds the endpoint and CA. Patches are `update`.
-    fn permissions(&self) -> &'static [&'static str] {
-        &["container.clusters.get", "container.nodes.get", "container.nodes.update"]
-    }
-
+static META: ActionMeta = ActionMeta {
+    class: ActionClass::Safe,
+    target: TargetKind::Node,
+    permissions: PERMISSIONS,
     // Undone by writing the same field back: the same calls.
-    fn release_permissions(&self) -> &'static [&'static str] {
-        self.permissions()
-    }
+    release_permissions: PERMISSIONS,
+    reversal: Some("uncordon the node, if this incident cordoned it"),
+};
 
-    fn reversal(&self) -> Option<&'static str> {
-        Some("uncordon the node, if this incident cordoned it")
+impl ActionSpec for CordonNode {
+    fn meta(&self) -> &'static ActionMeta {
+        &META
     }
 
     fn requests(&self, target: &Target, incident_id: &str, _key: &str) -> Vec<PlannedRequest> {

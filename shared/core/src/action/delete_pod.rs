@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::label_pod::pod_target;
-use super::{ActionClass, ActionSpec, TargetKind};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
 use crate::kubernetes::{delete_options, pod_url, request, uid_or_placeholder};
 use crate::requests::PlannedRequest;
 use crate::target::Target;
@@ -17,17 +17,19 @@ pub struct DeletePod {
     pub grace_period_seconds: Option<u32>,
 }
 
+const PERMISSIONS: &[&str] = &["container.clusters.get", "container.pods.delete"];
+
+static META: ActionMeta = ActionMeta {
+    class: ActionClass::Destructive,
+    target: TargetKind::Pod,
+    permissions: PERMISSIONS,
+    release_permissions: &[],
+    reversal: None,
+};
+
 impl ActionSpec for DeletePod {
-    fn class(&self) -> ActionClass {
-        ActionClass::Destructive
-    }
-
-    fn target_kind(&self) -> TargetKind {
-        TargetKind::Pod
-    }
-
-    fn permissions(&self) -> &'static [&'static str] {
-        &["container.clusters.get", "container.pods.delete"]
+    fn meta(&self) -> &'static ActionMeta {
+        &META
     }
 
     fn requests(&self, target: &Target, _incident_id: &str, _key: &str) -> Vec<PlannedRequest> {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::label_pod::pod_target;
-use super::{ActionClass, ActionSpec, TargetKind};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
 use crate::kubernetes::{API, delete_options, pod_url, request};
 use crate::requests::PlannedRequest;
 use crate::target::Target;
@@ -17,28 +17,30 @@ pub struct DeleteWorkload {
     pub allow_namespaces: Vec<String>,
 }
 
+const PERMISSIONS: &[&str] = &[
+    "container.clusters.get",
+    "container.pods.get",
+    "container.replicaSets.get",
+    "container.jobs.get",
+    "container.deployments.delete",
+    "container.replicaSets.delete",
+    "container.statefulSets.delete",
+    "container.daemonSets.delete",
+    "container.jobs.delete",
+    "container.cronJobs.delete",
+];
+
+static META: ActionMeta = ActionMeta {
+    class: ActionClass::Destructive,
+    target: TargetKind::Pod,
+    permissions: PERMISSIONS,
+    release_permissions: &[],
+    reversal: None,
+};
+
 impl ActionSpec for DeleteWorkload {
-    fn class(&self) -> ActionClass {
-        ActionClass::Destructive
-    }
-
-    fn target_kind(&self) -> TargetKind {
-        TargetKind::Pod
-    }
-
-    fn permissions(&self) -> &'static [&'static str] {
-        &[
-            "container.clusters.get",
-            "container.pods.get",
-            "container.replicaSets.get",
-            "container.jobs.get",
-            "container.deployments.delete",
-            "container.replicaSets.delete",
-            "container.statefulSets.delete",
-            "container.daemonSets.delete",
-            "container.jobs.delete",
-            "container.cronJobs.delete",
-        ]
+    fn meta(&self) -> &'static ActionMeta {
+        &META
     }
 
     fn validate(&self, errors: &mut Vec<(String, String)>) {

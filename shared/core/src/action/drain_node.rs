@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::cordon_node::{cordon, read_node};
-use super::{ActionClass, ActionSpec, TargetKind};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
 use crate::kubernetes::{API, eviction, request};
 use crate::requests::PlannedRequest;
 use crate::target::Target;
@@ -18,23 +18,25 @@ pub struct DrainNode {
     pub grace_period_seconds: Option<u32>,
 }
 
+const PERMISSIONS: &[&str] = &[
+    "container.clusters.get",
+    "container.nodes.get",
+    "container.nodes.update",
+    "container.pods.list",
+    "container.pods.evict",
+];
+
+static META: ActionMeta = ActionMeta {
+    class: ActionClass::Destructive,
+    target: TargetKind::Node,
+    permissions: PERMISSIONS,
+    release_permissions: &[],
+    reversal: None,
+};
+
 impl ActionSpec for DrainNode {
-    fn class(&self) -> ActionClass {
-        ActionClass::Destructive
-    }
-
-    fn target_kind(&self) -> TargetKind {
-        TargetKind::Node
-    }
-
-    fn permissions(&self) -> &'static [&'static str] {
-        &[
-            "container.clusters.get",
-            "container.nodes.get",
-            "container.nodes.update",
-            "container.pods.list",
-            "container.pods.evict",
-        ]
+    fn meta(&self) -> &'static ActionMeta {
+        &META
     }
 
     fn requests(&self, target: &Target, incident_id: &str, _key: &str) -> Vec<PlannedRequest> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::label_pod::{pod_target, unlabel};
-use super::{ActionClass, ActionSpec, TargetKind};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
 use crate::kubernetes::{API, ISOLATE_LABEL, isolation_policy, isolation_policy_name, labels_patch, pod_url, request};
 use crate::requests::{PlannedRequest, incident_label};
 use crate::target::Target;
@@ -16,30 +16,24 @@ use crate::target::Target;
 #[serde(deny_unknown_fields)]
 pub struct IsolatePod {}
 
+const PERMISSIONS: &[&str] = &[
+    "container.clusters.get",
+    "container.pods.update",
+    "container.networkPolicies.create",
+    "container.networkPolicies.get",
+];
+
+static META: ActionMeta = ActionMeta {
+    class: ActionClass::Safe,
+    target: TargetKind::Pod,
+    permissions: PERMISSIONS,
+    release_permissions: &["container.clusters.get", "container.pods.get", "container.pods.update", "container.networkPolicies.delete"],
+    reversal: Some("delete the NetworkPolicy and remove the isolation label"),
+};
+
 impl ActionSpec for IsolatePod {
-    fn class(&self) -> ActionClass {
-        ActionClass::Safe
-    }
-
-    fn target_kind(&self) -> TargetKind {
-        TargetKind::Pod
-    }
-
-    fn permissions(&self) -> &'static [&'static str] {
-        &[
-            "container.clusters.get",
-            "container.pods.update",
-            "container.networkPolicies.create",
-            "container.networkPolicies.get",
-        ]
-    }
-
-    fn release_permissions(&self) -> &'static [&'static str] {
-        &["container.clusters.get", "container.pods.get", "container.pods.update", "container.networkPolicies.delete"]
-    }
-
-    fn reversal(&self) -> Option<&'static str> {
-        Some("delete the NetworkPolicy and remove the isolation label")
+    fn meta(&self) -> &'static ActionMeta {
+        &META
     }
 
     fn requests(&self, target: &Target, incident_id: &str, _key: &str) -> Vec<PlannedRequest> {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ActionClass, ActionSpec, TargetKind};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
 use crate::names::{is_gce_label_key, is_gce_label_value};
 use crate::requests::{INCIDENT_LABEL_KEY, PlannedRequest, VmUrls, incident_label, read_instance, req};
 use crate::target::Target;
@@ -28,31 +28,25 @@ impl LabelInstance {
     }
 }
 
-impl ActionSpec for LabelInstance {
-    fn class(&self) -> ActionClass {
-        ActionClass::Safe
-    }
+const PERMISSIONS: &[&str] = &[
+    "compute.instances.get",
+    "compute.instances.list",
+    "compute.instances.setLabels",
+    "compute.zoneOperations.get",
+];
 
-    fn target_kind(&self) -> TargetKind {
-        TargetKind::Instance
-    }
-
-    fn permissions(&self) -> &'static [&'static str] {
-        &[
-            "compute.instances.get",
-            "compute.instances.list",
-            "compute.instances.setLabels",
-            "compute.zoneOperations.get",
-        ]
-    }
-
+static META: ActionMeta = ActionMeta {
+    class: ActionClass::Safe,
+    target: TargetKind::Instance,
+    permissions: PERMISSIONS,
     // Undone by writing the same field back: the same calls.
-    fn release_permissions(&self) -> &'static [&'static str] {
-        self.permissions()
-    }
+    release_permissions: PERMISSIONS,
+    reversal: Some("remove the labels riposte set (those still holding its values)"),
+};
 
-    fn reversal(&self) -> Option<&'static str> {
-        Some("remove the labels riposte set (those still holding its values)")
+impl ActionSpec for LabelInstance {
+    fn meta(&self) -> &'static ActionMeta {
+        &META
     }
 
     fn validate(&self, errors: &mut Vec<(String, String)>) {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActionClass, ActionSpec, TargetKind};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
 use crate::kubernetes::{INCIDENT_LABEL, QUARANTINE_LABEL, labels_patch, pod_url, read_cluster, request};
 use crate::names::{is_k8s_label_key, is_k8s_label_value};
 use crate::requests::{PlannedRequest, incident_label};
@@ -46,25 +46,19 @@ pub(super) fn unlabel(namespace: &str, pod: &str, uid: Option<&str>, keys: Vec<S
         .note("only the labels that still hold riposte's values; 404 (pod gone) counts as done")
 }
 
+const PERMISSIONS: &[&str] = &["container.clusters.get", "container.pods.update"];
+
+static META: ActionMeta = ActionMeta {
+    class: ActionClass::Safe,
+    target: TargetKind::Pod,
+    permissions: PERMISSIONS,
+    release_permissions: &["container.clusters.get", "container.pods.get", "container.pods.update"],
+    reversal: Some("remove the labels riposte set (those still holding its values)"),
+};
+
 impl ActionSpec for LabelPod {
-    fn class(&self) -> ActionClass {
-        ActionClass::Safe
-    }
-
-    fn target_kind(&self) -> TargetKind {
-        TargetKind::Pod
-    }
-
-    fn permissions(&self) -> &'static [&'static str] {
-        &["container.clusters.get", "container.pods.update"]
-    }
-
-    fn release_permissions(&self) -> &'static [&'static str] {
-        &["container.clusters.get", "container.pods.get", "container.pods.update"]
-    }
-
-    fn reversal(&self) -> Option<&'static str> {
-        Some("remove the labels riposte set (those still holding its values)")
+    fn meta(&self) -> &'static ActionMeta {
+        &META
     }
 
     fn validate(&self, errors: &mut Vec<(String, String)>) {

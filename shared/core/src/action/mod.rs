@@ -24,22 +24,26 @@ pub enum ActionClass {
     Destructive,
 }
 
+/// What an action is, fixed per action and never configurable.
+#[derive(Debug)]
+pub struct ActionMeta {
+    /// Safe (runs automatically) or destructive (waits for approval).
+    pub class: ActionClass,
+    /// The kind of object it acts on.
+    pub target: TargetKind,
+    /// The IAM permissions its calls need (Kubernetes verbs are granted through these on GKE).
+    pub permissions: &'static [&'static str],
+    /// The IAM permissions undoing it needs (`riposte incident release`); none when it cannot
+    /// be undone.
+    pub release_permissions: &'static [&'static str],
+    /// How it is undone, when it can be.
+    pub reversal: Option<&'static str>,
+}
+
 /// What one action is and sends, declared by its module.
 pub trait ActionSpec {
-    /// Safe or destructive: fixed per action, never configurable.
-    fn class(&self) -> ActionClass;
-    /// The kind of object the action acts on.
-    fn target_kind(&self) -> TargetKind;
-    /// The IAM permissions the action uses (Kubernetes verbs are granted through these on GKE).
-    fn permissions(&self) -> &'static [&'static str];
-    /// The IAM permissions undoing the action needs (`riposte incident release`).
-    fn release_permissions(&self) -> &'static [&'static str] {
-        &[]
-    }
-    /// How to undo the action, when it can be undone.
-    fn reversal(&self) -> Option<&'static str> {
-        None
-    }
+    /// What it is.
+    fn meta(&self) -> &'static ActionMeta;
     /// Pushes every problem of the parameters as `(field, message)`.
     fn validate(&self, _errors: &mut Vec<(String, String)>) {}
     /// The requests the action sends to `target` in incident `incident_id`, with idempotency key
@@ -116,27 +120,27 @@ actions! {
 impl Action {
     /// Safe or destructive: fixed per action, never configurable.
     pub fn class(&self) -> ActionClass {
-        self.spec().class()
+        self.spec().meta().class
     }
 
     /// The kind of object the action needs.
     pub fn target_kind(&self) -> TargetKind {
-        self.spec().target_kind()
+        self.spec().meta().target
     }
 
     /// The IAM permissions the action uses.
     pub fn permissions(&self) -> &'static [&'static str] {
-        self.spec().permissions()
+        self.spec().meta().permissions
     }
 
     /// The IAM permissions undoing the action needs (`riposte incident release`).
     pub fn release_permissions(&self) -> &'static [&'static str] {
-        self.spec().release_permissions()
+        self.spec().meta().release_permissions
     }
 
     /// How to undo the action, when it can be undone (`riposte incident release`).
     pub fn reversal(&self) -> Option<&'static str> {
-        self.spec().reversal()
+        self.spec().meta().reversal
     }
 
     /// Checks the parameters; every problem is returned as `(field, message)`.

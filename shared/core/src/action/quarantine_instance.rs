@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ActionClass, ActionSpec, TargetKind, check_gce_name};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind, check_gce_name};
 use crate::firewall::{Direction, FirewallRule, RuleFor, Verdict};
 use crate::requests::{PlannedRequest, VmUrls, firewall_insert, read_instance, req};
 use crate::target::Target;
@@ -60,34 +60,28 @@ impl Quarantine {
     }
 }
 
+const PERMISSIONS: &[&str] = &[
+    "compute.instances.get",
+    "compute.instances.list",
+    "compute.instances.setTags",
+    "compute.firewalls.create",
+    "compute.firewalls.get",
+    "compute.networks.updatePolicy",
+    "compute.globalOperations.get",
+    "compute.zoneOperations.get",
+];
+
+static META: ActionMeta = ActionMeta {
+    class: ActionClass::Safe,
+    target: TargetKind::Instance,
+    permissions: PERMISSIONS,
+    release_permissions: &["compute.instances.get", "compute.instances.list", "compute.instances.setTags", "compute.zoneOperations.get"],
+    reversal: Some("remove the quarantine tag from the VM (the shared deny rules stay)"),
+};
+
 impl ActionSpec for Quarantine {
-    fn class(&self) -> ActionClass {
-        ActionClass::Safe
-    }
-
-    fn target_kind(&self) -> TargetKind {
-        TargetKind::Instance
-    }
-
-    fn permissions(&self) -> &'static [&'static str] {
-        &[
-            "compute.instances.get",
-            "compute.instances.list",
-            "compute.instances.setTags",
-            "compute.firewalls.create",
-            "compute.firewalls.get",
-            "compute.networks.updatePolicy",
-            "compute.globalOperations.get",
-            "compute.zoneOperations.get",
-        ]
-    }
-
-    fn release_permissions(&self) -> &'static [&'static str] {
-        &["compute.instances.get", "compute.instances.list", "compute.instances.setTags", "compute.zoneOperations.get"]
-    }
-
-    fn reversal(&self) -> Option<&'static str> {
-        Some("remove the quarantine tag from the VM (the shared deny rules stay)")
+    fn meta(&self) -> &'static ActionMeta {
+        &META
     }
 
     fn validate(&self, errors: &mut Vec<(String, String)>) {

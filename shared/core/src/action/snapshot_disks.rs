@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ActionClass, ActionSpec, TargetKind};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
 use crate::requests::{INCIDENT_LABEL_KEY, PlannedRequest, VmUrls, incident_label, read_instance, req};
 use crate::target::Target;
 
@@ -56,8 +56,9 @@ impl DiskPlace<'_> {
     }
 }
 
-/// The snapshot name for `disk` (in `zone`, or the region of a regional disk) in incident `incident_id`: deterministic, so a retried
-/// step finds the snapshot it already made, and a valid RFC 1035 name of at most 63 characters
+/// The snapshot name for `disk` (in `zone`, or the region of a regional disk) in incident
+/// `incident_id`: deterministic, so a retried step finds the snapshot it already made, and a
+/// valid RFC 1035 name of at most 63 characters
 /// (`riposte-<12 hex of the incident and zone>-<disk>`, the disk part shortened and suffixed with
 /// a hash of the full disk name when it would not fit). Snapshot names are global to the project,
 /// hence the zone in the hash: disk names are only unique within a zone.
@@ -96,28 +97,30 @@ impl SnapshotDisks {
     }
 }
 
+// Every VM action may look the VM up across zones (`instances.list`, aggregated) when the
+// alert gave no zone; operations.wait needs `*Operations.get`.
+const PERMISSIONS: &[&str] = &[
+    "compute.instances.get",
+    "compute.instances.list",
+    "compute.disks.createSnapshot",
+    "compute.snapshots.create",
+    "compute.snapshots.get",
+    "compute.snapshots.setLabels",
+    "compute.zoneOperations.get",
+    "compute.regionOperations.get",
+];
+
+static META: ActionMeta = ActionMeta {
+    class: ActionClass::Safe,
+    target: TargetKind::Instance,
+    permissions: PERMISSIONS,
+    release_permissions: &[],
+    reversal: None,
+};
+
 impl ActionSpec for SnapshotDisks {
-    fn class(&self) -> ActionClass {
-        ActionClass::Safe
-    }
-
-    fn target_kind(&self) -> TargetKind {
-        TargetKind::Instance
-    }
-
-    // Every VM action may look the VM up across zones (`instances.list`, aggregated) when the
-    // alert gave no zone; operations.wait needs `*Operations.get`.
-    fn permissions(&self) -> &'static [&'static str] {
-        &[
-            "compute.instances.get",
-            "compute.instances.list",
-            "compute.disks.createSnapshot",
-            "compute.snapshots.create",
-            "compute.snapshots.get",
-            "compute.snapshots.setLabels",
-            "compute.zoneOperations.get",
-            "compute.regionOperations.get",
-        ]
+    fn meta(&self) -> &'static ActionMeta {
+        &META
     }
 
     fn validate(&self, errors: &mut Vec<(String, String)>) {
