@@ -553,6 +553,18 @@ impl EnvConfig {
             }
         };
         let iap_jwks_url = key_url_var(lookup, vars::IAP_JWKS_URL, &mut errors);
+        // Unlike other settings, an empty policy path is not "unset": falling back to the example
+        // policy because a deployment left the variable blank would be a silent change of policy.
+        let policy = match (lookup.0)(vars::POLICY) {
+            Some(path) if path.trim().is_empty() => {
+                errors.push(format!(
+                    "{} is empty: name the policy file, or unset it to use the embedded example policy",
+                    vars::POLICY
+                ));
+                None
+            }
+            path => path.map(PathBuf::from),
+        };
         if !errors.is_empty() {
             return Err(CliError::Usage(format!("invalid configuration:\n  - {}", errors.join("\n  - "))));
         }
@@ -578,7 +590,7 @@ impl EnvConfig {
             sweep_oidc,
             connections,
             intake_buffer_bytes,
-            policy: lookup.get(vars::POLICY).map(PathBuf::from),
+            policy,
             secret_manager_endpoint: lookup.get(vars::SECRET_MANAGER_ENDPOINT),
             firestore_emulator: lookup.get(vars::FIRESTORE_EMULATOR_HOST),
         })
@@ -637,6 +649,13 @@ mod tests {
         assert_eq!(c.firestore_emulator.as_deref(), Some("127.0.0.1:8686"));
         let bare = config(&[]).expect("valid");
         assert!(bare.policy.is_none() && bare.secret_manager_endpoint.is_none() && bare.firestore_emulator.is_none());
+    }
+
+    #[test]
+    fn an_empty_policy_path_is_an_error_not_the_example_policy() {
+        let found = problems(&[(vars::POLICY, "")]);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].starts_with("RIPOSTE_POLICY is empty"), "{found:#?}");
     }
 
     #[test]
