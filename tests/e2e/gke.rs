@@ -33,6 +33,7 @@ use riposte_e2e::scenario::{NODE, PROJECT, ZONE, three_disk_vm};
 use serde_json::Value;
 
 use crate::helpers::{approve_as_alice, fixture};
+use crate::planned::{Sent, assert_every_change_is_one_of};
 
 const LOCATION: &str = "europe-west1";
 const CLUSTER: &str = "prod-eu";
@@ -436,9 +437,21 @@ async fn release_uncordons_and_removes_the_labels_the_policy_and_the_tag_against
     assert_eq!(h.runner().run(&id).await.expect("run"), 5);
     h.gke.add_pod(PodSpec { namespace: NS.into(), name: "web-1".into(), node: NODE.into(), ..PodSpec::default() });
 
+    let before = (h.gke.requests().len(), h.compute.requests().len());
     let outcome =
         release(h.store.as_ref(), &h.executor, &id, "bob@example.com", Timestamp::now()).await.expect("release");
     assert!(outcome.failed.is_empty(), "{outcome:?}");
+    // Every change the release sent is one its dry run (`incident show`, the dry-run executor) shows.
+    let incident = h.get(&id).await;
+    let shown: Vec<_> = incident
+        .steps
+        .iter()
+        .filter_map(|s| s.target.as_ref().map(|t| s.action.release_requests(t, &incident.id)))
+        .flatten()
+        .collect();
+    let (kube, compute) = (h.gke.requests(), h.compute.requests());
+    let sent = kube[before.0..].iter().map(Sent::from).chain(compute[before.1..].iter().map(Sent::from));
+    assert_every_change_is_one_of(&shown.iter().collect::<Vec<_>>(), sent);
     let undone: Vec<&str> = outcome.undone.iter().map(|(_, a, _)| a.as_str()).collect();
     assert_eq!(
         undone,
@@ -712,6 +725,6 @@ async fn dry_run_shows_every_kubernetes_request_the_executor_sends_against_fake_
             received.iter().any(|r| r.path.ends_with("/pods/web-1/eviction") && r.status == 201),
             "{on_approval:?}"
         );
-        crate::planned::assert_every_change_sent_was_shown(&incident, received.iter().map(crate::planned::Sent::from));
+        crate::planned::assert_every_change_sent_was_shown(&incident, received.iter().map(Sent::from));
     }
 }

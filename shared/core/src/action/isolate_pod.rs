@@ -61,7 +61,8 @@ impl ActionSpec for IsolatePod {
                     "{API}/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{}",
                     isolation_policy_name(incident_id)
                 ),
-                None,
+                // The Kubernetes client sends default DeleteOptions: an empty object.
+                Some(serde_json::json!({})),
             )
             .note("404 counts as done"),
         );
