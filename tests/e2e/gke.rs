@@ -133,6 +133,13 @@ async fn harness() -> Harness {
 }
 
 impl Harness {
+    /// Approves incident `id`'s gated steps as alice, runs every step that can run, and reads it.
+    async fn approve_and_run(&self, id: &str) -> Incident {
+        self.approve(id).await;
+        self.runner().run(id).await.expect("run");
+        self.get(id).await
+    }
+
     /// A pod on the node, under a controller of its own (`kind`, `name`) with no owner above it.
     fn add_controlled_pod(&self, pod: &str, (kind, name): (&str, &str)) {
         self.gke.add_workload(WorkloadSpec { kind: kind.into(), namespace: NS.into(), name: name.into(), owner: None });
@@ -330,9 +337,7 @@ async fn drain_reports_the_pods_a_pdb_keeps_refusing_against_fake_gke() {
     h.add_controlled_pod("db-0", ("StatefulSet", "db"));
     h.gke.block_eviction(NS, "db-0", None);
     let id = h.intake(&policy(&[], &["drain_node"], false), &pod_only_alert()).await;
-    h.approve(&id).await;
-    h.runner().run(&id).await.expect("run");
-    let incident = h.get(&id).await;
+    let incident = h.approve_and_run(&id).await;
     let StepStatus::Failed { error } = status(&incident, "drain_node") else {
         panic!("drain must fail naming the pod left: {:?}", status(&incident, "drain_node"))
     };
@@ -355,9 +360,7 @@ async fn delete_workload_deletes_the_deployment_behind_the_pod_against_fake_gke(
         owner: None,
     });
     let id = h.intake(&policy(&[], &["delete_workload"], false), &pod_only_alert()).await;
-    h.approve(&id).await;
-    h.runner().run(&id).await.expect("run");
-    let incident = h.get(&id).await;
+    let incident = h.approve_and_run(&id).await;
     assert_eq!(*status(&incident, "delete_workload"), StepStatus::Done, "{}", report(&incident, "delete_workload"));
     assert!(report(&incident, "delete_workload").contains("deleted Deployment shop/api"));
     assert!(h.gke.workload("Deployment", NS, "api").is_none());
@@ -408,9 +411,7 @@ async fn an_approval_after_the_pod_was_recreated_changes_nothing_and_says_so_aga
     let h = harness().await;
     let id = h.intake(&policy(&[], &["delete_pod", "delete_workload"], false), &pod_only_alert()).await;
     let new_uid = h.gke.recreate_pod(NS, POD);
-    h.approve(&id).await;
-    h.runner().run(&id).await.expect("run");
-    let incident = h.get(&id).await;
+    let incident = h.approve_and_run(&id).await;
     for action in ["delete_pod", "delete_workload"] {
         let StepStatus::Skipped { reason } = status(&incident, action) else {
             panic!("{action} must be skipped: {:?}", status(&incident, action))
@@ -515,9 +516,7 @@ async fn a_dry_run_policy_asks_the_api_server_for_dry_runs_and_changes_nothing_a
     let yaml = policy(&["snapshot_disks", "cordon_node", "label_pod", "isolate_pod"], &["delete_pod"], true);
     let id = h.intake(&yaml, &pod_only_alert()).await;
     h.runner().run(&id).await.expect("run");
-    h.approve(&id).await;
-    h.runner().run(&id).await.expect("run");
-    let incident = h.get(&id).await;
+    let incident = h.approve_and_run(&id).await;
     for s in &incident.steps {
         assert_eq!(s.status, StepStatus::Done, "{}: {:?}", s.action.name(), s.report);
         assert!(s.report.as_ref().is_some_and(|r| r.dry_run));
@@ -546,9 +545,7 @@ async fn without_a_recorded_uid_a_destructive_step_refuses_against_fake_gke() {
         node: NODE.into(),
         ..PodSpec::default()
     });
-    h.approve(&id).await;
-    h.runner().run(&id).await.expect("run");
-    let incident = h.get(&id).await;
+    let incident = h.approve_and_run(&id).await;
     let StepStatus::Failed { error } = status(&incident, "delete_pod") else {
         panic!("{:?}", status(&incident, "delete_pod"))
     };
@@ -714,9 +711,7 @@ async fn dry_run_shows_every_kubernetes_request_the_executor_sends_against_fake_
             .intake(&policy(&["label_pod", "isolate_pod", "cordon_node"], &on_approval, false), &pod_only_alert())
             .await;
         h.runner().run(&id).await.expect("run");
-        h.approve(&id).await;
-        h.runner().run(&id).await.expect("run");
-        let incident = h.get(&id).await;
+        let incident = h.approve_and_run(&id).await;
         for s in &incident.steps {
             assert_eq!(s.status, StepStatus::Done, "{}: {:?}", s.action.name(), s.report);
         }

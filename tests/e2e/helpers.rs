@@ -1,7 +1,6 @@
-//! Shared test helpers: fixtures, `spawn_app()` (the intake router in-process on port 0) and
+//! Shared test helpers: fixtures, `spawn_app()` (the application `riposte serve` builds, in-process on port 0) and
 //! `spawn_binary()` (the real `riposte serve` process on a free port with a temp state dir).
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use riposte::config::{EnvConfig, Lookup};
-use riposte::startup::{Application, Parts};
+use riposte::config::EnvConfig;
+use riposte::startup::{Application, Parts, Reach};
 use riposte_core::approval::Keys;
 use riposte_core::executor::DryRunExecutor;
 use riposte_core::locate::NoLocator;
@@ -72,9 +71,7 @@ pub async fn spawn_app_reachable_from_others(vars: &[(&str, &str)]) -> TestApp {
 }
 
 async fn start(vars: &[(&str, &str)], policies: PolicySet, notifiers: Notifiers, loopback: bool) -> TestApp {
-    let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let lookup = move |name: &str| vars.get(name).cloned();
-    let settings = EnvConfig::from_lookup(Lookup::new(&lookup)).expect("valid settings");
+    let settings = EnvConfig::from_vars(vars).expect("valid settings");
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -85,10 +82,9 @@ async fn start(vars: &[(&str, &str)], policies: PolicySet, notifiers: Notifiers,
         locator: Arc::new(NoLocator),
         notifiers,
         signing_key: Keys::generate("test").expect("key").signing,
-        public_url: url.clone(),
-        loopback,
     };
-    let app = Application::build(&settings, policies, parts).expect("the application builds");
+    let reach = Reach { public_url: url.clone(), loopback };
+    let app = Application::build(&settings, policies, parts, reach).expect("the application builds");
     let forever = std::future::pending();
     tokio::spawn(riposte_ingest::server::serve(listener, app.router, settings.connections, forever, Duration::ZERO));
     TestApp { url, store: app.store, keys: app.keys, _dir: dir }

@@ -102,12 +102,7 @@ pub mod vars {
 #[derive(Clone, Copy)]
 pub struct Lookup<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-impl<'a> Lookup<'a> {
-    /// Settings read through `lookup` (a map in tests).
-    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Lookup<'a> {
-        Lookup(lookup)
-    }
-
+impl Lookup<'_> {
     /// The value of `name`, unless unset or empty.
     pub fn get(self, name: &str) -> Option<String> {
         (self.0)(name).filter(|v| !v.is_empty())
@@ -403,9 +398,11 @@ impl std::fmt::Debug for EnvConfig {
 }
 
 impl EnvConfig {
-    /// Reads and validates the process environment; every problem is reported at once.
-    pub fn from_env() -> Result<EnvConfig, CliError> {
-        EnvConfig::from_lookup(Lookup::process())
+    /// Reads and validates `vars` (name, value) alone, as if they were the whole environment:
+    /// how tests and embedders give settings.
+    pub fn from_vars(vars: &[(&str, &str)]) -> Result<EnvConfig, CliError> {
+        let lookup = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        EnvConfig::from_lookup(Lookup(&lookup))
     }
 
     /// Reads and validates the variables `lookup` gives; every problem is reported at once.
@@ -605,9 +602,7 @@ mod tests {
 
     /// The configuration read from `pairs` alone.
     fn config(pairs: &[(&str, &str)]) -> Result<EnvConfig, String> {
-        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let lookup = move |name: &str| map.get(name).cloned();
-        EnvConfig::from_lookup(Lookup(&lookup)).map_err(|e| match e {
+        EnvConfig::from_vars(pairs).map_err(|e| match e {
             CliError::Usage(m) => m,
             other => panic!("configuration errors are usage errors: {other:?}"),
         })

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{EnvConfig, Lookup, Platform, StoreChoice, default_state_dir, vars};
-use crate::startup::{Application, Parts, Supplied};
+use crate::startup::{Application, Reach, Supplied};
 use crate::{CliError, load_policies};
 
 /// Options of `riposte serve`.
@@ -62,7 +62,7 @@ async fn serve(
     state_dir: PathBuf,
     port: Option<u16>,
 ) -> Result<(), CliError> {
-    let Supplied { store, store_note, executor, locator, executor_note, notifiers, signing_key } =
+    let Supplied { parts, store_note, executor_note } =
         Supplied::from_settings(&env, lookup, &policies, &state_dir).await?;
 
     let unauthenticated = env.credentials.unauthenticated();
@@ -102,8 +102,8 @@ async fn serve(
         (None, None) => return Err(CliError::Usage(format!("{} is required on AWS Lambda", vars::PUBLIC_URL))),
     };
     let policy_count = policies.policies.len();
-    let parts = Parts { store, executor, locator, notifiers, signing_key, public_url, loopback: host.is_loopback() };
-    let Application { router, runner, .. } = Application::build(&env, policies, parts)?;
+    let reach = Reach { public_url, loopback: host.is_loopback() };
+    let Application { router, runner, .. } = Application::build(&env, policies, parts, reach)?;
     tracing::info!(%url, policy = %origin, policies = policy_count, store = %store_note, executor = executor_note, "riposte is serving");
     println!(
         "riposte listening on {url}  (policy: {origin}, {policy_count} policies; store: {store_note}; executor: {executor_note})"

@@ -24,24 +24,16 @@ use riposte_ingest::{AdminAccess, BodyLimits, IngestState, IntakeBudget, SweepAc
 use crate::CliError;
 use crate::config::{EnvConfig, Lookup, Role, StoreChoice, vars};
 
-/// What the settings ask for that is opened, read or made at start: the store, the executor,
-/// the notifiers with their secrets, the signing key. Every problem fails the start.
+/// The [`Parts`] the settings ask for, opened, read or made at start, and where they are for the
+/// start-up line. Every problem fails the start.
 pub struct Supplied {
-    /// Where incidents are kept.
-    pub store: Arc<dyn Store>,
-    /// Where, for the start-up line.
+    /// The store, the executor, the notifiers with their secrets, the signing key (read from
+    /// Secret Manager when given as `sm://…`, else made for this process).
+    pub parts: Parts,
+    /// Where the store is.
     pub store_note: String,
-    /// Carries out steps.
-    pub executor: Arc<dyn Executor>,
-    /// Finds an alert's pod, node and VM in its cluster.
-    pub locator: Arc<dyn Locator>,
-    /// What the executor does, for the start-up line.
+    /// What the executor does.
     pub executor_note: &'static str,
-    /// The policy's notifiers.
-    pub notifiers: Notifiers,
-    /// The approval signing key, read from Secret Manager when given as `sm://…`, else made for
-    /// this process.
-    pub signing_key: String,
 }
 
 impl Supplied {
@@ -86,7 +78,7 @@ impl Supplied {
                 Keys::generate("ephemeral").map_err(|e| CliError::Runtime(e.to_string()))?.signing
             }
         };
-        Ok(Supplied { store, store_note, executor, locator, executor_note, notifiers, signing_key })
+        Ok(Supplied { parts: Parts { store, executor, locator, notifiers, signing_key }, store_note, executor_note })
     }
 }
 
@@ -123,7 +115,7 @@ async fn open_store(settings: &EnvConfig, state_dir: &Path) -> Result<(Arc<dyn S
 }
 
 /// What the application is built from besides the settings: [`Supplied`] by `serve`, or made by
-/// a test, and where the server is reached.
+/// a test.
 pub struct Parts {
     /// Where incidents are kept.
     pub store: Arc<dyn Store>,
@@ -135,6 +127,10 @@ pub struct Parts {
     pub notifiers: Notifiers,
     /// The approval signing key (`kid.base64url(PKCS#8)`), its secret reference already resolved.
     pub signing_key: String,
+}
+
+/// Where the server is reached.
+pub struct Reach {
     /// The approval pages' base URL, which approval links point to.
     pub public_url: String,
     /// Whether the server listens on the loopback interface only: then the incident routes and
@@ -156,7 +152,12 @@ pub struct Application {
 
 impl Application {
     /// Builds the application; what the settings and the policies cannot do together is an error.
-    pub fn build(settings: &EnvConfig, policies: PolicySet, parts: Parts) -> Result<Application, CliError> {
+    pub fn build(
+        settings: &EnvConfig,
+        policies: PolicySet,
+        parts: Parts,
+        reach: Reach,
+    ) -> Result<Application, CliError> {
         // Two approvals only mean two people when each is identified: that takes IAP.
         if settings.iap_audience.is_none() {
             let two_person: Vec<&str> =
@@ -169,7 +170,8 @@ impl Application {
                 )));
             }
         }
-        let Parts { store, executor, locator, notifiers, signing_key, public_url, loopback } = parts;
+        let Parts { store, executor, locator, notifiers, signing_key } = parts;
+        let Reach { public_url, loopback } = reach;
         let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
         let runner = Runner::new(store.clone(), executor, notifiers, owner)
             .with_lease(settings.step_lease, 5)
@@ -241,14 +243,12 @@ fn origin_of(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use riposte_core::executor::DryRunExecutor;
     use riposte_core::locate::NoLocator;
     use riposte_core::store::EmbeddedStore;
 
     use super::*;
-    use crate::config::Lookup;
 
     /// The example policy with its first policy needing two approvers.
     fn two_person_policy() -> PolicySet {
@@ -260,9 +260,7 @@ mod tests {
     }
 
     fn build(vars: &[(&str, &str)], policies: PolicySet) -> Result<Application, CliError> {
-        let map: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let lookup = move |name: &str| map.get(name).cloned();
-        let settings = EnvConfig::from_lookup(Lookup::new(&lookup)).expect("settings");
+        let settings = EnvConfig::from_vars(vars).expect("settings");
         let dir = std::env::temp_dir().join(format!("riposte-startup-{}-{}", std::process::id(), vars.len()));
         let parts = Parts {
             store: Arc::new(EmbeddedStore::open(&dir).expect("store")),
@@ -270,10 +268,9 @@ mod tests {
             locator: Arc::new(NoLocator),
             notifiers: Notifiers::none(),
             signing_key: Keys::generate("k").expect("key").signing,
-            public_url: "http://127.0.0.1:8080".into(),
-            loopback: true,
         };
-        let built = Application::build(&settings, policies, parts);
+        let reach = Reach { public_url: "http://127.0.0.1:8080".into(), loopback: true };
+        let built = Application::build(&settings, policies, parts, reach);
         let _ = std::fs::remove_dir_all(&dir);
         built
     }

@@ -68,7 +68,7 @@ pub struct FirewallRule {
 /// The rule name on `network`: the configured name plus the network's name. Rule names are unique
 /// per project but a rule belongs to one network, so VMs on two VPCs of one project need two rules.
 /// Too long for 63 characters, the network part becomes a hash.
-pub fn rule_name(base: &str, network: &str) -> String {
+fn rule_name(base: &str, network: &str) -> String {
     let full = format!("{base}-{network}");
     if full.len() <= 63 {
         return full;

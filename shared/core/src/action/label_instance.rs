@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind, check_labels};
 use crate::names::{is_gce_label_key, is_gce_label_value};
 use crate::requests::{INCIDENT_LABEL_KEY, PlannedRequest, VmUrls, incident_label, read_instance, req};
 use crate::target::Target;
@@ -50,14 +50,7 @@ impl ActionSpec for LabelInstance {
     }
 
     fn validate(&self, errors: &mut Vec<(String, String)>) {
-        for (k, v) in &self.labels {
-            if !is_gce_label_key(k) {
-                errors.push((format!("labels.{k}"), format!("{k:?} is not a valid Compute Engine label key")));
-            }
-            if !is_gce_label_value(v) {
-                errors.push((format!("labels.{k}"), format!("{v:?} is not a valid Compute Engine label value")));
-            }
-        }
+        check_labels(errors, &self.labels, "Compute Engine", is_gce_label_key, is_gce_label_value);
     }
 
     fn requests(&self, target: &Target, incident_id: &str, _key: &str) -> Vec<PlannedRequest> {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
+use super::{ActionClass, ActionMeta, ActionSpec, TargetKind, check_labels};
 use crate::kubernetes::{INCIDENT_LABEL, QUARANTINE_LABEL, labels_patch, pod_url, read_cluster, request};
 use crate::names::{is_k8s_label_key, is_k8s_label_value};
 use crate::requests::{PlannedRequest, incident_label};
@@ -62,14 +62,7 @@ impl ActionSpec for LabelPod {
     }
 
     fn validate(&self, errors: &mut Vec<(String, String)>) {
-        for (k, v) in &self.labels {
-            if !is_k8s_label_key(k) {
-                errors.push((format!("labels.{k}"), format!("{k:?} is not a valid Kubernetes label key")));
-            }
-            if !is_k8s_label_value(v) {
-                errors.push((format!("labels.{k}"), format!("{v:?} is not a valid Kubernetes label value")));
-            }
-        }
+        check_labels(errors, &self.labels, "Kubernetes", is_k8s_label_key, is_k8s_label_value);
     }
 
     fn requests(&self, target: &Target, incident_id: &str, _key: &str) -> Vec<PlannedRequest> {

@@ -161,6 +161,25 @@ impl Action {
     }
 }
 
+/// Pushes an error for every label of `labels` whose key or value `key_ok` / `value_ok` refuse;
+/// `system` names whose rules they break (`Compute Engine`, `Kubernetes`).
+fn check_labels(
+    errors: &mut Vec<(String, String)>,
+    labels: &std::collections::BTreeMap<String, String>,
+    system: &str,
+    key_ok: fn(&str) -> bool,
+    value_ok: fn(&str) -> bool,
+) {
+    for (k, v) in labels {
+        if !key_ok(k) {
+            errors.push((format!("labels.{k}"), format!("{k:?} is not a valid {system} label key")));
+        }
+        if !value_ok(v) {
+            errors.push((format!("labels.{k}"), format!("{v:?} is not a valid {system} label value")));
+        }
+    }
+}
+
 /// Pushes an error for `field` unless `value` is a valid Compute Engine resource name.
 fn check_gce_name(errors: &mut Vec<(String, String)>, field: &str, value: &str) {
     if !crate::names::is_gce_resource_name(value) {
