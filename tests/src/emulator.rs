@@ -15,6 +15,9 @@ pub struct Emulator {
     child: Child,
 }
 
+/// How long an emulator may take to answer after it was started.
+const STARTUP: Duration = Duration::from_secs(180);
+
 /// The Firestore emulator (the tests' name for it).
 pub type FirestoreEmulator = Emulator;
 
@@ -45,28 +48,38 @@ impl Emulator {
             "the {name} emulator is missing at {} (google-cloud-cli); set RIPOSTE_GCLOUD_SDK",
             launcher.display()
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-        let child = Command::new(launcher)
-            .args(args)
-            .args(["--host=127.0.0.1", &format!("--port={port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start the {name} emulator: {e}"));
-        let host = format!("127.0.0.1:{port}");
-        let probe = format!("http://{host}{probe}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = reqwest::get(&probe).await
-                && r.status().is_success()
-            {
-                break;
+        // A free port is found by binding and releasing it, so another test can take it before
+        // the emulator binds it: the emulator then exits, and is started again on another port.
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+            let mut child = Command::new(&launcher)
+                .args(args)
+                .args(["--host=127.0.0.1", &format!("--port={port}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("start the {name} emulator: {e}"));
+            let host = format!("127.0.0.1:{port}");
+            let probe = format!("http://{host}{probe}");
+            // A JVM starting on two busy cores (the suite runs tests, Chromium and podman at once)
+            // has been seen to take over a minute.
+            let deadline = Instant::now() + STARTUP;
+            loop {
+                if let Ok(r) = reqwest::get(&probe).await
+                    && r.status().is_success()
+                {
+                    return Emulator { host, child };
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the {name} emulator did not start within {} s", STARTUP.as_secs());
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(Instant::now() < deadline, "the {name} emulator did not start within 60s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", child.id())]).status();
         }
-        Emulator { host, child }
+        panic!("the {name} emulator exited at start three times")
     }
 
     /// A store on this emulator, in a project of its own (projects are isolated).
