@@ -23,7 +23,9 @@ pub(super) fn parse(body: &[u8], delivery: Delivery) -> Result<Vec<Alert>, Inges
             "not a Falco alert: expected the fields rule, priority and output".into(),
         ));
     }
-    parse_falco_value(&value, delivery).map(|a| vec![a])
+    let mut alert = parse_falco_value(&value, delivery)?;
+    alert.raw = value;
+    Ok(vec![alert])
 }
 
 /// Looks up a top-level key ignoring case and underscores, the way Falcosidekick's decoder does.
@@ -50,7 +52,10 @@ pub(super) fn looks_like_falco(value: &Value) -> bool {
         .is_some_and(|o| get(o, "rule").is_some() && (get(o, "priority").is_some() || get(o, "output").is_some()))
 }
 
-/// Parses one Falco alert from a JSON value (also used for Falco alerts inside LogEntries).
+/// Parses one Falco alert from a JSON value (also used for Falco alerts inside LogEntries). Its
+/// `raw` is left null for the caller to move in what it received (the whole body, or the whole
+/// LogEntry): a copy here would be one more deep copy of every value per alert, thrown away by
+/// the LogEntry path.
 pub fn parse_falco_value(value: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
     let obj = value.as_object().ok_or_else(|| {
         IngestError::UnknownFormat(format!("a Falco alert is an object, got {}", json_type_name(value)))
@@ -129,7 +134,7 @@ pub fn parse_falco_value(value: &Value, delivery: Delivery) -> Result<Alert, Ing
         tags,
         resource,
         notes,
-        raw: value.clone(),
+        raw: Value::Null,
     })
 }
 
