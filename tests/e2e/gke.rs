@@ -19,7 +19,9 @@ use riposte_core::action::{Action, ActionClass, TargetKind};
 use riposte_core::admission::{Admission, AdmissionParts};
 use riposte_core::executor::Executor;
 use riposte_core::incident::{Incident, StepStatus};
-use riposte_core::kubernetes::{CORDONED_BY, INCIDENT_LABEL, ISOLATE_LABEL, isolation_policy_name};
+use riposte_core::kubernetes::{
+    CORDONED_BY, INCIDENT_LABEL, ISOLATE_LABEL, PROTECTED_BY, SCALE_DOWN_DISABLED, isolation_policy_name,
+};
 use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
 use riposte_core::release::release;
@@ -229,10 +231,17 @@ async fn a_pod_named_only_by_falco_is_located_and_contained_against_fake_gke_and
     for s in &incident.steps {
         assert_eq!(s.status, StepStatus::Done, "{}: {:?}", s.action.name(), s.report);
     }
-    // The node: cordoned, and it says by which incident.
+    // The node: cordoned and kept from cluster-autoscaler scale-down, saying by which incident,
+    // in one patch conditional on the UID recorded at plan time.
     let node = h.gke.node(NODE).expect("node");
     assert_eq!(node["spec"]["unschedulable"], true);
     assert_eq!(node["metadata"]["annotations"][CORDONED_BY].as_str(), Some(incident_label(&id).as_str()));
+    assert_eq!(node["metadata"]["annotations"][SCALE_DOWN_DISABLED], "true");
+    assert_eq!(node["metadata"]["annotations"][PROTECTED_BY].as_str(), Some(incident_label(&id).as_str()));
+    let node_patches: Vec<_> =
+        h.gke.mutations().into_iter().filter(|r| r.path == format!("/api/v1/nodes/{NODE}")).collect();
+    assert_eq!(node_patches.len(), 1, "{node_patches:#?}");
+    assert_eq!(node_patches[0].body.as_ref().map(|b| b["metadata"]["uid"].clone()), Some(node_uid.clone().into()));
     // The pod: labelled, its own labels kept, selected by a deny-all NetworkPolicy.
     let pod_labels = h.pod_labels(NS, POD);
     assert_eq!(pod_labels["app"], "api");
@@ -462,7 +471,8 @@ async fn release_uncordons_and_removes_the_labels_the_policy_and_the_tag_against
 
     let node = h.gke.node(NODE).expect("node");
     assert!(!node["spec"]["unschedulable"].as_bool().unwrap_or(false), "schedulable again");
-    assert!(node["metadata"]["annotations"].get(CORDONED_BY).is_none());
+    let annotations = node["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
+    assert!(annotations.is_empty(), "riposte's annotations and the scale-down protection are gone: {annotations:?}");
     let labels = h.pod_labels(NS, POD);
     assert_eq!(labels, serde_json::json!({"app": "api"}), "only the pod's own label is left");
     assert!(h.gke.network_policy(NS, &isolation_policy_name(&id)).is_none());
@@ -485,12 +495,13 @@ async fn release_uncordons_and_removes_the_labels_the_policy_and_the_tag_against
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn release_leaves_a_node_cordoned_before_riposte_as_it_was_against_fake_gke() {
+async fn release_leaves_a_node_cordoned_and_protected_before_riposte_as_it_was_against_fake_gke() {
     let h = harness().await;
     h.gke.add_node(NodeSpec {
         name: "gke-prod-eu-default-pool-5c1d2e3f-cord".into(),
         provider_id: format!("gce://{PROJECT}/{ZONE}/gke-prod-eu-default-pool-5c1d2e3f-cord"),
         unschedulable: true,
+        annotations: [(SCALE_DOWN_DISABLED.to_string(), "true".to_string())].into(),
         ..NodeSpec::default()
     });
     h.gke.add_pod(PodSpec {
@@ -503,11 +514,66 @@ async fn release_leaves_a_node_cordoned_before_riposte_as_it_was_against_fake_gk
     let id = h.intake(&policy(&["cordon_node"], &[], false), body.as_bytes()).await;
     h.runner().run(&id).await.expect("run");
     let incident = h.get(&id).await;
-    assert!(report(&incident, "cordon_node").contains("already unschedulable"), "{}", report(&incident, "cordon_node"));
+    let said = report(&incident, "cordon_node");
+    assert!(said.contains("already unschedulable") && said.contains("already protected from scale-down"), "{said}");
     release(h.store.as_ref(), &h.executor, &id, "bob", Timestamp::now()).await.expect("release");
     let node = h.gke.node("gke-prod-eu-default-pool-5c1d2e3f-cord").expect("node");
     assert_eq!(node["spec"]["unschedulable"], true, "someone else cordoned it; it stays cordoned");
+    assert_eq!(
+        node["metadata"]["annotations"],
+        serde_json::json!({SCALE_DOWN_DISABLED: "true"}),
+        "their protection stays"
+    );
     assert!(h.gke.mutations().is_empty(), "{:?}", h.gke.mutations());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_node_cordoned_before_riposte_only_the_protection_is_added_and_released_against_fake_gke() {
+    let h = harness().await;
+    let name = "gke-prod-eu-default-pool-5c1d2e3f-half";
+    h.gke.add_node(NodeSpec {
+        name: name.into(),
+        provider_id: format!("gce://{PROJECT}/{ZONE}/{name}"),
+        unschedulable: true,
+        annotations: [("team".to_string(), "payments".to_string())].into(),
+        ..NodeSpec::default()
+    });
+    h.gke.add_pod(PodSpec { namespace: NS.into(), name: "web-8".into(), node: name.into(), ..PodSpec::default() });
+    let body = String::from_utf8(pod_only_alert()).expect("utf8").replace(POD, "web-8");
+    let id = h.intake(&policy(&["cordon_node"], &[], false), body.as_bytes()).await;
+    h.runner().run(&id).await.expect("run");
+    let said = report(&h.get(&id).await, "cordon_node");
+    assert!(said.starts_with(&format!("protected node {name} from cluster-autoscaler scale-down")), "{said}");
+    let node = h.gke.node(name).expect("node");
+    let annotations = &node["metadata"]["annotations"];
+    assert_eq!((annotations[SCALE_DOWN_DISABLED].as_str(), annotations.get(CORDONED_BY)), (Some("true"), None));
+    assert_eq!(annotations[PROTECTED_BY].as_str(), Some(incident_label(&id).as_str()));
+
+    release(h.store.as_ref(), &h.executor, &id, "bob", Timestamp::now()).await.expect("release");
+    let node = h.gke.node(name).expect("node");
+    assert_eq!(node["spec"]["unschedulable"], true, "cordoned by someone else: stays cordoned");
+    assert_eq!(node["metadata"]["annotations"], serde_json::json!({"team": "payments"}), "as it was before riposte");
+}
+
+/// The approve service may run an approved drain while the intake's automatic snapshot is still
+/// running: an emptied node is what scale-down and auto-upgrade take, so the drain waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_drain_waits_until_the_snapshots_are_taken_against_fake_gke_and_fake_compute() {
+    let h = harness().await;
+    h.add_controlled_pod("web-1", ("ReplicaSet", "web-5f6d"));
+    let id = h.intake(&policy(&["snapshot_disks", "cordon_node"], &["drain_node"], false), &pod_only_alert()).await;
+    h.approve(&id).await;
+    let approve_service = h.runner().with_scope(StepScope::Approved);
+    assert_eq!(approve_service.run(&id).await.expect("run"), 0, "nothing before the snapshots");
+    assert_eq!(status(&h.get(&id).await, "drain_node"), &StepStatus::Pending);
+    assert!(h.gke.mutations().is_empty() && h.gke.pod(NS, "web-1").is_some(), "{:?}", h.gke.mutations());
+
+    h.runner().with_scope(StepScope::Automatic).run(&id).await.expect("automatic steps");
+    assert_eq!(status(&h.get(&id).await, "snapshot_disks"), &StepStatus::Done);
+    assert_eq!(approve_service.run(&id).await.expect("run"), 1);
+    assert_eq!(status(&h.get(&id).await, "drain_node"), &StepStatus::Done);
+    assert!(h.gke.pod(NS, "web-1").is_none(), "evicted once the disks were snapshotted");
+    assert_eq!(h.compute.snapshots().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

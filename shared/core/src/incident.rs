@@ -342,6 +342,17 @@ impl Incident {
     }
 
     /// Whether a runner has anything to do on this incident at `now`: a claimable step, or an
+    /// Whether a `snapshot_disks` step that comes before step `index` is still pending or
+    /// running: an automatic one (they all run first), or an approved one earlier in plan order
+    /// (a later one would wait behind step `index` for ever).
+    pub fn taking_snapshots_before(&self, index: usize) -> bool {
+        self.steps.iter().any(|s| {
+            matches!(s.action, crate::action::Action::SnapshotDisks(_))
+                && (!s.gated || s.index < index)
+                && matches!(s.status, StepStatus::Pending | StepStatus::Running)
+        })
+    }
+
     /// approval request to expire.
     pub fn has_work(&self, now: Timestamp) -> bool {
         (0..self.steps.len()).any(|i| self.claimable(i, now)) || self.approval_lapsed(now)

@@ -19,6 +19,13 @@ pub const INCIDENT_LABEL: &str = "riposte.io/incident";
 pub const ISOLATE_LABEL: &str = "riposte.io/isolate";
 /// Annotation on a node riposte cordoned: which incident did (release uncordons only its own).
 pub const CORDONED_BY: &str = "riposte.io/cordoned-by";
+/// Cluster autoscaler never removes a node annotated `"true"` with it. A cordoned node has no
+/// pods to schedule and a drained one is empty: without it, the autoscaler's scale-down would
+/// delete the quarantined VM, its memory and local disks with it.
+pub const SCALE_DOWN_DISABLED: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
+/// Annotation on a node riposte protected from scale-down: which incident did (release removes
+/// only its own protection, never one the cluster's owners had set).
+pub const PROTECTED_BY: &str = "riposte.io/scale-down-disabled-by";
 /// The default quarantine label of `label_pod`; drain leaves pods carrying it in place.
 pub const QUARANTINE_LABEL: (&str, &str) = ("quarantine", "true");
 /// Annotation of a static pod's mirror (kubelet-managed; cannot be evicted).
@@ -62,24 +69,63 @@ pub fn isolation_policy(namespace: &str, incident_id: &str) -> Value {
     })
 }
 
-/// The merge patch that cordons a node and records which incident did. `resource_version` makes
-/// it conditional on the node read just before (a concurrent change gives 409 and a re-read).
-pub fn cordon_patch(incident_id: &str, uid: Option<&str>, resource_version: &str) -> Value {
+/// What containing a node holds it by: the cordon (no new pods) and the protection from
+/// cluster-autoscaler scale-down. Each is set only when the node lacks it, and released only by
+/// the incident that set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeHold {
+    /// Unschedulable, annotated [`CORDONED_BY`].
+    pub cordon: bool,
+    /// [`SCALE_DOWN_DISABLED`], annotated [`PROTECTED_BY`].
+    pub protect: bool,
+}
+
+impl NodeHold {
+    /// Both, as on a node that had neither (what the dry run shows).
+    pub const BOTH: NodeHold = NodeHold { cordon: true, protect: true };
+}
+
+/// The merge patch that sets `hold` on a node, recording which incident did, conditional on the
+/// node's UID when known and on `resource_version`, the node read just before (a concurrent
+/// change gives 409 and a re-read).
+pub fn cordon_patch(incident_id: &str, uid: Option<&str>, resource_version: &str, hold: NodeHold) -> Value {
     let mut metadata = Map::new();
     if let Some(uid) = uid {
         metadata.insert("uid".into(), json!(uid));
     }
     metadata.insert("resourceVersion".into(), json!(resource_version));
-    metadata.insert("annotations".into(), json!({ CORDONED_BY: incident_label(incident_id) }));
-    json!({ "metadata": metadata, "spec": { "unschedulable": true } })
+    let ours = incident_label(incident_id);
+    let mut annotations = Map::new();
+    if hold.cordon {
+        annotations.insert(CORDONED_BY.into(), json!(ours));
+    }
+    if hold.protect {
+        annotations.insert(SCALE_DOWN_DISABLED.into(), json!("true"));
+        annotations.insert(PROTECTED_BY.into(), json!(ours));
+    }
+    metadata.insert("annotations".into(), Value::Object(annotations));
+    let mut patch = json!({ "metadata": metadata });
+    if hold.cordon {
+        patch["spec"] = json!({ "unschedulable": true });
+    }
+    patch
 }
 
-/// The merge patch that uncordons a node riposte cordoned and drops the annotation.
-pub fn uncordon_patch(resource_version: &str) -> Value {
-    json!({
-        "metadata": { "resourceVersion": resource_version, "annotations": { CORDONED_BY: null } },
-        "spec": { "unschedulable": false },
-    })
+/// The merge patch that releases `hold` (what this incident set) and drops its annotations.
+pub fn uncordon_patch(resource_version: &str, hold: NodeHold) -> Value {
+    let mut annotations = Map::new();
+    if hold.cordon {
+        annotations.insert(CORDONED_BY.into(), Value::Null);
+    }
+    if hold.protect {
+        annotations.insert(SCALE_DOWN_DISABLED.into(), Value::Null);
+        annotations.insert(PROTECTED_BY.into(), Value::Null);
+    }
+    let mut patch = json!({ "metadata": { "resourceVersion": resource_version, "annotations": annotations } });
+    if hold.cordon {
+        patch["spec"] = json!({ "unschedulable": false });
+    }
+    patch
 }
 
 /// `DeleteOptions` for deleting or evicting an object known by `uid`.
@@ -154,7 +200,26 @@ mod tests {
         assert_eq!(labels_patch(&labels, Some("u-1"))["metadata"]["uid"], "u-1");
         assert!(labels_patch(&labels, None)["metadata"].get("uid").is_none());
         assert_eq!(labels_patch(&labels, None)["metadata"]["labels"]["a"], Value::Null, "None removes the label");
-        assert_eq!(cordon_patch("i", Some("n-1"), "42")["metadata"]["uid"], "n-1");
-        assert_eq!(uncordon_patch("43")["metadata"]["annotations"][CORDONED_BY], Value::Null);
+        assert_eq!(cordon_patch("i", Some("n-1"), "42", NodeHold::BOTH)["metadata"]["uid"], "n-1");
+        assert_eq!(uncordon_patch("43", NodeHold::BOTH)["metadata"]["annotations"][CORDONED_BY], Value::Null);
+    }
+
+    #[test]
+    fn a_node_hold_sets_and_releases_only_its_own_parts() {
+        let protect_only = NodeHold { cordon: false, protect: true };
+        let set = cordon_patch("20261122-101010-ab12cd34", None, "7", protect_only);
+        assert_eq!(set["metadata"]["annotations"][SCALE_DOWN_DISABLED], "true");
+        assert_eq!(set["metadata"]["annotations"][PROTECTED_BY], "20261122-101010-ab12cd34");
+        assert!(set.get("spec").is_none() && set["metadata"]["annotations"].get(CORDONED_BY).is_none(), "{set}");
+        let both = cordon_patch("20261122-101010-ab12cd34", None, "7", NodeHold::BOTH);
+        assert_eq!(
+            (both["spec"]["unschedulable"].clone(), both["metadata"]["annotations"].as_object().map(Map::len)),
+            (json!(true), Some(3))
+        );
+        let unset = uncordon_patch("8", NodeHold { cordon: true, protect: false });
+        assert_eq!(
+            unset,
+            json!({"metadata": {"resourceVersion": "8", "annotations": {CORDONED_BY: null}}, "spec": {"unschedulable": false}})
+        );
     }
 }

@@ -148,6 +148,8 @@ pub struct NodeSpec {
     pub labels: BTreeMap<String, String>,
     /// Cordoned already.
     pub unschedulable: bool,
+    /// Annotations (e.g. the owners' own scale-down protection).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A pod to seed the cluster with (see [`FakeGke::add_pod`]): `Running` on `node`, one container.

@@ -111,10 +111,14 @@ pub(crate) fn node(spec: &NodeSpec, uid: &str) -> Value {
     if spec.unschedulable {
         node_spec["unschedulable"] = json!(true);
     }
+    let mut metadata = metadata(&spec.name, "", uid, &spec.labels);
+    if !spec.annotations.is_empty() {
+        metadata.insert("annotations".to_owned(), json!(spec.annotations));
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": metadata(&spec.name, "", uid, &spec.labels),
+        "metadata": metadata,
         "spec": node_spec,
         "status": {
             "conditions": [{

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use riposte_core::executor::ExecError;
 use riposte_core::kubernetes::{
-    CORDONED_BY, INCIDENT_LABEL, ISOLATE_LABEL, MIRROR_ANNOTATION, QUARANTINE_LABEL, cordon_patch, eviction,
-    uncordon_patch,
+    CORDONED_BY, INCIDENT_LABEL, ISOLATE_LABEL, MIRROR_ANNOTATION, NodeHold, PROTECTED_BY, QUARANTINE_LABEL,
+    SCALE_DOWN_DISABLED, cordon_patch, eviction, uncordon_patch,
 };
 use riposte_core::requests::incident_label;
 
@@ -131,8 +131,9 @@ impl GkeExecutor {
         Err(ExecError::Retryable(format!("node {name} kept changing while riposte tried to {what} it")))
     }
 
-    /// `cordon_node`: marks the node unschedulable and notes which incident did, unless it
-    /// already was (then release will leave it as it found it).
+    /// `cordon_node`: marks the node unschedulable and protects it from cluster-autoscaler
+    /// scale-down, noting which incident did each; what the node already had is left as it was
+    /// (and release leaves it too).
     pub(super) async fn cordon(
         &self,
         s: &mut KubeStep<'_>,
@@ -142,20 +143,41 @@ impl GkeExecutor {
         let incident = s.incident_id.to_string();
         let ours = incident_label(&incident);
         self.change_node(s, name, uid, "cordon", |node, rv| {
-            if node.spec.as_ref().and_then(|spec| spec.unschedulable) == Some(true) {
-                let by = node.metadata.annotations.as_ref().and_then(|a| a.get(CORDONED_BY));
-                return NodeChange::Unchanged(if by == Some(&ours) {
-                    format!("node {name} is cordoned (by this incident)")
+            let annotation = |k: &str| node.metadata.annotations.as_ref().and_then(|a| a.get(k));
+            let missing = NodeHold {
+                cordon: node.spec.as_ref().and_then(|spec| spec.unschedulable) != Some(true),
+                protect: annotation(SCALE_DOWN_DISABLED).is_none_or(|v| v != "true"),
+            };
+            let mut found = Vec::new();
+            if !missing.cordon {
+                found.push(if annotation(CORDONED_BY) == Some(&ours) {
+                    "cordoned (by this incident)"
                 } else {
-                    format!("node {name} was already unschedulable; left as it was (release will not uncordon it)")
+                    "already unschedulable, left as it was (release will not uncordon it)"
                 });
             }
-            NodeChange::Patch(cordon_patch(&incident, uid, rv), format!("cordoned node {name}"))
+            if !missing.protect {
+                found.push(if annotation(PROTECTED_BY) == Some(&ours) {
+                    "protected from scale-down (by this incident)"
+                } else {
+                    "already protected from scale-down, left as it was (release will not lift it)"
+                });
+            }
+            let found =
+                if found.is_empty() { String::new() } else { format!("; node {name} was {}", found.join(" and ")) };
+            let done = match (missing.cordon, missing.protect) {
+                (false, false) => return NodeChange::Unchanged(format!("nothing to change{found}")),
+                (true, true) => format!("cordoned node {name} and protected it from cluster-autoscaler scale-down"),
+                (true, false) => format!("cordoned node {name}{found}"),
+                (false, true) => format!("protected node {name} from cluster-autoscaler scale-down{found}"),
+            };
+            NodeChange::Patch(cordon_patch(&incident, uid, rv, missing), done)
         })
         .await
     }
 
-    /// Release of `cordon_node`: uncordons the node if this incident cordoned it.
+    /// Release of `cordon_node`: uncordons the node and lifts its scale-down protection, each
+    /// only if this incident set it.
     pub(super) async fn uncordon(
         &self,
         s: &mut KubeStep<'_>,
@@ -164,10 +186,19 @@ impl GkeExecutor {
     ) -> Result<String, ExecError> {
         let ours = incident_label(s.incident_id);
         self.change_node(s, name, uid, "uncordon", |node, rv| {
-            if node.metadata.annotations.as_ref().and_then(|a| a.get(CORDONED_BY)) != Some(&ours) {
-                return NodeChange::Unchanged(format!("node {name} left as it is: this incident did not cordon it"));
-            }
-            NodeChange::Patch(uncordon_patch(rv), format!("uncordoned node {name}"))
+            let ours_on = |k: &str| node.metadata.annotations.as_ref().and_then(|a| a.get(k)) == Some(&ours);
+            let set = NodeHold { cordon: ours_on(CORDONED_BY), protect: ours_on(PROTECTED_BY) };
+            let done = match (set.cordon, set.protect) {
+                (false, false) => {
+                    return NodeChange::Unchanged(format!(
+                        "node {name} left as it is: this incident neither cordoned nor protected it"
+                    ));
+                }
+                (true, true) => format!("uncordoned node {name} and lifted its scale-down protection"),
+                (true, false) => format!("uncordoned node {name}"),
+                (false, true) => format!("lifted the scale-down protection of node {name}"),
+            };
+            NodeChange::Patch(uncordon_patch(rv, set), done)
         })
         .await
     }

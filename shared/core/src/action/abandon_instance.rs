@@ -34,6 +34,7 @@ static META: ActionMeta = ActionMeta {
     permissions: PERMISSIONS,
     release_permissions: &[],
     reversal: None,
+    after_snapshots: true,
 };
 
 impl ActionSpec for AbandonInstance {

@@ -65,6 +65,7 @@ static META: ActionMeta = ActionMeta {
     // Not undone: the rule is shared by every quarantined VM and stops applying to this one with
     // its quarantine tag.
     reversal: None,
+    after_snapshots: false,
 };
 
 impl ActionSpec for ForensicSsh {

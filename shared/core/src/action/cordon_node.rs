@@ -1,10 +1,12 @@
-//! `cordon_node`: the node marked unschedulable, with the incident that did it recorded on it so
-//! that a release uncordons only what riposte cordoned.
+//! `cordon_node`: the node marked unschedulable and protected from cluster-autoscaler scale-down,
+//! with the incident that did each recorded on it so that a release undoes only what riposte did.
 
 use serde::{Deserialize, Serialize};
 
 use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
-use crate::kubernetes::{CORDONED_BY, cordon_patch, node_url, read_cluster, request, uncordon_patch};
+use crate::kubernetes::{
+    CORDONED_BY, NodeHold, PROTECTED_BY, cordon_patch, node_url, read_cluster, request, uncordon_patch,
+};
 use crate::requests::PlannedRequest;
 use crate::target::Target;
 
@@ -21,8 +23,9 @@ pub(super) fn read_node(target: &Target) -> Option<(Vec<PlannedRequest>, &str, O
 
 /// The cordon patch of `node`, as cordon and drain send it.
 pub(super) fn cordon(node: &str, uid: Option<&str>, incident_id: &str) -> PlannedRequest {
-    request("PATCH", node_url(node), Some(cordon_patch(incident_id, uid, "${node.metadata.resourceVersion}")))
-        .note("unless the node is already unschedulable")
+    let patch = cordon_patch(incident_id, uid, "${node.metadata.resourceVersion}", NodeHold::BOTH);
+    request("PATCH", node_url(node), Some(patch))
+        .note("without what the node already has: unschedulable, or protected from scale-down")
 }
 
 // On GKE, IAM `container.*` permissions authorize Kubernetes API calls alongside RBAC;
@@ -35,7 +38,8 @@ static META: ActionMeta = ActionMeta {
     permissions: PERMISSIONS,
     // Undone by writing the same field back: the same calls.
     release_permissions: PERMISSIONS,
-    reversal: Some("uncordon the node, if this incident cordoned it"),
+    reversal: Some("uncordon the node and lift its scale-down protection, each if this incident set it"),
+    after_snapshots: false,
 };
 
 impl ActionSpec for CordonNode {
@@ -52,8 +56,10 @@ impl ActionSpec for CordonNode {
     fn release_requests(&self, target: &Target, _incident_id: &str) -> Vec<PlannedRequest> {
         let Some((mut out, node, _)) = read_node(target) else { return Vec::new() };
         out.push(
-            request("PATCH", node_url(node), Some(uncordon_patch("${node.metadata.resourceVersion}")))
-                .note(&format!("only if the node's {CORDONED_BY} annotation names this incident")),
+            request("PATCH", node_url(node), Some(uncordon_patch("${node.metadata.resourceVersion}", NodeHold::BOTH)))
+                .note(&format!(
+                    "each part only if the node's {CORDONED_BY} or {PROTECTED_BY} annotation names this incident"
+                )),
         );
         out
     }

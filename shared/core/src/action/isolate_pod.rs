@@ -29,6 +29,7 @@ static META: ActionMeta = ActionMeta {
     permissions: PERMISSIONS,
     release_permissions: &["container.clusters.get", "container.pods.get", "container.pods.update", "container.networkPolicies.delete"],
     reversal: Some("delete the NetworkPolicy and remove the isolation label"),
+    after_snapshots: false,
 };
 
 impl ActionSpec for IsolatePod {

@@ -42,6 +42,7 @@ static META: ActionMeta = ActionMeta {
     // Undone by writing the same field back: the same calls.
     release_permissions: PERMISSIONS,
     reversal: Some("remove the labels riposte set (those still holding its values)"),
+    after_snapshots: false,
 };
 
 impl ActionSpec for LabelInstance {

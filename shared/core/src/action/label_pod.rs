@@ -54,6 +54,7 @@ static META: ActionMeta = ActionMeta {
     permissions: PERMISSIONS,
     release_permissions: &["container.clusters.get", "container.pods.get", "container.pods.update"],
     reversal: Some("remove the labels riposte set (those still holding its values)"),
+    after_snapshots: false,
 };
 
 impl ActionSpec for LabelPod {

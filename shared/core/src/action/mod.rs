@@ -38,6 +38,10 @@ pub struct ActionMeta {
     pub release_permissions: &'static [&'static str],
     /// How it is undone, when it can be.
     pub reversal: Option<&'static str>,
+    /// It lets GKE or Compute Engine remove or replace the VM (an emptied node is what
+    /// auto-upgrade and scale-down take; a VM out of its group is replaced; a deleted one is
+    /// gone): it waits until the incident's snapshots are no longer being taken.
+    pub after_snapshots: bool,
 }
 
 /// What one action is and sends, declared by its module.
@@ -141,6 +145,11 @@ impl Action {
     /// How to undo the action, when it can be undone (`riposte incident release`).
     pub fn reversal(&self) -> Option<&'static str> {
         self.spec().meta().reversal
+    }
+
+    /// Whether it waits for the incident's snapshots ([`ActionMeta::after_snapshots`]).
+    pub fn after_snapshots(&self) -> bool {
+        self.spec().meta().after_snapshots
     }
 
     /// Checks the parameters; every problem is returned as `(field, message)`.

@@ -77,6 +77,7 @@ static META: ActionMeta = ActionMeta {
     permissions: PERMISSIONS,
     release_permissions: &["compute.instances.get", "compute.instances.list", "compute.instances.setTags", "compute.zoneOperations.get"],
     reversal: Some("remove the quarantine tag from the VM (the shared deny rules stay)"),
+    after_snapshots: false,
 };
 
 impl ActionSpec for Quarantine {

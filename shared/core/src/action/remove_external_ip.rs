@@ -33,6 +33,7 @@ static META: ActionMeta = ActionMeta {
     permissions: PERMISSIONS,
     release_permissions: &[],
     reversal: None,
+    after_snapshots: false,
 };
 
 impl ActionSpec for RemoveExternalIp {
