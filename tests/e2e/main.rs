@@ -16,6 +16,7 @@ mod gke;
 mod helpers;
 mod http;
 mod lambda;
+mod limits;
 mod notifiers;
 mod parser_properties;
 mod planned;

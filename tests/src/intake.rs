@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use riposte_core::admission::{Admission, AdmissionParts};
 use riposte_core::executor::DryRunExecutor;
 use riposte_core::incident::Incident;
+use riposte_core::limits::Candidate;
 use riposte_core::locate::NoLocator;
 use riposte_core::notify::Notifiers;
 use riposte_core::plan::plan_incident;
@@ -69,10 +70,10 @@ impl<S: Store + ?Sized> RecordOne for S {
             first_at: now,
             last_at: now,
             log,
-            candidate: Some(Box::new(candidate)),
+            candidate: Some(Box::new(Candidate::unlimited(candidate))),
         };
         match only(self.admit(&[KeyArrivals { key, arrivals: vec![arrival] }], &[]).await?)? {
-            Admitted::Counted { incident_id, opened, first_count } => {
+            Admitted::Counted { incident_id, opened, first_count, .. } => {
                 Ok(RecordOutcome { incident_id, duplicate: !opened, alert_count: first_count })
             }
             other => Err(StoreError::Backend(format!("admitting one alert gave {other:?}"))),

@@ -78,6 +78,13 @@ pub fn approval_page(incident: &Incident, slot: &str, notice: Option<&str>) -> S
         escape(&approval.expires_at.to_string()),
         escape(slot)
     );
+    if let Some(reason) = &incident.limit_reached {
+        let _ = write!(
+            b,
+            "<p id=\"limit-reached\"><strong>{}</strong>: the containment below did not run automatically.</p>",
+            escape(reason)
+        );
+    }
     let _ = write!(b, "<h2>Alert</h2><table><tbody>");
     for (k, v) in [
         ("Policy", incident.policy.clone()),

@@ -271,6 +271,9 @@ pub fn describe_incident(i: &Incident, requests: bool) -> String {
             a.plan_hash.get(..16).unwrap_or(&a.plan_hash)
         );
     }
+    if let Some(reason) = &i.limit_reached {
+        let _ = writeln!(out, "  {reason}: the containment steps waited for approval");
+    }
     if !i.journal.is_empty() {
         let _ = writeln!(out, "  journal:");
         for j in &i.journal {

@@ -117,12 +117,14 @@ pub fn main() -> ExitCode {
         Command::Policy { command: PolicyCommand::Check { file } } => {
             load_policies(Some(&file)).map(|(set, origin)| {
                 println!("{origin}: OK, {} policies", set.policies.len());
+                println!("  limits on automatic containment across all policies: {}", set.limits.describe());
                 for p in &set.policies {
                     println!(
-                        "  - {}: {} automatic action(s), {} on approval",
+                        "  - {}: {} automatic action(s), {} on approval; limits: {}",
                         p.name,
                         p.actions.len(),
-                        p.on_approval.len()
+                        p.on_approval.len(),
+                        p.limits.describe()
                     );
                 }
             })

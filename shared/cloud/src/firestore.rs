@@ -9,6 +9,10 @@
 //!   closed), `expire_at`. Written by admission and a release closing the incident, never by a runner.
 //! - `incident_keys/{key}`: `incident_id` and `tally` (a copy of that incident's tally): what
 //!   admission reads to decide, for a whole batch of keys in one `batchGet`.
+//! - `limits/{scope}`: `data` (a blast-radius limit's [`Quota`] as JSON text: what was contained
+//!   automatically in its window, at most its `max` entries). Read and written by admission, in
+//!   the commit that opens an incident claiming room under it, so two instances never both take
+//!   the last room.
 //! - `alert_log/{seq}` and `rejections/{seq}`: `data` (JSON text); `seq` sorts by time.
 //!
 //! Counting an alert storm and running the incident's steps therefore write different documents
@@ -24,7 +28,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use riposte_core::incident::{Incident, Tally};
-use riposte_core::store::admit::{Current, KeyAdmitted, KeyArrivals, admit_key};
+use riposte_core::limits::{Quota, Quotas};
+use riposte_core::store::admit::{Current, KeyAdmitted, KeyArrivals, admit_key, claimed_scopes};
 use riposte_core::store::{AlertRecord, Change, IncidentSummary, Rejection, Store, StoreError};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -341,8 +346,17 @@ impl FirestoreStore {
         keys: &[KeyArrivals],
         log: &[AlertRecord],
     ) -> Result<Result<Vec<Result<KeyAdmitted, StoreError>>, Conflict>, StoreError> {
-        let names: Vec<String> = keys.iter().map(|k| self.name("incident_keys", &k.key)).collect();
-        let docs = self.batch_get(&names).await?;
+        let scopes: Vec<String> = claimed_scopes(keys).into_iter().collect();
+        let mut names: Vec<String> = keys.iter().map(|k| self.name("incident_keys", &k.key)).collect();
+        names.extend(scopes.iter().map(|scope| self.name("limits", scope)));
+        let mut docs = self.batch_get(&names).await?;
+        let limit_docs = docs.split_off(keys.len());
+        let mut quotas = Quotas::default();
+        for (scope, doc) in scopes.iter().zip(&limit_docs) {
+            if let Some(doc) = doc {
+                quotas.read(scope.clone(), decode::<Quota>(scope, doc)?);
+            }
+        }
         let read: Vec<_> = keys
             .iter()
             .zip(&docs)
@@ -359,6 +373,8 @@ impl FirestoreStore {
         let mut writes = Vec::new();
         let mut results = Vec::with_capacity(keys.len());
         for ((k, doc), read) in keys.iter().zip(&docs).zip(read) {
+            // A key refused below claims nothing.
+            let before = quotas.clone();
             let admitted = (|| {
                 let (current, expire_at) = match read? {
                     None => (None, None),
@@ -371,7 +387,7 @@ impl FirestoreStore {
                         None => (None, None),
                     },
                 };
-                let decided = admit_key(current, &k.arrivals);
+                let decided = admit_key(current, &k.arrivals, &mut quotas);
                 // Tallies and the key's document expire with their incident.
                 let expiry = |id: &str, tally: &Tally| match decided.opened.iter().find(|i| i.id == id) {
                     Some(incident) => self.expiry(incident.created_at),
@@ -393,9 +409,21 @@ impl FirestoreStore {
                 }
                 Ok((mine, decided.admitted))
             })();
+            if admitted.is_err() {
+                quotas = before;
+            }
             results.push(admitted.map(|(mine, admitted)| {
                 writes.extend(mine);
                 admitted
+            }));
+        }
+        for (scope, quota) in quotas.changed() {
+            let read = scopes.iter().position(|s| s == scope).and_then(|i| limit_docs.get(i)).and_then(Option::as_ref);
+            writes.push(json!({
+                "update": {"name": self.name("limits", scope), "fields": {
+                    "data": {"stringValue": serde_json::to_string(quota).map_err(backend)?},
+                }},
+                "currentDocument": unchanged(read),
             }));
         }
         for line in log {

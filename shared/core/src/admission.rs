@@ -15,6 +15,7 @@ use crate::alert::{Alert, AlertStatus};
 use crate::approval::Keys;
 use crate::incident::Incident;
 use crate::intake::{AlertOutcome, IncidentOutcome, StepView};
+use crate::limits::Candidate;
 use crate::locate::Locator;
 use crate::notify::Event;
 use crate::plan::{incident_key, plan_located};
@@ -176,8 +177,8 @@ impl AdmissionParts {
         for g in &groups {
             for (arrival, admitted) in g.arrivals.iter().zip(&g.admitted) {
                 match (admitted, &arrival.candidate) {
-                    (Admitted::Counted { opened: true, .. }, Some(candidate)) => {
-                        let mut incident = (**candidate).clone();
+                    (Admitted::Counted { opened: true, limit_reached, .. }, Some(candidate)) => {
+                        let mut incident = candidate.opening(limit_reached.as_deref());
                         incident.tally.count(arrival.alerts - 1, arrival.last_at);
                         self.start(&incident);
                         opened.insert(incident.id.clone(), incident);
@@ -273,11 +274,12 @@ impl AdmissionParts {
             let policy = &parts.policies.policies[batch[r].routes[a][m].policy];
             async move {
                 let placement = parts.locator.locate(&alert.resource).await;
-                (g, next, plan_located(policy, &parts.policies.defaults, alert, &placement, at))
+                let incident = plan_located(policy, &parts.policies.defaults, alert, &placement, at);
+                (g, next, Candidate::new(incident, policy, &parts.policies))
             }
         });
-        for (g, next, incident) in futures_util::future::join_all(plans).await {
-            groups[g].arrivals[next].candidate = Some(Box::new(incident));
+        for (g, next, candidate) in futures_util::future::join_all(plans).await {
+            groups[g].arrivals[next].candidate = Some(Box::new(candidate));
         }
     }
 
@@ -348,7 +350,7 @@ impl AdmissionParts {
                 };
                 let policy = policies[route.policy].name.clone();
                 incidents.push(match admitted {
-                    Admitted::Counted { incident_id, opened: first, first_count } => {
+                    Admitted::Counted { incident_id, opened: first, first_count, .. } => {
                         let opener = *first && slot.nth == 0;
                         IncidentOutcome {
                             policy,

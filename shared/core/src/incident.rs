@@ -216,6 +216,10 @@ pub struct Incident {
     /// The approval request for destructive steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// The blast-radius limit that was reached when the incident opened: its automatic
+    /// containment waits for approval instead of running ([`crate::limits`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_reached: Option<String>,
     /// What happened, in order.
     pub journal: Vec<JournalEntry>,
 }

@@ -12,6 +12,7 @@ pub mod firewall;
 pub mod incident;
 pub mod intake;
 pub mod kubernetes;
+pub mod limits;
 pub mod locate;
 pub mod names;
 pub mod notify;

@@ -90,6 +90,9 @@ pub fn render_text(event: Event, i: &Incident, links: &[ApprovalLink]) -> String
         };
         let _ = writeln!(out, "   [{}] {} -> {target}: {status}", s.index, s.action.name());
     }
+    if let Some(reason) = &i.limit_reached {
+        let _ = writeln!(out, "   {reason}: the containment steps wait for approval");
+    }
     if let Some(ap) = &i.approval {
         let approvals = ap.decisions.iter().filter(|d| d.approve).count();
         let _ = writeln!(

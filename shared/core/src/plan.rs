@@ -114,6 +114,7 @@ pub fn plan_located(
         alert: alert.clone(),
         steps,
         approval,
+        limit_reached: None,
         journal: Vec::new(),
     };
     let line = format!(

@@ -5,7 +5,7 @@ use riposte_core::incident::Incident;
 use riposte_core::notify::Event;
 use serde_json::{Value, json};
 
-use super::{approval_line, clip, headline, step_lines};
+use super::{approval_line, clip, gated_header, headline, limit_line, step_lines};
 
 /// Escapes text for Chat's small HTML subset in `textParagraph` and `decoratedText`.
 fn esc(s: &str) -> String {
@@ -32,6 +32,9 @@ pub fn message(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
     let gated = step_lines(incident, true);
     if !gated.is_empty() {
         let mut widgets = vec![paragraph(&gated)];
+        if let Some(line) = limit_line(incident) {
+            widgets.push(paragraph(&[line]));
+        }
         if let Some(line) = approval_line(incident) {
             widgets.push(paragraph(&[line]));
         }
@@ -42,7 +45,7 @@ pub fn message(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
                 .collect();
             widgets.push(json!({"buttonList": {"buttons": buttons}}));
         }
-        sections.push(json!({"header": "Destructive steps (need approval)", "widgets": widgets}));
+        sections.push(json!({"header": gated_header(incident), "widgets": widgets}));
     }
     json!({
         "text": esc(&headline(event, incident)),

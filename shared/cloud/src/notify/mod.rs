@@ -178,6 +178,16 @@ fn headline(event: Event, incident: &Incident) -> String {
     format!("riposte incident {} {what}: {} {} — {}", incident.id, a.source, a.severity, a.rule)
 }
 
+/// What a gated step list is headed with: destructive steps, and containment a limit held back.
+fn gated_header(incident: &Incident) -> &'static str {
+    if incident.limit_reached.is_some() { "Waiting for approval" } else { "Destructive steps (need approval)" }
+}
+
+/// Why containment waits, when a blast-radius limit was reached.
+fn limit_line(incident: &Incident) -> Option<String> {
+    incident.limit_reached.as_ref().map(|r| format!("{r}: the containment steps wait for approval"))
+}
+
 /// The approval status line (state, approvals, who decided), when there is an approval.
 fn approval_line(incident: &Incident) -> Option<String> {
     let ap = incident.approval.as_ref()?;

@@ -6,7 +6,7 @@ use riposte_core::incident::Incident;
 use riposte_core::notify::Event;
 use serde_json::{Value, json};
 
-use super::{approval_line, clip, headline, step_lines};
+use super::{approval_line, clip, gated_header, headline, limit_line, step_lines};
 
 /// Escapes text for Slack mrkdwn (`&`, `<`, `>` are control characters there).
 fn esc(s: &str) -> String {
@@ -37,7 +37,10 @@ pub fn message(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
     }
     let gated = step_lines(incident, true);
     if !gated.is_empty() {
-        blocks.push(section("Destructive steps (need approval)", &gated));
+        blocks.push(section(gated_header(incident), &gated));
+    }
+    if let Some(line) = limit_line(incident) {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", esc(&line))}}));
     }
     if !links.is_empty() {
         let buttons: Vec<Value> = links

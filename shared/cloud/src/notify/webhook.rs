@@ -18,6 +18,7 @@ pub fn payload(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
             "created_at": incident.created_at,
             "alert": {"source": a.source, "severity": a.severity, "rule": a.rule, "summary": a.summary, "resource": a.resource},
             "steps": StepView::of(incident),
+            "limit_reached": incident.limit_reached,
             "approval": incident.approval.as_ref().map(|ap| json!({
                 "state": ap.state, "required": ap.required, "expires_at": ap.expires_at,
                 "decisions": ap.decisions,

@@ -35,6 +35,7 @@ static META: ActionMeta = ActionMeta {
     release_permissions: &[],
     reversal: None,
     after_snapshots: true,
+    contains: false,
 };
 
 impl ActionSpec for AbandonInstance {

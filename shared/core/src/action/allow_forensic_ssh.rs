@@ -66,6 +66,7 @@ static META: ActionMeta = ActionMeta {
     // its quarantine tag.
     reversal: None,
     after_snapshots: false,
+    contains: false,
 };
 
 impl ActionSpec for ForensicSsh {

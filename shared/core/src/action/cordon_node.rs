@@ -40,6 +40,7 @@ static META: ActionMeta = ActionMeta {
     release_permissions: PERMISSIONS,
     reversal: Some("uncordon the node and lift its scale-down protection, each if this incident set it"),
     after_snapshots: false,
+    contains: true,
 };
 
 impl ActionSpec for CordonNode {

@@ -26,6 +26,7 @@ static META: ActionMeta = ActionMeta {
     release_permissions: &[],
     reversal: None,
     after_snapshots: false,
+    contains: false,
 };
 
 impl ActionSpec for DeletePod {

@@ -30,6 +30,7 @@ static META: ActionMeta = ActionMeta {
     release_permissions: &["container.clusters.get", "container.pods.get", "container.pods.update", "container.networkPolicies.delete"],
     reversal: Some("delete the NetworkPolicy and remove the isolation label"),
     after_snapshots: false,
+    contains: true,
 };
 
 impl ActionSpec for IsolatePod {

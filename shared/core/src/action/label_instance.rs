@@ -43,6 +43,7 @@ static META: ActionMeta = ActionMeta {
     release_permissions: PERMISSIONS,
     reversal: Some("remove the labels riposte set (those still holding its values)"),
     after_snapshots: false,
+    contains: false,
 };
 
 impl ActionSpec for LabelInstance {

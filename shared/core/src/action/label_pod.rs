@@ -55,6 +55,7 @@ static META: ActionMeta = ActionMeta {
     release_permissions: &["container.clusters.get", "container.pods.get", "container.pods.update"],
     reversal: Some("remove the labels riposte set (those still holding its values)"),
     after_snapshots: false,
+    contains: false,
 };
 
 impl ActionSpec for LabelPod {

@@ -42,6 +42,9 @@ pub struct ActionMeta {
     /// auto-upgrade and scale-down take; a VM out of its group is replaced; a deleted one is
     /// gone): it waits until the incident's snapshots are no longer being taken.
     pub after_snapshots: bool,
+    /// It cuts its object off (network or scheduling) automatically: what blast-radius limits
+    /// count, and what waits for approval past one ([`crate::limits`]). Evidence and labels do not.
+    pub contains: bool,
 }
 
 /// What one action is and sends, declared by its module.
@@ -150,6 +153,11 @@ impl Action {
     /// Whether it waits for the incident's snapshots ([`ActionMeta::after_snapshots`]).
     pub fn after_snapshots(&self) -> bool {
         self.spec().meta().after_snapshots
+    }
+
+    /// Whether blast-radius limits count it ([`ActionMeta::contains`]).
+    pub fn contains(&self) -> bool {
+        self.spec().meta().contains
     }
 
     /// Checks the parameters; every problem is returned as `(field, message)`.

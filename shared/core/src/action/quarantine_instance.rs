@@ -78,6 +78,7 @@ static META: ActionMeta = ActionMeta {
     release_permissions: &["compute.instances.get", "compute.instances.list", "compute.instances.setTags", "compute.zoneOperations.get"],
     reversal: Some("remove the quarantine tag from the VM (the shared deny rules stay)"),
     after_snapshots: false,
+    contains: true,
 };
 
 impl ActionSpec for Quarantine {

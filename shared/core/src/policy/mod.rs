@@ -5,6 +5,7 @@ mod condition;
 mod decode;
 pub mod duration;
 pub mod glob;
+mod limits;
 mod matcher;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +21,7 @@ use crate::names::{ClusterName, Location, Namespace, ProjectId};
 pub use condition::{CEL_VARIABLES, Condition};
 use decode::{Decoder, index, join};
 pub use duration::{format_duration, parse_duration};
+pub use limits::{Limit, Limits, MAX_LIMIT, Unit};
 pub use matcher::{Comparator, Matcher, SeverityFilter, TagFilter};
 
 /// One problem in a policy file, located by its path (`policies[2].actions[0]`).
@@ -265,6 +267,8 @@ pub struct Policy {
     pub continue_matching: bool,
     /// Never call a real API for this policy: record the requests only.
     pub dry_run: bool,
+    /// How much of its automatic containment may run without a human ([`crate::limits`]).
+    pub limits: Limits,
 }
 
 /// A whole policy file, compiled.
@@ -276,6 +280,8 @@ pub struct PolicySet {
     pub notifiers: BTreeMap<String, NotifierConfig>,
     /// Policies in file order; the first match wins unless it says `continue: true`.
     pub policies: Vec<Policy>,
+    /// Limits on automatic containment across every policy of the file ([`crate::limits`]).
+    pub limits: Limits,
 }
 
 /// A policy that matched an alert, with the reasons.
@@ -329,8 +335,8 @@ impl PolicySet {
     }
 }
 
-const FILE_KEYS: [&str; 4] = ["version", "defaults", "notifiers", "policies"];
-const POLICY_KEYS: [&str; 11] = [
+const FILE_KEYS: [&str; 5] = ["version", "defaults", "notifiers", "limits", "policies"];
+const POLICY_KEYS: [&str; 12] = [
     "name",
     "description",
     "match",
@@ -342,6 +348,7 @@ const POLICY_KEYS: [&str; 11] = [
     "notify",
     "continue",
     "dry_run",
+    "limits",
 ];
 const APPROVAL_KEYS: [&str; 4] = ["expires_in", "approvers", "required", "required_for"];
 
@@ -370,6 +377,7 @@ fn decode_file(d: &mut Decoder, value: &Value) -> Option<PolicySet> {
         }
     }
 
+    let limits = obj.get("limits").map(|l| limits::decode_limits(d, l, "limits")).unwrap_or_default();
     let items: Vec<Value> = d.required(obj, "policies", "").unwrap_or_default();
     if items.is_empty() && obj.contains_key("policies") {
         d.error("policies", "no policies: the file would never act on anything");
@@ -385,7 +393,7 @@ fn decode_file(d: &mut Decoder, value: &Value) -> Option<PolicySet> {
             policies.push(p);
         }
     }
-    Some(PolicySet { defaults, notifiers, policies })
+    Some(PolicySet { defaults, notifiers, policies, limits })
 }
 
 fn decode_policy(
@@ -446,6 +454,7 @@ fn decode_policy(
             d.error(index(&join(path, "notify"), i), format!("unknown notifier {n:?}; defined: {}", known.join(", ")));
         }
     }
+    let limits = obj.get("limits").map(|l| limits::decode_limits(d, l, &join(path, "limits"))).unwrap_or_default();
     Some(Policy {
         name: name?,
         description: d.field(obj, "description", path).unwrap_or_default(),
@@ -458,6 +467,7 @@ fn decode_policy(
         notify,
         continue_matching: d.field(obj, "continue", path).unwrap_or(false),
         dry_run: d.field(obj, "dry_run", path).unwrap_or(false),
+        limits,
     })
 }
 

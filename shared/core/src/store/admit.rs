@@ -4,12 +4,15 @@
 //! An alert storm is many alerts of one key arriving together. Admission groups them: a run of
 //! alike firing alerts of one key is one [`Arrival`] of `alerts` alerts, counted as one `+N` on the
 //! key's open incident. Nothing is planned for a duplicate: an arrival carries a candidate
-//! incident only once the store has said that it opens one ([`KeyAdmitted::needs_plan`]).
+//! incident only once the store has said that it opens one ([`KeyAdmitted::needs_plan`]). An
+//! opening incident claims room under the blast-radius limits ([`crate::limits`]) in the same
+//! decision, against the limits' records the store read with the keys.
 
 use jiff::Timestamp;
 
 use super::AlertRecord;
 use crate::incident::{Incident, Tally};
+use crate::limits::{Candidate, Quotas};
 
 /// Whether alerts still fire or report the condition closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +38,7 @@ pub struct Arrival {
     pub log: AlertRecord,
     /// The incident they open when no open incident takes them. Admission plans it only after the
     /// store asked for it.
-    pub candidate: Option<Box<Incident>>,
+    pub candidate: Option<Box<Candidate>>,
 }
 
 /// The arrivals of one incident key, in order.
@@ -59,6 +62,9 @@ pub enum Admitted {
         opened: bool,
         /// The incident's alert count right after the first of these alerts.
         first_count: u64,
+        /// When it opened past a blast-radius limit: the reason, and its automatic containment
+        /// waits for approval ([`Candidate::opening`]).
+        limit_reached: Option<String>,
     },
     /// A resolution closed `incident_id`, or found no open incident.
     Resolved {
@@ -105,9 +111,18 @@ fn line(template: &AlertRecord, count: u64, outcome: String) -> AlertRecord {
     AlertRecord { count, outcome, ..template.clone() }
 }
 
+/// The limits' records an admission of `keys` needs: those its candidates claim.
+pub fn claimed_scopes(keys: &[KeyArrivals]) -> std::collections::BTreeSet<String> {
+    keys.iter()
+        .flat_map(|k| &k.arrivals)
+        .filter_map(|a| a.candidate.as_ref())
+        .flat_map(|c| c.claims.iter().map(|claim| claim.scope.clone()))
+        .collect()
+}
+
 /// Admits `arrivals` of one key whose current incident is `current`, stopping at the first that
-/// needs a candidate it does not carry.
-pub fn admit_key(current: Option<Current>, arrivals: &[Arrival]) -> KeyWrites {
+/// needs a candidate it does not carry. An incident it opens claims its room in `quotas`.
+pub fn admit_key(current: Option<Current>, arrivals: &[Arrival], quotas: &mut Quotas) -> KeyWrites {
     let mut state = current;
     let mut out = KeyWrites::default();
     let mut changed = false;
@@ -124,9 +139,11 @@ pub fn admit_key(current: Option<Current>, arrivals: &[Arrival]) -> KeyWrites {
                         incident_id: open.incident_id.clone(),
                         opened: false,
                         first_count,
+                        limit_reached: None,
                     });
                 } else if let Some(candidate) = &arrival.candidate {
-                    let mut incident = (**candidate).clone();
+                    let limit_reached = quotas.claim(&candidate.claims, &candidate.incident.id, arrival.first_at).err();
+                    let mut incident = candidate.opening(limit_reached.as_deref());
                     incident.tally.count(arrival.alerts - 1, arrival.last_at);
                     if let Some(previous) = state.take().filter(|_| changed) {
                         left.push((previous.incident_id, previous.tally));
@@ -138,7 +155,12 @@ pub fn admit_key(current: Option<Current>, arrivals: &[Arrival]) -> KeyWrites {
                     }
                     state = Some(Current { incident_id: id.clone(), tally: incident.tally.clone() });
                     out.opened.push(incident);
-                    out.admitted.admitted.push(Admitted::Counted { incident_id: id, opened: true, first_count: 1 });
+                    out.admitted.admitted.push(Admitted::Counted {
+                        incident_id: id,
+                        opened: true,
+                        first_count: 1,
+                        limit_reached,
+                    });
                 } else {
                     out.admitted.needs_plan = true;
                     break;
@@ -202,7 +224,7 @@ mod tests {
             first_at: t(at),
             last_at: t(at),
             log: record(),
-            candidate: candidate.map(|id| Box::new(stub(id, at))),
+            candidate: candidate.map(|id| Box::new(Candidate::unlimited(stub(id, at)))),
         }
     }
 
@@ -226,12 +248,12 @@ mod tests {
 
     #[test]
     fn a_run_of_duplicates_is_one_plus_n_on_the_open_incident() {
-        let w = admit_key(open("a", 3, 0), &[firing(5, 10, None), firing(2, 20, None)]);
+        let w = admit_key(open("a", 3, 0), &[firing(5, 10, None), firing(2, 20, None)], &mut Quotas::default());
         assert_eq!(
             w.admitted.admitted,
             [
-                Admitted::Counted { incident_id: "a".into(), opened: false, first_count: 4 },
-                Admitted::Counted { incident_id: "a".into(), opened: false, first_count: 9 },
+                Admitted::Counted { incident_id: "a".into(), opened: false, first_count: 4, limit_reached: None },
+                Admitted::Counted { incident_id: "a".into(), opened: false, first_count: 9, limit_reached: None },
             ]
         );
         assert!(w.opened.is_empty() && !w.admitted.needs_plan);
@@ -243,22 +265,22 @@ mod tests {
 
     #[test]
     fn without_an_open_incident_the_store_asks_for_a_plan_and_counts_nothing_yet() {
-        let w = admit_key(None, &[firing(4, 0, None)]);
+        let w = admit_key(None, &[firing(4, 0, None)], &mut Quotas::default());
         assert!(w.admitted.needs_plan);
         assert!(w.admitted.admitted.is_empty() && w.current.is_none() && w.log.is_empty() && w.tallies.is_empty());
         // An incident past its window does not take them either.
-        assert!(admit_key(open("old", 1, 0), &[firing(1, 61, None)]).admitted.needs_plan);
+        assert!(admit_key(open("old", 1, 0), &[firing(1, 61, None)], &mut Quotas::default()).admitted.needs_plan);
     }
 
     #[test]
     fn a_planned_arrival_opens_its_candidate_and_the_rest_of_its_run_are_duplicates() {
-        let w = admit_key(None, &[firing(4, 0, Some("new")), firing(3, 1, None)]);
+        let w = admit_key(None, &[firing(4, 0, Some("new")), firing(3, 1, None)], &mut Quotas::default());
         assert_eq!(w.opened.len(), 1);
         assert_eq!(
             w.admitted.admitted,
             [
-                Admitted::Counted { incident_id: "new".into(), opened: true, first_count: 1 },
-                Admitted::Counted { incident_id: "new".into(), opened: false, first_count: 5 },
+                Admitted::Counted { incident_id: "new".into(), opened: true, first_count: 1, limit_reached: None },
+                Admitted::Counted { incident_id: "new".into(), opened: false, first_count: 5, limit_reached: None },
             ]
         );
         assert_eq!(w.current.expect("current").tally.alert_count, 7);
@@ -273,9 +295,12 @@ mod tests {
             Arrival { kind: ArrivalKind::Resolved, ..firing(1, 2, None) },
             firing(1, 3, Some("b")),
         ];
-        let w = admit_key(open("a", 1, 0), &arrivals);
+        let w = admit_key(open("a", 1, 0), &arrivals, &mut Quotas::default());
         assert_eq!(w.admitted.admitted[1], Admitted::Resolved { incident_id: Some("a".into()) });
-        assert_eq!(w.admitted.admitted[2], Admitted::Counted { incident_id: "b".into(), opened: true, first_count: 1 });
+        assert_eq!(
+            w.admitted.admitted[2],
+            Admitted::Counted { incident_id: "b".into(), opened: true, first_count: 1, limit_reached: None }
+        );
         // Both tallies are written: the closed one with its final count, the new one current.
         assert_eq!(w.tallies.len(), 2);
         assert_eq!((w.tallies[0].0.as_str(), w.tallies[0].1.alert_count), ("a", 4));
@@ -285,7 +310,8 @@ mod tests {
 
     #[test]
     fn a_resolution_without_an_open_incident_changes_nothing_but_the_log() {
-        let w = admit_key(None, &[Arrival { kind: ArrivalKind::Resolved, ..firing(1, 0, None) }]);
+        let w =
+            admit_key(None, &[Arrival { kind: ArrivalKind::Resolved, ..firing(1, 0, None) }], &mut Quotas::default());
         assert_eq!(w.admitted.admitted, [Admitted::Resolved { incident_id: None }]);
         assert!(w.current.is_none() && w.tallies.is_empty());
         assert_eq!(w.log[0].outcome, "resolved; no open incident");

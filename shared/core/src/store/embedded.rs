@@ -11,9 +11,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, Wr
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::admit::{Current, KeyAdmitted, KeyArrivals, admit_key};
+use super::admit::{Current, KeyAdmitted, KeyArrivals, admit_key, claimed_scopes};
 use super::{AlertRecord, Change, IncidentSummary, Rejection, Store, StoreError};
 use crate::incident::{Incident, Tally};
+use crate::limits::Quotas;
 
 const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents");
 /// Incident id → its tally (alert count, last seen, closed): admission's record, so that counting
@@ -26,6 +27,9 @@ const ALERT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("alert_log")
 /// sweep reads only those instead of every incident ever stored.
 const ACTIVE: TableDefinition<&str, ()> = TableDefinition::new("active_incidents");
 const REJECTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("rejections");
+/// Blast-radius limit scope → its [`crate::limits::Quota`]: what was contained automatically in
+/// the window.
+const LIMITS: TableDefinition<&str, &[u8]> = TableDefinition::new("limits");
 
 /// The redb-backed [`Store`].
 #[derive(Clone)]
@@ -84,6 +88,7 @@ struct Tables<'tx> {
     keys: Table<'tx, &'static str, &'static str>,
     active: Table<'tx, &'static str, ()>,
     alert_log: Table<'tx, u64, &'static [u8]>,
+    limits: Table<'tx, &'static str, &'static [u8]>,
 }
 
 impl<'tx> Tables<'tx> {
@@ -94,6 +99,7 @@ impl<'tx> Tables<'tx> {
             keys: tx.open_table(KEYS).map_err(backend)?,
             active: tx.open_table(ACTIVE).map_err(backend)?,
             alert_log: tx.open_table(ALERT_LOG).map_err(backend)?,
+            limits: tx.open_table(LIMITS).map_err(backend)?,
         })
     }
 
@@ -123,17 +129,32 @@ impl<'tx> Tables<'tx> {
         Ok(read_incident(&self.incidents, &self.tallies, &id)?.map(|i| Current { incident_id: id, tally: i.tally }))
     }
 
-    /// Admits one key's arrivals. The outer error fails the batch (the database failed); the
-    /// inner one only this key, and is found before anything of it is written.
-    fn admit(&mut self, key: &KeyArrivals) -> Result<Result<KeyAdmitted, StoreError>, StoreError> {
+    /// The limits' records `keys` claim.
+    fn quotas(&self, keys: &[KeyArrivals]) -> Result<Quotas, StoreError> {
+        let mut quotas = Quotas::default();
+        for scope in claimed_scopes(keys) {
+            if let Some(bytes) = self.limits.get(scope.as_str()).map_err(backend)? {
+                let quota = decode(&scope, bytes.value())?;
+                quotas.read(scope, quota);
+            }
+        }
+        Ok(quotas)
+    }
+
+    /// Admits one key's arrivals, claiming room in `quotas`. The outer error fails the batch (the
+    /// database failed); the inner one only this key, and is found before anything of it is
+    /// written (or claimed).
+    fn admit(&mut self, key: &KeyArrivals, quotas: &mut Quotas) -> Result<Result<KeyAdmitted, StoreError>, StoreError> {
         let current = match self.current(&key.key) {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
-        let writes = admit_key(current, &key.arrivals);
+        let before = quotas.clone();
+        let writes = admit_key(current, &key.arrivals, quotas);
         for incident in &writes.opened {
             if self.incidents.get(incident.id.as_str()).map_err(backend)?.is_some() {
                 // Ids carry the second and 32 bits of hash; never overwrite on a collision.
+                *quotas = before;
                 return Ok(Err(StoreError::Backend(format!("incident id {} already exists", incident.id))));
             }
         }
@@ -171,6 +192,7 @@ impl EmbeddedStore {
         tx.open_table(ALERT_LOG).map_err(backend)?;
         tx.open_table(REJECTIONS).map_err(backend)?;
         tx.open_table(ACTIVE).map_err(backend)?;
+        tx.open_table(LIMITS).map_err(backend)?;
         tx.commit().map_err(backend)?;
         Ok(EmbeddedStore { db: Arc::new(db), path })
     }
@@ -233,7 +255,11 @@ impl Store for EmbeddedStore {
             let tx = db.begin_write().map_err(backend)?;
             let admitted = {
                 let mut tables = Tables::open(&tx)?;
-                let admitted = keys.iter().map(|k| tables.admit(k)).collect::<Result<Vec<_>, _>>()?;
+                let mut quotas = tables.quotas(&keys)?;
+                let admitted = keys.iter().map(|k| tables.admit(k, &mut quotas)).collect::<Result<Vec<_>, _>>()?;
+                for (scope, quota) in quotas.changed() {
+                    tables.limits.insert(scope, encode(quota)?.as_slice()).map_err(backend)?;
+                }
                 for line in &log {
                     append(&mut tables.alert_log, &encode(line)?)?;
                 }
