@@ -789,3 +789,52 @@ async fn dry_run_shows_every_kubernetes_request_the_executor_sends_against_fake_
         crate::planned::assert_every_change_sent_was_shown(&incident, received.iter().map(Sent::from));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_a_share_of_a_node_pool_is_cordoned_automatically_against_fake_gke() {
+    use riposte_core::locate::NODE_POOL_LABEL;
+    let h = harness().await;
+    // A spot pool of ten nodes, an alerting pod on five of them.
+    let spot = |n: usize| format!("gke-prod-eu-spot-pool-0a1b2c3d-s{n:02}");
+    for n in 0..10 {
+        h.gke.add_node(NodeSpec {
+            name: spot(n),
+            provider_id: format!("gce://{PROJECT}/{ZONE}/{}", spot(n)),
+            labels: labels(&[(NODE_POOL_LABEL, "spot-pool")]),
+            ..NodeSpec::default()
+        });
+    }
+    let yaml = policy(&["cordon_node"], &[], false) + "    limits: {node_pool: {percent: 20, per: 1h}}\n";
+    let mut incidents = Vec::new();
+    for n in 0..5 {
+        let pod = format!("worker-s{n:02}");
+        h.gke.add_pod(PodSpec { namespace: NS.into(), name: pod.clone(), node: spot(n), ..PodSpec::default() });
+        let mut alert: Value = serde_json::from_slice(&pod_only_alert()).expect("json");
+        alert["output_fields"]["k8s.pod.name"] = Value::String(pod);
+        let id = h.intake(&yaml, &serde_json::to_vec(&alert).expect("json")).await;
+        h.runner().run(&id).await.expect("run");
+        incidents.push(h.get(&id).await);
+    }
+    let cordoned: Vec<String> =
+        (0..10).map(spot).filter(|n| h.gke.node(n).expect("node")["spec"]["unschedulable"] == true).collect();
+    assert_eq!(cordoned, [spot(0), spot(1)], "20% of a 10-node pool: two nodes, the first two alerts'");
+    for i in &incidents[2..] {
+        assert_eq!(
+            i.limit_reached.as_deref(),
+            Some(
+                "limit reached: 2 nodes in 1h (20% of a node pool in 1h: pool spot-pool has 10 nodes; policy \"pod-containment\")"
+            )
+        );
+        assert_eq!(status(i, "cordon_node"), &StepStatus::AwaitingApproval);
+    }
+    assert!(incidents[0].journal.iter().any(|j| j.message.contains("node pool spot-pool of 10 nodes")));
+
+    // The fixture's node carries no pool label: its share cannot be checked, so a human decides.
+    let id = h.intake(&yaml, &pod_only_alert()).await;
+    let held = h.get(&id).await;
+    assert!(
+        held.limit_reached.as_deref().is_some_and(|r| r.starts_with("limit not checked: the node's pool is unknown"))
+    );
+    h.runner().run(&id).await.expect("run");
+    assert_ne!(h.gke.node(NODE).expect("node")["spec"]["unschedulable"], true);
+}

@@ -92,6 +92,16 @@ fn table_of_invalid_policies() {
         (policy("match: {}\nlimits: {nodes: {max: 0, per: 1h}}"), "policies[0].limits.nodes.max", "between 1 and 1000"),
         (policy("match: {}\nlimits: {nodes: {max: 3, per: 10s}}"), "policies[0].limits.nodes.per", "between 1m and 7d"),
         (policy("match: {}\nlimits: {nodes: {max: 3}}"), "policies[0].limits.nodes.per", "`per` is required"),
+        (
+            policy("match: {}\nlimits: {node_pool: {percent: 150, per: 1h}}"),
+            "policies[0].limits.node_pool.percent",
+            "between 1 and 100",
+        ),
+        (
+            policy("match: {}\nlimits: {node_pool: {max: 3, per: 1h}}"),
+            "policies[0].limits.node_pool.max",
+            "unknown key `max`; expected one of: percent, per",
+        ),
         (policy("match: {}\nlimits: {node: {max: 3, per: 1h}}"), "policies[0].limits.node", "did you mean `nodes`?"),
         (
             "limits: {pods: {max: 3, per: 1h, within: pool}}\npolicies: [{name: a, match: {}}]".to_string(),

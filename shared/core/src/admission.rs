@@ -275,7 +275,7 @@ impl AdmissionParts {
             async move {
                 let placement = parts.locator.locate(&alert.resource).await;
                 let incident = plan_located(policy, &parts.policies.defaults, alert, &placement, at);
-                (g, next, Candidate::new(incident, policy, &parts.policies))
+                (g, next, Candidate::new(incident, policy, &parts.policies, &placement))
             }
         });
         for (g, next, candidate) in futures_util::future::join_all(plans).await {

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::digest;
 use crate::incident::{Approval, ApprovalState, Incident, Step, StepStatus};
-use crate::policy::{ApprovalSettings, Limit, Policy, PolicySet, Unit};
+use crate::locate::{NodePool, Placement};
+use crate::policy::{ApprovalSettings, Limit, Policy, PolicySet, PoolLimit, Unit, format_duration};
 use crate::target::Target;
 
 /// One limit an opening incident's automatic containment counts against.
@@ -27,17 +28,10 @@ pub struct Claim {
     pub unit: Unit,
     /// The limit.
     pub limit: Limit,
-    /// Whose limit, for humans (`all policies`, `policy "x"`).
-    pub owner: String,
+    /// Why containment waits when the limit has no room: `limit reached: 3 nodes in 1h (policy "x")`.
+    pub reason: String,
     /// The objects the incident contains automatically: sorted, distinct.
     pub objects: Vec<String>,
-}
-
-impl Claim {
-    /// Why containment waits: `limit reached: 3 nodes in 1h (policy "x")`.
-    pub fn reason(&self) -> String {
-        format!("limit reached: {} ({})", self.limit.describe(self.unit), self.owner)
-    }
 }
 
 /// An object contained automatically, as a limit's record keeps it.
@@ -107,8 +101,9 @@ impl Quotas {
     /// Claims every limit of `claims` for `incident` at `now`, or none: `Err` is the reason of the
     /// first limit without room.
     pub fn claim(&mut self, claims: &[Claim], incident: &str, now: Timestamp) -> Result<(), String> {
-        if let Some(full) = claims.iter().find(|c| !self.records.get(&c.scope).is_none_or(|q| q.has_room(c, now))) {
-            return Err(full.reason());
+        let empty = Quota::default();
+        if let Some(full) = claims.iter().find(|c| !self.records.get(&c.scope).unwrap_or(&empty).has_room(c, now)) {
+            return Err(full.reason.clone());
         }
         for claim in claims {
             self.records.entry(claim.scope.clone()).or_default().take(claim, incident, now);
@@ -130,8 +125,9 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    /// `incident`, planned under `policy` of `set`, with the limits it counts against.
-    pub fn new(incident: Incident, policy: &Policy, set: &PolicySet) -> Candidate {
+    /// `incident`, planned under `policy` of `set` with what the cluster said (`placement`: the
+    /// node's pool), with the limits it counts against.
+    pub fn new(incident: Incident, policy: &Policy, set: &PolicySet, placement: &Placement) -> Candidate {
         let mut objects: BTreeMap<Unit, BTreeSet<String>> = BTreeMap::new();
         for step in incident.steps.iter().filter(|s| holds(s)) {
             if let Some((unit, object)) = step.target.as_ref().and_then(contained_object) {
@@ -142,17 +138,22 @@ impl Candidate {
             (&set.limits, "all".to_string(), "all policies".to_string()),
             (&policy.limits, format!("policy.{}", &digest(&[&policy.name])[..16]), format!("policy {:?}", policy.name)),
         ];
+        let pool = pool_of(&incident, placement);
         let mut claims = Vec::new();
         for (limits, scope, owner) in owners {
             for (&unit, objects) in &objects {
+                let objects: Vec<String> = objects.iter().cloned().collect();
                 if let Some(limit) = limits.on(unit) {
                     claims.push(Claim {
                         scope: format!("{}.{scope}", unit.name()),
                         unit,
                         limit,
-                        owner: owner.clone(),
-                        objects: objects.iter().cloned().collect(),
+                        reason: format!("limit reached: {} ({owner})", limit.describe(unit)),
+                        objects: objects.clone(),
                     });
+                }
+                if let (Some(share), Unit::Nodes) = (limits.node_pool, unit) {
+                    claims.push(pool_claim(share, pool.as_ref(), &scope, &owner, objects));
                 }
             }
         }
@@ -189,6 +190,52 @@ impl Candidate {
         incident.limit_reached = Some(reason.to_string());
         incident.note(now, format!("{reason}: the automatic containment waits for approval"));
         incident
+    }
+}
+
+/// The node pool the incident's node is in, with its size and a scope id unique to the cluster and
+/// pool; `None` when the cluster did not say.
+fn pool_of(incident: &Incident, placement: &Placement) -> Option<(NodePool, String)> {
+    let pool = placement.pool.clone()?;
+    let r = &incident.alert.resource;
+    let (project, location, cluster) = (r.project.as_ref()?, r.location.as_ref()?, r.cluster.as_ref()?);
+    let id = digest(&[project.as_str(), location.as_str(), cluster.as_str(), &pool.name])[..16].to_string();
+    Some((pool, id))
+}
+
+/// The claim of `objects` (nodes) against `share` of their pool. A pool the cluster did not
+/// describe cannot be checked: the claim then has no room, and the containment waits for a human.
+fn pool_claim(
+    share: PoolLimit,
+    pool: Option<&(NodePool, String)>,
+    scope: &str,
+    owner: &str,
+    objects: Vec<String>,
+) -> Claim {
+    let within = format!("{}% of a node pool in {}", share.percent, format_duration(share.per));
+    match pool {
+        Some((pool, id)) => {
+            let limit = share.of(pool.nodes);
+            Claim {
+                scope: format!("node_pool.{scope}.{id}"),
+                unit: Unit::Nodes,
+                limit,
+                reason: format!(
+                    "limit reached: {} ({within}: pool {} has {} nodes; {owner})",
+                    limit.describe(Unit::Nodes),
+                    pool.name,
+                    pool.nodes
+                ),
+                objects,
+            }
+        }
+        None => Claim {
+            scope: format!("node_pool.{scope}.unknown"),
+            unit: Unit::Nodes,
+            limit: share.of(0),
+            reason: format!("limit not checked: the node's pool is unknown ({within}; {owner})"),
+            objects,
+        },
     }
 }
 
@@ -248,19 +295,23 @@ policies:
         .expect("alert");
         set.apply_defaults(std::slice::from_mut(&mut alert));
         let policy = &set.policies[0];
-        Candidate::new(plan_located(policy, &set.defaults, &alert, &Placement::default(), at), policy, &set)
+        let placement = Placement::default();
+        Candidate::new(plan_located(policy, &set.defaults, &alert, &placement, at), policy, &set, &placement)
     }
 
     #[test]
     fn a_node_and_its_vm_are_one_object_claimed_against_the_file_and_the_policy() {
         let c = candidate("gke-prod-pool-1", t(0));
         let scopes: Vec<(&str, &str, Vec<String>)> =
-            c.claims.iter().map(|c| (c.scope.as_str(), c.owner.as_str(), c.objects.clone())).collect();
+            c.claims.iter().map(|c| (c.scope.as_str(), c.reason.as_str(), c.objects.clone())).collect();
         // quarantine_instance (the VM) and cordon_node (the node) contain one machine.
         let node = vec!["shop-prod/gke-prod-pool-1".to_string()];
         assert_eq!(scopes.len(), 2, "no pod limit is set, so isolate_pod claims nothing: {scopes:?}");
-        assert_eq!((scopes[0].0, scopes[0].1, &scopes[0].2), ("nodes.all", "all policies", &node));
-        assert!(scopes[1].0.starts_with("nodes.policy.") && scopes[1].1 == "policy \"contain\"");
+        assert_eq!(
+            (scopes[0].0, scopes[0].1, &scopes[0].2),
+            ("nodes.all", "limit reached: 5 nodes in 1h (all policies)", &node)
+        );
+        assert!(scopes[1].0.starts_with("nodes.policy.") && scopes[1].1.ends_with("(policy \"contain\")"));
         assert_eq!(scopes[1].2, node);
     }
 
@@ -325,6 +376,37 @@ policies:
         assert!(quotas.claim(&later.claims, &later.incident.id, t(3600)).is_ok(), "an hour later the window is free");
     }
 
+    #[test]
+    fn a_node_pool_share_counts_whole_nodes_and_an_unknown_pool_waits_for_a_human() {
+        let file = FILE.replace("nodes: {max: 2, per: 1h}", "node_pool: {percent: 20, per: 1h}");
+        let set = PolicySet::from_yaml(&file).expect("policy");
+        let policy = &set.policies[0];
+        let plan = |node: &str, pool: Option<u32>| {
+            let c = candidate(node, t(0));
+            let placement =
+                Placement { pool: pool.map(|nodes| NodePool { name: "spot".into(), nodes }), ..Placement::default() };
+            Candidate::new(c.incident, policy, &set, &placement)
+        };
+        let mut quotas = Quotas::default();
+        let outcomes: Vec<Option<String>> = ["n1", "n2", "n3"]
+            .iter()
+            .map(|n| {
+                let c = plan(n, Some(10));
+                quotas.claim(&c.claims, &c.incident.id, t(0)).err()
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [None, None, Some("limit reached: 2 nodes in 1h (20% of a node pool in 1h: pool spot has 10 nodes; policy \"contain\")".into())]
+        );
+        // 20 % of a 4-node pool is no whole node.
+        let small = plan("n9", Some(4));
+        assert!(Quotas::default().claim(&small.claims, &small.incident.id, t(0)).is_err());
+        let unknown = plan("n1", None);
+        let held = Quotas::default().claim(&unknown.claims, &unknown.incident.id, t(0)).expect_err("unknown pool");
+        assert!(held.starts_with("limit not checked: the node's pool is unknown"), "{held}");
+    }
+
     proptest! {
         /// Whatever the order, times and repeats of claims, no window ever holds more distinct
         /// objects than the limit, and a claim is refused only when it would exceed it.
@@ -339,7 +421,13 @@ policies:
             let mut claims = claims;
             claims.sort_by_key(|c| c.1);
             for (object, at) in claims {
-                let claim = Claim { scope: "nodes.all".into(), unit: Unit::Nodes, limit, owner: "all policies".into(), objects: vec![format!("p/n{object}")] };
+                let claim = Claim {
+                    scope: "nodes.all".into(),
+                    unit: Unit::Nodes,
+                    limit,
+                    reason: "full".into(),
+                    objects: vec![format!("p/n{object}")],
+                };
                 let ok = quotas.claim(std::slice::from_ref(&claim), "i", t(at)).is_ok();
                 let in_window: BTreeSet<usize> = granted.iter().filter(|g| at - g.1 < 3600).map(|g| g.0).collect();
                 let room = in_window.contains(&object) || in_window.len() < max as usize;

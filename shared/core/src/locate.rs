@@ -14,8 +14,22 @@ use crate::names::{InstanceId, InstanceName, K8sName, ProjectId, Zone};
 /// The GKE node annotation holding the node's VM id.
 pub const INSTANCE_ID_ANNOTATION: &str = "container.googleapis.com/instance_id";
 
-/// The IAM permissions locating an alert's pod needs (the service that takes alerts holds them).
-pub const LOCATE_PERMISSIONS: [&str; 3] = ["container.clusters.get", "container.pods.get", "container.nodes.get"];
+/// The GKE node label naming the node's pool.
+pub const NODE_POOL_LABEL: &str = "cloud.google.com/gke-nodepool";
+
+/// The IAM permissions locating an alert's pod needs (the service that takes alerts holds them):
+/// listing nodes counts the node's pool, for the node-pool blast-radius limit.
+pub const LOCATE_PERMISSIONS: [&str; 4] =
+    ["container.clusters.get", "container.pods.get", "container.nodes.get", "container.nodes.list"];
+
+/// A GKE node pool, as the cluster listed it when the incident was planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePool {
+    /// The pool's name (the node's `cloud.google.com/gke-nodepool` label).
+    pub name: String,
+    /// How many nodes it had.
+    pub nodes: u32,
+}
 
 /// A Compute Engine VM, as a GKE node's `spec.providerID` (`gce://project/zone/name`) names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +74,9 @@ pub struct Placement {
     /// The node's VM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm: Option<VmRef>,
+    /// The node's pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<NodePool>,
     /// What could not be located, and why (kept in the incident's journal).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,

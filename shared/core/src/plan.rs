@@ -144,6 +144,9 @@ fn located_line(placement: &Placement) -> Option<String> {
     if let Some(vm) = &placement.vm {
         parts.push(format!("VM {}/{}/{}", vm.project, vm.zone, vm.name));
     }
+    if let Some(pool) = &placement.pool {
+        parts.push(format!("node pool {} of {} nodes", pool.name, pool.nodes));
+    }
     (!parts.is_empty()).then(|| format!("located in the cluster: {}", parts.join(", ")))
 }
 

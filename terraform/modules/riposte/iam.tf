@@ -35,6 +35,7 @@ locals {
     "container.networkPolicies.create",
     "container.networkPolicies.get",
     "container.nodes.get",
+    "container.nodes.list",
     "container.nodes.update",
     "container.pods.get",
     "container.pods.update",

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use riposte_core::alert::ResourceHints;
-use riposte_core::locate::{INSTANCE_ID_ANNOTATION, Locator, Placement, VmRef};
+use riposte_core::locate::{INSTANCE_ID_ANNOTATION, Locator, NODE_POOL_LABEL, NodePool, Placement, VmRef};
 use riposte_core::names::K8sName;
 use riposte_core::target::ClusterRef;
 
@@ -98,6 +98,11 @@ impl KubeLocator {
                     if placement.vm.is_none() {
                         placement.notes.push(format!("node {name} has no GCE provider id ({provider:?})"));
                     }
+                    let pool = n.metadata.labels.as_ref().and_then(|l| l.get(NODE_POOL_LABEL)).cloned();
+                    match pool {
+                        Some(pool) => placement.pool = self.pool(&nodes, pool, &mut placement.notes).await,
+                        None => placement.notes.push(format!("node {name} has no {NODE_POOL_LABEL} label")),
+                    }
                 }
                 Err(e) if e.not_found() => placement.notes.push(format!("node {name} does not exist (any more)")),
                 Err(e) => placement.notes.push(format!("cannot read node {name}: {}", e.message)),
@@ -105,6 +110,25 @@ impl KubeLocator {
             placement.node = Some(name);
         }
         placement
+    }
+}
+
+impl KubeLocator {
+    /// The node pool `pool` with its size, or a note saying why it is unknown.
+    async fn pool(&self, nodes: &Api<Node>, pool: String, notes: &mut Vec<String>) -> Option<NodePool> {
+        // The name goes into a label selector: only a label value may.
+        if !riposte_core::names::is_k8s_label_value(&pool) || pool.is_empty() {
+            notes.push(format!("node pool label {pool:?} is not a label value"));
+            return None;
+        }
+        let selector = ListParams::default().labels(&format!("{NODE_POOL_LABEL}={pool}"));
+        match kube_call(&self.retry, || nodes.list_metadata(&selector)).await {
+            Ok(list) => Some(NodePool { name: pool, nodes: u32::try_from(list.items.len()).unwrap_or(u32::MAX) }),
+            Err(e) => {
+                notes.push(format!("cannot count the nodes of pool {pool}: {}", e.message));
+                None
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Blast-radius limits as a policy file writes them: at most `max` nodes (or pods) contained
-//! automatically `per` window, for the whole file (`limits:` at the top) and for one policy
-//! (`limits:` in it). What happens past one is [`crate::limits`].
+//! automatically `per` window, and at most `percent` of a node pool's nodes, for the whole file
+//! (`limits:` at the top) and for one policy (`limits:` in it). What happens past one is
+//! [`crate::limits`].
 
 use std::time::Duration;
 
@@ -51,6 +52,22 @@ impl Limit {
     }
 }
 
+/// At most `percent` of a GKE node pool's nodes in any window of `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimit {
+    /// 1–100; rounded down to whole nodes, so 20 % of a 4-node pool is none.
+    pub percent: u32,
+    /// The sliding window.
+    pub per: Duration,
+}
+
+impl PoolLimit {
+    /// The limit this is on a pool of `nodes` nodes.
+    pub fn of(&self, nodes: u32) -> Limit {
+        Limit { max: (u64::from(nodes) * u64::from(self.percent) / 100) as u32, per: self.per }
+    }
+}
+
 /// The limits of one scope (the file, or one policy), by unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -58,6 +75,8 @@ pub struct Limits {
     pub nodes: Option<Limit>,
     /// Pods.
     pub pods: Option<Limit>,
+    /// Nodes of any one node pool, as a share of the pool.
+    pub node_pool: Option<PoolLimit>,
 }
 
 impl Limits {
@@ -69,15 +88,34 @@ impl Limits {
         }
     }
 
-    /// `nodes: 3 in 1h, pods: 20 in 1h`, or `none`.
+    /// `3 nodes in 1h, 20 pods in 1h, 20% of a node pool in 1h`, or `none`.
     pub fn describe(&self) -> String {
-        let parts: Vec<String> = Unit::ALL.iter().filter_map(|&u| self.on(u).map(|l| l.describe(u))).collect();
+        let mut parts: Vec<String> = Unit::ALL.iter().filter_map(|&u| self.on(u).map(|l| l.describe(u))).collect();
+        if let Some(pool) = self.node_pool {
+            parts.push(format!("{}% of a node pool in {}", pool.percent, format_duration(pool.per)));
+        }
         if parts.is_empty() { "none".into() } else { parts.join(", ") }
     }
 }
 
-const UNIT_KEYS: [&str; 2] = ["nodes", "pods"];
+const UNIT_KEYS: [&str; 3] = ["nodes", "pods", "node_pool"];
 const LIMIT_KEYS: [&str; 2] = ["max", "per"];
+const POOL_KEYS: [&str; 2] = ["percent", "per"];
+
+/// Decodes the window `per` of the limit at `path`.
+fn decode_per(d: &mut Decoder, fields: &serde_json::Map<String, Value>, path: &str) -> Option<Duration> {
+    d.required::<String>(fields, "per", path).and_then(|s| match parse_duration(&s) {
+        Ok(p) if p >= Duration::from_secs(60) && p <= Duration::from_secs(7 * 86_400) => Some(p),
+        Ok(_) => {
+            d.error(join(path, "per"), "per must be between 1m and 7d");
+            None
+        }
+        Err(e) => {
+            d.error(join(path, "per"), e);
+            None
+        }
+    })
+}
 
 /// Decodes `limits:` at `path`, recording every error.
 pub(super) fn decode_limits(d: &mut Decoder, value: &Value, path: &str) -> Limits {
@@ -96,17 +134,7 @@ pub(super) fn decode_limits(d: &mut Decoder, value: &Value, path: &str) -> Limit
                 format!("max must be between 1 and {MAX_LIMIT} (to contain nothing automatically, move the actions to on_approval)"),
             );
         }
-        let per = d.required::<String>(fields, "per", &upath).and_then(|s| match parse_duration(&s) {
-            Ok(p) if p >= Duration::from_secs(60) && p <= Duration::from_secs(7 * 86_400) => Some(p),
-            Ok(_) => {
-                d.error(join(&upath, "per"), "per must be between 1m and 7d");
-                None
-            }
-            Err(e) => {
-                d.error(join(&upath, "per"), e);
-                None
-            }
-        });
+        let per = decode_per(d, fields, &upath);
         let limit = match (max, per) {
             (Some(max), Some(per)) if (1..=MAX_LIMIT).contains(&max) => Some(Limit { max, per }),
             _ => None,
@@ -114,6 +142,20 @@ pub(super) fn decode_limits(d: &mut Decoder, value: &Value, path: &str) -> Limit
         match unit {
             Unit::Nodes => limits.nodes = limit,
             Unit::Pods => limits.pods = limit,
+        }
+    }
+    if let Some(v) = obj.get("node_pool").filter(|v| !v.is_null()) {
+        let ppath = join(path, "node_pool");
+        if let Some(fields) = d.object(v, &ppath, &POOL_KEYS) {
+            let percent = d.required::<u32>(fields, "percent", &ppath).filter(|p| {
+                let ok = (1..=100).contains(p);
+                if !ok {
+                    d.error(join(&ppath, "percent"), "percent must be between 1 and 100");
+                }
+                ok
+            });
+            let per = decode_per(d, fields, &ppath);
+            limits.node_pool = percent.zip(per).map(|(percent, per)| PoolLimit { percent, per });
         }
     }
     limits

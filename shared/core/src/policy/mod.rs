@@ -21,7 +21,7 @@ use crate::names::{ClusterName, Location, Namespace, ProjectId};
 pub use condition::{CEL_VARIABLES, Condition};
 use decode::{Decoder, index, join};
 pub use duration::{format_duration, parse_duration};
-pub use limits::{Limit, Limits, MAX_LIMIT, Unit};
+pub use limits::{Limit, Limits, MAX_LIMIT, PoolLimit, Unit};
 pub use matcher::{Comparator, Matcher, SeverityFilter, TagFilter};
 
 /// One problem in a policy file, located by its path (`policies[2].actions[0]`).
