@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use riposte_cloud::notify::{ChatFormat, WebhookNotifier};
 use riposte_core::incident::{Incident, StepStatus};
-use riposte_core::notify::{Notifier, Notifiers};
+use riposte_core::notify::{Event, Notifier, Notifiers};
 use riposte_core::policy::PolicySet;
 use riposte_core::store::{Store, status_name};
 use riposte_e2e::intake::{intake_state, serve_on_loopback};
@@ -156,6 +156,11 @@ async fn twenty_nodes_at_once_with_a_limit_of_three_contain_three_and_ask_for_th
     assert!(held_message.contains(REASON), "{held_message}");
     assert!(held_message.contains("Waiting for approval") && held_message.contains("\"actions\""), "{held_message}");
     assert!(!about(&contained[0].id).to_string().contains("limit reached"));
+    // Google Chat and the generic webhook say it too.
+    let chat = riposte_cloud::notify::google_chat_message(Event::Opened, &held[0], &[]).to_string();
+    assert!(chat.contains(REASON) && chat.contains("Waiting for approval"), "{chat}");
+    let hook = riposte_cloud::notify::webhook_payload(Event::Opened, &held[0], &[]);
+    assert_eq!(hook["incident"]["limit_reached"], REASON);
 
     // Its link's page says so too; approved there, the held containment runs.
     let blocks = about(&held[0].id)["blocks"].as_array().cloned().expect("blocks");

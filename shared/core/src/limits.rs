@@ -134,10 +134,12 @@ impl Candidate {
                 objects.entry(unit).or_default().insert(object);
             }
         }
-        let owners = [
-            (&set.limits, "all".to_string(), "all policies".to_string()),
-            (&policy.limits, format!("policy.{}", &digest(&[&policy.name])[..16]), format!("policy {:?}", policy.name)),
-        ];
+        // A dry-run policy contains nothing: it shows what its own limits would do, but takes no
+        // room from the file's, or a policy on trial would hold back the real ones.
+        let file = (!incident.dry_run).then(|| (&set.limits, "all".to_string(), "all policies".to_string()));
+        let own =
+            (&policy.limits, format!("policy.{}", &digest(&[&policy.name])[..16]), format!("policy {:?}", policy.name));
+        let owners = file.into_iter().chain([own]);
         let pool = pool_of(&incident, placement);
         let mut claims = Vec::new();
         for (limits, scope, owner) in owners {
@@ -359,6 +361,20 @@ policies:
             policy_quota.counted.iter().map(|c| c.object.as_str()).collect::<Vec<_>>(),
             ["shop-prod/n1", "shop-prod/n2"]
         );
+    }
+
+    #[test]
+    fn a_dry_run_policy_counts_against_its_own_limits_only() {
+        let set =
+            PolicySet::from_yaml(&FILE.replace("    match: {}", "    match: {}\n    dry_run: true")).expect("policy");
+        let c = candidate("n1", t(0));
+        let placement = Placement::default();
+        let mut incident = c.incident;
+        incident.dry_run = true;
+        let dry = Candidate::new(incident, &set.policies[0], &set, &placement);
+        let scopes: Vec<&str> = dry.claims.iter().map(|c| c.scope.as_str()).collect();
+        assert_eq!(scopes.len(), 1);
+        assert!(scopes[0].starts_with("nodes.policy."), "{scopes:?}");
     }
 
     #[test]
