@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::digest;
 use crate::incident::{Approval, ApprovalState, Incident, Step, StepStatus};
 use crate::locate::{NodePool, Placement};
-use crate::policy::{ApprovalSettings, Limit, Policy, PolicySet, PoolLimit, Unit, format_duration};
+use crate::policy::{ApprovalSettings, Limit, Policy, PolicySet, PoolLimit, Unit};
 use crate::target::Target;
 
 /// One limit an opening incident's automatic containment counts against.
@@ -24,8 +24,6 @@ pub struct Claim {
     /// The store's record of this limit (`nodes.all`, `nodes.policy.<hash>`): safe as a
     /// Firestore document id and a redb key.
     pub scope: String,
-    /// What it counts.
-    pub unit: Unit,
     /// The limit.
     pub limit: Limit,
     /// Why containment waits when the limit has no room: `limit reached: 3 nodes in 1h (policy "x")`.
@@ -148,7 +146,6 @@ impl Candidate {
                 if let Some(limit) = limits.on(unit) {
                     claims.push(Claim {
                         scope: format!("{}.{scope}", unit.name()),
-                        unit,
                         limit,
                         reason: format!("limit reached: {} ({owner})", limit.describe(unit)),
                         objects: objects.clone(),
@@ -214,13 +211,12 @@ fn pool_claim(
     owner: &str,
     objects: Vec<String>,
 ) -> Claim {
-    let within = format!("{}% of a node pool in {}", share.percent, format_duration(share.per));
+    let within = share.describe();
     match pool {
         Some((pool, id)) => {
             let limit = share.of(pool.nodes);
             Claim {
                 scope: format!("node_pool.{scope}.{id}"),
-                unit: Unit::Nodes,
                 limit,
                 reason: format!(
                     "limit reached: {} ({within}: pool {} has {} nodes; {owner})",
@@ -233,7 +229,6 @@ fn pool_claim(
         }
         None => Claim {
             scope: format!("node_pool.{scope}.unknown"),
-            unit: Unit::Nodes,
             limit: share.of(0),
             reason: format!("limit not checked: the node's pool is unknown ({within}; {owner})"),
             objects,
@@ -439,7 +434,6 @@ policies:
             for (object, at) in claims {
                 let claim = Claim {
                     scope: "nodes.all".into(),
-                    unit: Unit::Nodes,
                     limit,
                     reason: "full".into(),
                     objects: vec![format!("p/n{object}")],

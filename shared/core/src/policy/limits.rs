@@ -62,6 +62,11 @@ pub struct PoolLimit {
 }
 
 impl PoolLimit {
+    /// `20% of a node pool in 1h`.
+    pub fn describe(&self) -> String {
+        format!("{}% of a node pool in {}", self.percent, format_duration(self.per))
+    }
+
     /// The limit this is on a pool of `nodes` nodes.
     pub fn of(&self, nodes: u32) -> Limit {
         Limit { max: (u64::from(nodes) * u64::from(self.percent) / 100) as u32, per: self.per }
@@ -92,7 +97,7 @@ impl Limits {
     pub fn describe(&self) -> String {
         let mut parts: Vec<String> = Unit::ALL.iter().filter_map(|&u| self.on(u).map(|l| l.describe(u))).collect();
         if let Some(pool) = self.node_pool {
-            parts.push(format!("{}% of a node pool in {}", pool.percent, format_duration(pool.per)));
+            parts.push(pool.describe());
         }
         if parts.is_empty() { "none".into() } else { parts.join(", ") }
     }
