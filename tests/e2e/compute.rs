@@ -464,6 +464,7 @@ fn permission_for(method: &str, path: &str) -> &'static str {
         ("DELETE", ["zones", _, "instances", _]) => "compute.instances.delete",
         ("POST", ["zones" | "regions", _, "disks", _, "createSnapshot"]) => "compute.disks.createSnapshot",
         ("GET", ["global", "snapshots", _]) => "compute.snapshots.get",
+        ("POST", ["global", "snapshots"]) => "compute.snapshots.create",
         ("POST", ["zones", _, "instanceGroupManagers", _, "listManagedInstances"]) => {
             "compute.instanceGroupManagers.get"
         }
@@ -484,6 +485,8 @@ fn implied_by(permission: &str) -> &'static [&'static str] {
     match permission {
         // The snapshot is created, with labels, as a new resource.
         "compute.disks.createSnapshot" => &["compute.snapshots.create", "compute.snapshots.setLabels"],
+        // In the forensics project; the source disk's compute.disks.createSnapshot is in its own.
+        "compute.snapshots.create" => &["compute.snapshots.setLabels"],
         // A rule is part of its network's policy.
         "compute.firewalls.create" => &["compute.networks.updatePolicy"],
         _ => &[],
@@ -783,4 +786,103 @@ async fn a_dual_stack_vm_against_fake_compute_gets_ipv6_deny_rules_and_a_clear_w
         "{error}"
     );
     assert!(h.vm()["networkInterfaces"][0]["accessConfigs"].as_array().is_none_or(|a| a.is_empty()), "IPv4 removed");
+}
+
+/// A policy that only takes snapshots, kept in project `vault`.
+fn snapshots_in(vault: &str) -> String {
+    format!(
+        "version: 1\nnotifiers: {{console: {{type: console}}}}\npolicies:\n  - name: evidence\n    match: {{sources: [falco]}}\n    actions: [{{snapshot_disks: {{project: {vault}, guest_flush: true}}}}]\n"
+    )
+}
+
+/// `snapshot_disks: {project: …}` keeps the evidence in a forensics project: every disk, zonal
+/// and regional, is snapshotted there by `snapshots.insert` from its own project; nothing is
+/// created in the VM's project; the dry run shows exactly what is sent; the calls in each project
+/// need exactly what is declared for it (terraform grants `FORENSICS_PROJECT_PERMISSIONS` in the
+/// forensics project); an earlier attempt's snapshot there counts as done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_kept_in_the_forensics_project_against_fake_compute() {
+    use riposte_core::action::FORENSICS_PROJECT_PERMISSIONS;
+    use std::collections::BTreeSet;
+    const VAULT: &str = "forensics-vault";
+    let h = harness(vec![InstanceSpec { regional_disks: vec!["pv-regional-data".into()], ..node_vm() }]).await;
+    h.fake.set_latency("insert", Duration::from_millis(20)); // so the global operations are waited for
+    let id = h.incident(&snapshots_in(VAULT)).await;
+    // An earlier attempt's snapshot of the boot disk is there already.
+    let boot = riposte_core::action::snapshot_name(&id, ZONE, NODE);
+    h.fake.add_snapshot(VAULT, &boot, &disk_url(ZONE, NODE), "READY");
+    h.runner("r1").run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    let snapshot = step(&incident, "snapshot_disks");
+    assert_eq!(snapshot.status, StepStatus::Done, "{:?}", snapshot.report);
+
+    let snapshots = h.fake.snapshots();
+    assert_eq!(snapshots.len(), 4, "boot, data, scratch and the regional volume: {snapshots:?}");
+    for s in &snapshots {
+        let link = s["selfLink"].as_str().expect("selfLink");
+        assert!(link.contains(&format!("/projects/{VAULT}/global/snapshots/")), "kept in the vault: {link}");
+        let source = s["sourceDisk"].as_str().expect("sourceDisk");
+        assert!(source.contains(&format!("/projects/{PROJECT}/")), "of the VM's disk: {source}");
+        if s["name"] != json!(boot) {
+            assert_eq!(s["labels"]["riposte-incident"], json!(riposte_core::requests::incident_label(&id)));
+            let zonal = source.contains("/zones/");
+            assert_eq!(s.get("guestFlush"), zonal.then_some(&json!(true)), "guest flush for zonal disks only: {s}");
+        }
+    }
+    let effects: Vec<(String, String)> = h.fake.effects().into_iter().map(|e| (e.op_type, e.target)).collect();
+    assert_eq!(effects.iter().filter(|(op, _)| op == "createSnapshot").count(), 0, "{effects:?}");
+    assert_eq!(
+        effects
+            .iter()
+            .filter(|(op, t)| op == "insert" && t.starts_with(&format!("projects/{VAULT}/global/snapshots/")))
+            .count(),
+        3,
+        "three new snapshots, the boot disk's already there: {effects:?}"
+    );
+    assert!(snapshot.report.as_ref().expect("report").message.contains(&format!("in {VAULT}")));
+    let received = h.fake.requests();
+    // Waiting for an operation is a POST that changes nothing: not part of the dry run.
+    assert_every_change_sent_was_shown(
+        &incident,
+        received.iter().filter(|r| !r.path.ends_with("/wait")).map(Sent::from),
+    );
+
+    // Least privilege per project: in the vault, exactly what terraform grants there; in the VM's
+    // project, what the action declares (the insert needs createSnapshot on the source disk).
+    let mut in_vault = BTreeSet::new();
+    let mut in_vm_project = BTreeSet::from(["compute.disks.createSnapshot"]);
+    for r in &received {
+        let p = permission_for(&r.method, &r.path);
+        let set = if r.path.starts_with(&format!("/compute/v1/projects/{VAULT}/")) {
+            &mut in_vault
+        } else {
+            &mut in_vm_project
+        };
+        set.insert(p);
+        set.extend(implied_by(p).iter().copied());
+    }
+    assert_eq!(in_vault, FORENSICS_PROJECT_PERMISSIONS.iter().copied().collect::<BTreeSet<_>>());
+    let declared: BTreeSet<&str> = snapshot.action.permissions().iter().copied().collect();
+    assert!(in_vm_project.is_subset(&declared), "{in_vm_project:?} ⊄ {declared:?}");
+}
+
+/// A snapshot of riposte's name in the forensics project that is of another project's disk (a
+/// VM of the same name elsewhere) is never taken for this incident's evidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forensics_snapshot_of_another_projects_disk_is_refused_against_fake_compute() {
+    const VAULT: &str = "forensics-vault";
+    let h = harness(vec![node_vm()]).await;
+    let id = h.incident(&snapshots_in(VAULT)).await;
+    let data = riposte_core::action::snapshot_name(&id, ZONE, &format!("{NODE}-data"));
+    let elsewhere = disk_url(ZONE, &format!("{NODE}-data")).replace(PROJECT, "someone-else");
+    h.fake.add_snapshot(VAULT, &data, &elsewhere, "READY");
+    h.runner("r1").run(&id).await.expect("run");
+    let snapshot = step(&h.get(&id).await, "snapshot_disks").clone();
+    let StepStatus::Failed { error } = &snapshot.status else { panic!("{snapshot:?}") };
+    assert!(error.contains(&data) && error.contains("someone-else") && error.contains("does not reuse it"), "{error}");
+    assert_eq!(
+        h.fake.effects().iter().filter(|e| e.op_type == "insert").count(),
+        2,
+        "boot and scratch are still taken"
+    );
 }

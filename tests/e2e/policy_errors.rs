@@ -42,6 +42,11 @@ fn table_of_invalid_policies() {
             "policies[0].actions[0].label_pod.labels.ok",
             "not a valid Kubernetes label value",
         ),
+        (
+            policy("match: {}\nactions:\n  - snapshot_disks: {project: Forensics_Vault}"),
+            "policies[0].actions[0].snapshot_disks.project",
+            "\"Forensics_Vault\" is not a Google Cloud project id",
+        ),
         (policy("match: {severity: \">= loud\"}"), "policies[0].match.severity", "unknown severity \"loud\""),
         (policy("match: {sources: [falcon]}"), "policies[0].match.sources[0]", "unknown variant `falcon`"),
         (policy("match: {when: 'rule =='}"), "policies[0].match.when", "invalid CEL expression"),

@@ -60,6 +60,12 @@ fn each_services_custom_role_grants_exactly_what_its_steps_declare() {
     // People running `riposte incident release`.
     let release: BTreeSet<String> = all.iter().flat_map(|a| set(a.release_permissions().iter().copied())).collect();
     compare("responder", &hcl_list(&tf, "release_permissions"), &release);
+    // The forensics project, where snapshot_disks: {project: …} keeps the snapshots.
+    compare(
+        "forensics",
+        &hcl_list(&tf, "forensics_project_permissions"),
+        &set(riposte_core::action::FORENSICS_PROJECT_PERMISSIONS.iter().copied()),
+    );
     // No destructive permission on the ingest service.
     for destructive in all.iter().filter(|a| a.class() == ActionClass::Destructive) {
         let only_destructive: Vec<_> = destructive.permissions().iter().filter(|p| !ingest.contains(**p)).collect();
@@ -70,7 +76,12 @@ fn each_services_custom_role_grants_exactly_what_its_steps_declare() {
 #[test]
 fn the_roles_are_bound_to_the_lists_the_test_reads() {
     let tf = iam_tf();
-    for list in ["ingest_action_permissions", "approve_action_permissions", "release_permissions"] {
+    for list in [
+        "ingest_action_permissions",
+        "approve_action_permissions",
+        "release_permissions",
+        "forensics_project_permissions",
+    ] {
         assert!(tf.contains(&format!("permissions = local.{list}")), "a custom role must use local.{list}");
     }
 }

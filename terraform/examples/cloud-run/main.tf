@@ -41,9 +41,10 @@ module "riposte" {
   # The policy file goes into its secret from here; null leaves that to gcloud.
   policy_yaml = var.policy_file == null ? null : file(var.policy_file)
 
-  notifier_secrets = var.notifier_secrets
-  target_projects  = var.target_projects
-  responders       = var.responders
+  notifier_secrets  = var.notifier_secrets
+  target_projects   = var.target_projects
+  forensics_project = var.forensics_project
+  responders        = var.responders
 
   create_example_alert_policy = var.create_example_alert_policy
 

@@ -50,6 +50,12 @@ variable "target_projects" {
   default     = []
 }
 
+variable "forensics_project" {
+  description = "Project where snapshot_disks: {project: …} keeps snapshots. Null: the disks' own projects."
+  type        = string
+  default     = null
+}
+
 variable "responders" {
   description = "Members allowed to run riposte incident release (user:…, group:…)."
   type        = list(string)

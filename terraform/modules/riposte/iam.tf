@@ -7,13 +7,16 @@
 #   push SA       nothing: Pub/Sub signs an OIDC token as this account, riposte verifies it.
 #   scheduler SA  run.invoker on both services: Cloud Scheduler signs an OIDC token as this account.
 #   responders    <prefix>Responder custom role (riposte incident release) + roles/datastore.user.
+#   forensics_project (optional): <prefix>Forensics custom role for both services, where
+#                 snapshot_disks: {project: …} creates the snapshots (the source disks' createSnapshot
+#                 permission stays in the target projects' roles).
 #
 # On GKE, IAM `container.*` permissions authorize Kubernetes API calls alongside RBAC (either one
 # allowing a call is enough): `container.pods.update` lets the account label any pod in the
 # cluster's project without a RoleBinding. That is why the GKE actions need no RBAC manifests, and
 # why these roles are bound only on the projects riposte must act in.
 #
-# The three lists below are literal and sorted: a Rust test parses this block and compares it with
+# The four lists below are literal and sorted: a Rust test parses this block and compares it with
 # the permissions the actions declare (riposte_core::action::Action::permissions).
 locals {
   ingest_action_permissions = [
@@ -78,6 +81,14 @@ locals {
     "container.replicaSets.delete",
     "container.replicaSets.get",
     "container.statefulSets.delete",
+  ]
+
+  # riposte_core::action::FORENSICS_PROJECT_PERMISSIONS
+  forensics_project_permissions = [
+    "compute.globalOperations.get",
+    "compute.snapshots.create",
+    "compute.snapshots.get",
+    "compute.snapshots.setLabels",
   ]
 
   release_permissions = [
@@ -211,6 +222,29 @@ resource "google_project_iam_member" "responder_actions" {
   project = each.value.project
   role    = google_project_iam_custom_role.responder[each.value.project].name
   member  = each.value.member
+}
+
+# Evidence kept in a separate project: only what creating snapshots there needs, for both services
+# (an approved policy may run snapshot_disks too).
+resource "google_project_iam_custom_role" "forensics" {
+  count = var.forensics_project == null ? 0 : 1
+
+  project     = var.forensics_project
+  role_id     = "${var.custom_role_prefix}Forensics"
+  title       = "riposte forensics (snapshots kept in this project)"
+  description = "Create, label and read the disk snapshots riposte takes of compromised VMs in other projects."
+  permissions = local.forensics_project_permissions
+}
+
+resource "google_project_iam_member" "forensics_snapshots" {
+  for_each = var.forensics_project == null ? {} : {
+    ingest  = google_service_account.ingest.member
+    approve = google_service_account.approve.member
+  }
+
+  project = var.forensics_project
+  role    = google_project_iam_custom_role.forensics[0].name
+  member  = each.value
 }
 
 # ---------------------------------------------------------------------------------------------------

@@ -221,6 +221,17 @@ variable "custom_role_prefix" {
   }
 }
 
+variable "forensics_project" {
+  description = "Project that policies name in snapshot_disks: {project: …} to keep snapshots out of reach of whoever controls the workloads' projects: both services get the <prefix>Forensics custom role there (create, label and read snapshots). Null: snapshots stay in the disks' own projects."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.forensics_project == null || can(regex("^([a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.forensics_project))
+    error_message = "forensics_project: a project id (6 to 30 lower-case letters, digits and hyphens, starting with a letter)."
+  }
+}
+
 variable "responders" {
   description = "Members (user:…, group:…) who may run riposte incident release: granted the <prefix>Responder custom role on every target project and roles/datastore.user on project_id (the incident store)."
   type        = list(string)

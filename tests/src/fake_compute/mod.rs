@@ -10,8 +10,10 @@
 //!   `POST …/{i}/setTags`, `POST …/{i}/deleteAccessConfig`, `DELETE zones/{z}/instances/{i}`;
 //! - snapshots: `POST zones/{z}/disks/{d}/createSnapshot` (zonal disk, optional `guestFlush`),
 //!   `POST regions/{r}/disks/{d}/createSnapshot` (regional disk; no `guestFlush`: sending it is
-//!   refused with 400 as by the real API), `GET global/snapshots/{s}` (`status` is `CREATING`
-//!   until the createSnapshot operation is `DONE`, then `READY`);
+//!   refused with 400 as by the real API), `POST global/snapshots` (`snapshots.insert`: a
+//!   snapshot in that project of the `sourceDisk` of the body, which may be in another project,
+//!   `guestFlush` in the body; a global operation), `GET global/snapshots/{s}` (`status` is
+//!   `CREATING` until the operation that creates it is `DONE`, then `READY`);
 //! - firewalls: `POST global/firewalls`, `GET global/firewalls/{f}`;
 //! - zonal managed instance groups: `GET zones/{z}/instanceGroupManagers/{m}`,
 //!   `POST …/{m}/listManagedInstances` (a read: `{"managedInstances": [{"instance", "id",

@@ -47,10 +47,21 @@ pub(crate) fn apply(state: &mut State, mutation: &Mutation, call: Call<'_>) -> R
             Ok(on_instance(state, &key, op_type, call, |state| state.delete_instance(&key)))
         }
         Mutation::CreateSnapshot(Zonal { project, zone, name }) => {
-            create_snapshot(state, project, Scope::Zone(zone.clone()), name, call)
+            let disk = (project.clone(), Scope::Zone(zone.clone()), name.clone());
+            create_snapshot(state, project, disk, SnapshotCall::CreateSnapshot, call)
         }
         Mutation::CreateRegionalSnapshot(Regional { project, region, name }) => {
-            create_snapshot(state, project, Scope::Region(region.clone()), name, call)
+            let disk = (project.clone(), Scope::Region(region.clone()), name.clone());
+            create_snapshot(state, project, disk, SnapshotCall::CreateSnapshot, call)
+        }
+        Mutation::InsertSnapshot { project } => {
+            let source = call.body_field("sourceDisk").and_then(Value::as_str).unwrap_or_default();
+            let Some(disk) = links::parse_disk(source) else {
+                return Err(ApiError::invalid(format!(
+                    "Invalid value for field 'resource.sourceDisk': '{source}'. The URL is malformed."
+                )));
+            };
+            create_snapshot(state, project, disk, SnapshotCall::Insert, call)
         }
         Mutation::InsertFirewall { project } => insert_firewall(state, project, call),
         Mutation::AbandonInstances(mig) | Mutation::DeleteInstances(mig) => {
@@ -130,30 +141,44 @@ fn delete_access_config(state: &mut State, r: &Zonal, call: Call<'_>) -> Result<
     }))
 }
 
-/// `disks.createSnapshot` (zonal disk) or `regionDisks.createSnapshot` (regional disk, which
-/// has no `guestFlush` parameter); the snapshot is `CREATING` until the operation is `DONE`.
+/// How a snapshot is asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SnapshotCall {
+    /// On the disk: `disks.createSnapshot` (`guestFlush` in the query) or
+    /// `regionDisks.createSnapshot` (no `guestFlush` parameter); a zonal or regional operation.
+    CreateSnapshot,
+    /// `snapshots.insert` in `project`, the disk named by `sourceDisk` (`guestFlush` in the
+    /// body); a global operation of `project`.
+    Insert,
+}
+
+/// A snapshot of `disk` (`(project, zone or region, name)`) in `project`; it is `CREATING` until
+/// the operation is `DONE`.
 fn create_snapshot(
     state: &mut State,
     project: &str,
-    scope: Scope,
-    disk_name: &str,
+    (disk_project, place, disk_name): (String, Scope, String),
+    how: SnapshotCall,
     call: Call<'_>,
 ) -> Result<Outcome, ApiError> {
-    let (disk_path, disk, storage_location) = match &scope {
+    let (disk_path, disk, storage_location) = match &place {
         Scope::Zone(zone) => (
-            zonal(project, zone, "disks", disk_name),
-            state.disks.get(&key3(project, zone, disk_name)),
+            zonal(&disk_project, zone, "disks", &disk_name),
+            state.disks.get(&key3(&disk_project, zone, &disk_name)),
             default_storage_location(zone),
         ),
         Scope::Region(region) => (
-            regional(project, region, "disks", disk_name),
-            state.regional_disks.get(&key3(project, region, disk_name)),
+            regional(&disk_project, region, "disks", &disk_name),
+            state.regional_disks.get(&key3(&disk_project, region, &disk_name)),
             storage_location_of_region(region),
         ),
-        Scope::Global => return Err(ApiError::not_found(&links::global(project, "disks", disk_name))),
+        Scope::Global => return Err(ApiError::not_found(&links::global(&disk_project, "disks", &disk_name))),
     };
-    let guest_flush = call.query.get("guestFlush").map(|v| v == "true");
-    if guest_flush.is_some() && matches!(scope, Scope::Region(_)) {
+    let guest_flush = match how {
+        SnapshotCall::CreateSnapshot => call.query.get("guestFlush").map(|v| v == "true"),
+        SnapshotCall::Insert => call.body_field("guestFlush").and_then(Value::as_bool),
+    };
+    if how == SnapshotCall::CreateSnapshot && guest_flush.is_some() && matches!(place, Scope::Region(_)) {
         return Err(ApiError::invalid(
             "Invalid JSON payload received. Unknown name \"guestFlush\": Cannot bind query parameter. \
              Field 'guestFlush' could not be found in request message.",
@@ -173,17 +198,15 @@ fn create_snapshot(
         None => vec![storage_location],
     };
     let description = call.body_field("description").and_then(Value::as_str).map(str::to_owned);
-    let op = NewOperation {
-        op_type: "createSnapshot",
-        request_id: call.request_id(),
-        project,
-        scope,
-        target: disk_path.clone(),
-        target_id: Some(disk_id),
+    // The operation of `snapshots.insert` targets the new snapshot; that of createSnapshot the disk.
+    let (op_type, scope, target, target_id) = match how {
+        SnapshotCall::CreateSnapshot => ("createSnapshot", place, disk_path.clone(), Some(disk_id)),
+        SnapshotCall::Insert => ("insert", Scope::Global, links::global(project, "snapshots", &name), None),
     };
+    let op = NewOperation { op_type, request_id: call.request_id(), project, scope, target, target_id };
     Ok(state.accept(op, |state| {
         // Taken before the operation's start, so the snapshot is READY by the time it is DONE.
-        let latency = state.latencies.get("createSnapshot").copied().unwrap_or_default();
+        let latency = state.latencies.get(op_type).copied().unwrap_or_default();
         let source_disk = link(&disk_path);
         let fields = SnapshotFields {
             project,

@@ -56,6 +56,11 @@ pub(crate) enum Mutation {
     CreateSnapshot(Zonal),
     /// The regional disk (`regionDisks.createSnapshot`).
     CreateRegionalSnapshot(Regional),
+    /// `snapshots.insert`: a snapshot in this project of the `sourceDisk` in the body, which may
+    /// be in another project.
+    InsertSnapshot {
+        project: String,
+    },
     InsertFirewall {
         project: String,
     },
@@ -72,7 +77,7 @@ impl Mutation {
             Mutation::DeleteAccessConfig(_) => "deleteAccessConfig",
             Mutation::DeleteInstance(_) => "delete",
             Mutation::CreateSnapshot(_) | Mutation::CreateRegionalSnapshot(_) => "createSnapshot",
-            Mutation::InsertFirewall { .. } => "insert",
+            Mutation::InsertSnapshot { .. } | Mutation::InsertFirewall { .. } => "insert",
             Mutation::AbandonInstances(_) => "abandonInstances",
             Mutation::DeleteInstances(_) => "deleteInstances",
         }
@@ -116,6 +121,7 @@ pub(crate) fn parse(method: &str, path: &str) -> Option<Route> {
             let disk = Regional { project: p.to_string(), region: r.to_string(), name: d.to_string() };
             Route::Mutate(Mutation::CreateRegionalSnapshot(disk))
         }
+        ("POST", [p, "global", "snapshots"]) => Route::Mutate(Mutation::InsertSnapshot { project: p.to_string() }),
         ("GET", [p, "global", "snapshots", n]) => {
             Route::Read(Read::GetSnapshot { project: p.to_string(), name: n.to_string() })
         }

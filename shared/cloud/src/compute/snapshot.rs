@@ -9,7 +9,7 @@ use futures_util::future::{Either, join_all};
 use google_cloud_compute_v1::model::Snapshot;
 use google_cloud_compute_v1::model::attached_disk::Type as DiskType;
 use google_cloud_compute_v1::model::snapshot::Status as SnapshotStatus;
-use riposte_core::action::{DiskPlace, SnapshotDisks, snapshot_body, snapshot_name};
+use riposte_core::action::{DiskPlace, SnapshotCall, SnapshotDisks, snapshot_body, snapshot_name};
 use riposte_core::executor::ExecError;
 use riposte_core::names::{Zone, is_gce_resource_name};
 
@@ -97,34 +97,31 @@ impl ComputeExecutor {
             let name = snapshot_name(ctx.incident_id, disk.place().name(), &disk.name);
             let body = snapshot_body(p, ctx.incident_id, &vm.path(), &name);
             let rid = SnapshotDisks::request_id(ctx.key, &disk.name);
+            let call = p.snapshot_call(&vm.project, disk.place(), &disk.name, &rid, body);
             async move {
-                let outcome = match serde_json::from_value::<Snapshot>(body) {
-                    Ok(snapshot) => self
-                        .snapshot_one(&vm.project, disk, &snapshot, &rid, p.guest_flush)
-                        .await
-                        .map(|created| (snapshot, created)),
+                let outcome = match serde_json::from_value::<Snapshot>(call.body.clone()) {
+                    Ok(snapshot) => self.snapshot_one(&vm.project, disk, &snapshot, &call, &rid, p).await,
                     Err(e) => Err(ExecError::Permanent(format!("snapshot {name}: {e}"))),
                 };
-                (disk, rid, outcome)
+                (disk, name, call, outcome)
             }
         }))
         .await;
         let mut lines = Vec::new();
         let mut first_error = None;
-        for (disk, rid, outcome) in outcomes {
+        for (disk, name, call, outcome) in outcomes {
             match outcome {
-                Ok((snapshot, created)) => {
-                    let name = snapshot.name.clone().unwrap_or_default();
+                Ok(created) => {
                     if created {
-                        let call = disk.place().create_snapshot(&disk.name, p.guest_flush, &rid);
-                        journal.sent(
-                            "POST",
-                            self.url(&format!("projects/{}/{call}", vm.project)),
-                            Some(&snapshot),
-                            None,
-                        );
+                        journal.sent("POST", self.url(&call.path), Some(&call.body), None);
                     }
-                    lines.push(format!("{} → {name}{}", disk.name, if created { "" } else { " (already there)" }));
+                    let place =
+                        if call.project == vm.project { String::new() } else { format!(" in {}", call.project) };
+                    lines.push(format!(
+                        "{} → {name}{place}{}",
+                        disk.name,
+                        if created { "" } else { " (already there)" }
+                    ));
                 }
                 Err(e) => first_error = first_error.or(Some(e)),
             }
@@ -143,30 +140,41 @@ impl ComputeExecutor {
         Ok(format!("snapshotted {} disk(s) of {}: {}", lines.len(), vm.path(), lines.join(", ")))
     }
 
-    /// Snapshots one disk. Returns whether this call created the snapshot.
+    /// Snapshots one disk of a VM in `project` with `call` (sending `snapshot`, its body).
+    /// Returns whether this call created the snapshot.
     async fn snapshot_one(
         &self,
         project: &str,
         disk: &Disk,
         snapshot: &Snapshot,
+        call: &SnapshotCall,
         rid: &str,
-        guest_flush: bool,
+        p: &SnapshotDisks,
     ) -> Result<bool, ExecError> {
         let what = format!("snapshot of disk {}", disk.path());
-        let sent = with_retries(&self.settings.retry, || match &disk.location {
-            Location::Zone(zone) => Either::Left(
+        let sent = with_retries(&self.settings.retry, || match (&p.project, &disk.location) {
+            (Some(forensics), _) => Either::Left(Either::Left(
+                self.clients
+                    .snapshots
+                    .insert()
+                    .set_project(forensics)
+                    .set_request_id(rid)
+                    .set_body(snapshot.clone())
+                    .send(),
+            )),
+            (None, Location::Zone(zone)) => Either::Left(Either::Right(
                 self.clients
                     .disks
                     .create_snapshot()
                     .set_project(project)
                     .set_zone(zone)
                     .set_disk(&disk.name)
-                    .set_guest_flush(guest_flush)
+                    .set_guest_flush(p.guest_flush)
                     .set_request_id(rid)
                     .set_body(snapshot.clone())
                     .send(),
-            ),
-            Location::Region(region) => Either::Right(
+            )),
+            (None, Location::Region(region)) => Either::Right(
                 self.clients
                     .region_disks
                     .create_snapshot()
@@ -180,22 +188,26 @@ impl ComputeExecutor {
         })
         .await;
         let name = snapshot.name.clone().unwrap_or_default();
+        // `snapshots.insert` is a global operation of the forensics project.
+        let scope = if p.project.is_some() { Scope::Global } else { disk.scope() };
+        let source = format!("projects/{project}/{}", disk.path());
         match sent {
-            Ok(op) => match self.wait(project, disk.scope(), op, &what).await? {
+            Ok(op) => match self.wait(&call.project, scope, op, &what).await? {
                 Ok(()) => Ok(true),
                 Err(failed) if failed.code == "RESOURCE_ALREADY_EXISTS" => {
-                    self.existing_snapshot(project, &name, disk).await
+                    self.existing_snapshot(&call.project, &name, &source).await
                 }
                 Err(failed) => Err(failed.into_exec(&what)),
             },
-            Err(e) if e.already_exists() => self.existing_snapshot(project, &name, disk).await,
+            Err(e) if e.already_exists() => self.existing_snapshot(&call.project, &name, &source).await,
             Err(e) => Err(e.into_exec(&what)),
         }
     }
 
-    /// A snapshot of riposte's name already exists: it is this step's own evidence when it comes
-    /// from the same disk, and done once READY. Returns `Ok(false)` (not created by this call).
-    async fn existing_snapshot(&self, project: &str, name: &str, disk: &Disk) -> Result<bool, ExecError> {
+    /// A snapshot of riposte's name already exists in `project`: it is this step's own evidence
+    /// when it comes from the same disk (`source`, `projects/p/zones/z/disks/d`), and done once
+    /// READY. Returns `Ok(false)` (not created by this call).
+    async fn existing_snapshot(&self, project: &str, name: &str, source: &str) -> Result<bool, ExecError> {
         let what = format!("existing snapshot {name}");
         let start = Instant::now();
         let mut attempt = 0;
@@ -211,11 +223,10 @@ impl ComputeExecutor {
                     e.into_exec(&what)
                 }
             })?;
-            let source = snapshot.source_disk.as_deref().unwrap_or_default();
-            if !source.ends_with(&disk.path()) {
+            let of = snapshot.source_disk.as_deref().unwrap_or_default();
+            if !of.ends_with(source) {
                 return Err(ExecError::Permanent(format!(
-                    "{what} is of disk {source}, not {}; riposte does not reuse it",
-                    disk.path()
+                    "{what} is of disk {of}, not {source}; riposte does not reuse it"
                 )));
             }
             match snapshot.status {
@@ -244,7 +255,7 @@ mod tests {
     /// The SDK value sent is the body the dry run shows, with the storage location when asked.
     #[test]
     fn the_snapshot_sent_is_the_body_the_dry_run_shows() {
-        let p = SnapshotDisks { guest_flush: true, storage_location: Some("eu".into()) };
+        let p = SnapshotDisks { guest_flush: true, storage_location: Some("eu".into()), project: None };
         let body = snapshot_body(&p, "inc-1", "projects/p/zones/europe-west1-b/instances/vm", "riposte-abc-vm");
         let snapshot: Snapshot = serde_json::from_value(body.clone()).expect("a valid Snapshot");
         assert_eq!(serde_json::to_value(&snapshot).expect("serialise"), body);
@@ -252,9 +263,19 @@ mod tests {
         assert_eq!(snapshot.labels.get("riposte-incident").map(String::as_str), Some("inc-1"));
         let regional = Disk { location: Location::Region("europe-west1".into()), name: "pv".into() };
         assert_eq!(
-            regional.place().create_snapshot(&regional.name, true, "r"),
-            "regions/europe-west1/disks/pv/createSnapshot?requestId=r",
+            p.snapshot_call("p", regional.place(), &regional.name, "r", body.clone()).path,
+            "projects/p/regions/europe-west1/disks/pv/createSnapshot?requestId=r",
             "no guest flush for a regional disk"
         );
+        // Kept in a forensics project: inserted there, from the disk in its own project.
+        let forensics = SnapshotDisks { project: Some("forensics-vault".into()), ..p };
+        let zonal = Disk { location: Location::Zone("europe-west1-b".into()), name: "boot".into() };
+        let call = forensics.snapshot_call("p", zonal.place(), &zonal.name, "r", body);
+        assert_eq!(call.project, "forensics-vault");
+        assert_eq!(call.path, "projects/forensics-vault/global/snapshots?requestId=r");
+        let snapshot: Snapshot = serde_json::from_value(call.body.clone()).expect("a valid Snapshot");
+        assert_eq!(snapshot.source_disk.as_deref(), Some("projects/p/zones/europe-west1-b/disks/boot"));
+        assert_eq!(snapshot.guest_flush, Some(true));
+        assert_eq!(serde_json::to_value(&snapshot).expect("serialise"), call.body);
     }
 }

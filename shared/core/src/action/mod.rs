@@ -12,7 +12,7 @@ use crate::requests::PlannedRequest;
 use crate::target::Target;
 pub use crate::target::TargetKind;
 
-pub use snapshot_disks::{DiskPlace, snapshot_body, snapshot_name};
+pub use snapshot_disks::{DiskPlace, FORENSICS_PROJECT_PERMISSIONS, SnapshotCall, snapshot_body, snapshot_name};
 
 /// Whether an action may run without a human.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

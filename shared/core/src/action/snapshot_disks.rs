@@ -1,11 +1,13 @@
 //! `snapshot_disks`: evidence first. Every persistent disk of the VM, zonal or regional, is
-//! snapshotted under a name derived from the incident, labelled with it.
+//! snapshotted under a name derived from the incident, labelled with it: in the disk's own project
+//! (`createSnapshot`), or in a separate forensics project (`snapshots.insert` naming the disk as
+//! its source), where whoever controls the workload's project cannot delete the evidence.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ActionClass, ActionMeta, ActionSpec, TargetKind};
-use crate::requests::{INCIDENT_LABEL_KEY, PlannedRequest, VmUrls, incident_label, read_instance, req};
+use crate::requests::{COMPUTE, INCIDENT_LABEL_KEY, PlannedRequest, VmUrls, incident_label, read_instance, req};
 use crate::target::Target;
 
 /// `snapshot_disks` parameters.
@@ -17,6 +19,10 @@ pub struct SnapshotDisks {
     /// Cloud Storage location for the snapshots (multi-region or region); the default is the disk's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_location: Option<String>,
+    /// The project to keep the snapshots in (a forensics project); the default is the disk's own.
+    /// riposte needs [`FORENSICS_PROJECT_PERMISSIONS`] there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// Where a persistent disk lives: a zone, or a region for a regional (replicated) disk. Its
@@ -45,15 +51,17 @@ impl DiskPlace<'_> {
         }
     }
 
-    /// The `createSnapshot` call on `disk`, after `…/projects/{project}/`. Regional disks take no
-    /// guest flush.
-    pub fn create_snapshot(&self, disk: &str, guest_flush: bool, request_id: &str) -> String {
-        let path = self.disk_path(disk);
-        match self {
-            DiskPlace::Zone(_) => format!("{path}/createSnapshot?guestFlush={guest_flush}&requestId={request_id}"),
-            DiskPlace::Region(_) => format!("{path}/createSnapshot?requestId={request_id}"),
-        }
-    }
+}
+
+/// Where a snapshot is created and what is sent there ([`SnapshotDisks::snapshot_call`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotCall {
+    /// The project the snapshot is created in.
+    pub project: String,
+    /// The URL path after `…/compute/v1/`, with its query.
+    pub path: String,
+    /// The snapshot resource sent.
+    pub body: Value,
 }
 
 /// The snapshot name for `disk` (in `zone`, or the region of a regional disk) in incident
@@ -95,7 +103,53 @@ impl SnapshotDisks {
     pub fn request_id(key: &str, disk: &str) -> String {
         crate::requests::request_id(key, disk)
     }
+
+    /// The call that snapshots `disk` at `place` in project `project` with `body`
+    /// ([`snapshot_body`]): the disk's `createSnapshot` (a regional disk takes no guest flush),
+    /// or, with a forensics `project`, `snapshots.insert` there with the disk as `sourceDisk`.
+    pub fn snapshot_call(
+        &self,
+        project: &str,
+        place: DiskPlace<'_>,
+        disk: &str,
+        request_id: &str,
+        mut body: Value,
+    ) -> SnapshotCall {
+        let disk_path = place.disk_path(disk);
+        let zonal = matches!(place, DiskPlace::Zone(_));
+        match &self.project {
+            None => {
+                let flush = if zonal { format!("guestFlush={}&", self.guest_flush) } else { String::new() };
+                SnapshotCall {
+                    project: project.to_string(),
+                    path: format!("projects/{project}/{disk_path}/createSnapshot?{flush}requestId={request_id}"),
+                    body,
+                }
+            }
+            Some(forensics) => {
+                body["sourceDisk"] = json!(format!("projects/{project}/{disk_path}"));
+                if zonal && self.guest_flush {
+                    body["guestFlush"] = json!(true);
+                }
+                SnapshotCall {
+                    project: forensics.clone(),
+                    path: format!("projects/{forensics}/global/snapshots?requestId={request_id}"),
+                    body,
+                }
+            }
+        }
+    }
 }
+
+/// What riposte needs in the forensics project of `snapshot_disks: {project: …}`: create the
+/// snapshot (with its labels), read it back, and wait for the global operation. In the disk's
+/// project it needs `compute.disks.createSnapshot` as for a snapshot kept there.
+pub const FORENSICS_PROJECT_PERMISSIONS: &[&str] = &[
+    "compute.globalOperations.get",
+    "compute.snapshots.create",
+    "compute.snapshots.get",
+    "compute.snapshots.setLabels",
+];
 
 // Every VM action may look the VM up across zones (`instances.list`, aggregated) when the
 // alert gave no zone; operations.wait needs `*Operations.get`.
@@ -131,11 +185,16 @@ impl ActionSpec for SnapshotDisks {
         {
             errors.push(("storage_location".into(), format!("{loc:?} is not a Cloud Storage location")));
         }
+        if let Some(project) = &self.project
+            && project.parse::<crate::names::ProjectId>().is_err()
+        {
+            errors.push(("project".into(), format!("{project:?} is not a Google Cloud project id")));
+        }
     }
 
     fn requests(&self, target: &Target, incident_id: &str, key: &str) -> Vec<PlannedRequest> {
         let mut out = Vec::new();
-        let Some(VmUrls { base, zone, vm_name, .. }) = read_instance(target, &mut out) else { return out };
+        let Some(VmUrls { zone, vm_name, .. }) = read_instance(target, &mut out) else { return out };
         let Target::Instance { project, .. } = target else { return out };
         let body = snapshot_body(
             self,
@@ -150,17 +209,9 @@ impl ActionSpec for SnapshotDisks {
             (DiskPlace::Zone(&zone), "for each attached zonal persistent disk"),
             (DiskPlace::Region("${disk.region}"), "for each attached regional persistent disk"),
         ] {
-            out.push(
-                req(
-                    "POST",
-                    format!(
-                        "{base}/{}",
-                        place.create_snapshot("${disk.name}", self.guest_flush, "${request_id(disk.name)}")
-                    ),
-                    Some(body.clone()),
-                )
-                .note(&format!("{which}, {note}")),
-            );
+            let call =
+                self.snapshot_call(project.as_str(), place, "${disk.name}", "${request_id(disk.name)}", body.clone());
+            out.push(req("POST", format!("{COMPUTE}/{}", call.path), Some(call.body)).note(&format!("{which}, {note}")));
         }
         out
     }
