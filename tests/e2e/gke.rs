@@ -13,6 +13,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use riposte_cloud::backoff::Backoff;
 use riposte_cloud::compute::{ComputeExecutor, ComputeSettings, RetryBudget};
+use riposte_cloud::evidence::EvidenceBucket;
 use riposte_cloud::executor::GoogleCloudExecutor;
 use riposte_cloud::gke::{GkeExecutor, GkeSettings, KubeLocator, KubeToken};
 use riposte_core::action::{Action, ActionClass, TargetKind};
@@ -30,7 +31,8 @@ use riposte_core::runner::{Runner, StepScope};
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{EmbeddedStore, Store};
 use riposte_e2e::fake_compute::FakeCompute;
-use riposte_e2e::fake_gke::{DeletionCause, FakeGke, NodeSpec, PodSpec, WorkloadSpec};
+use riposte_e2e::fake_gcs::FakeGcs;
+use riposte_e2e::fake_gke::{ContainerLogs, DeletionCause, EventSpec, FakeGke, NodeSpec, PodSpec, WorkloadSpec};
 use riposte_e2e::scenario::{NODE, PROJECT, ZONE, three_disk_vm};
 use serde_json::Value;
 
@@ -73,6 +75,8 @@ struct Harness {
     store: Arc<dyn Store>,
     gke: FakeGke,
     compute: FakeCompute,
+    /// The evidence bucket's server, for `collect_evidence` ([`harness_with_evidence`]).
+    gcs: Option<FakeGcs>,
     executor: Arc<dyn Executor>,
     locator: Arc<KubeLocator>,
 }
@@ -85,9 +89,21 @@ fn budget() -> RetryBudget {
     }
 }
 
+/// The evidence bucket of the tests.
+const BUCKET: &str = "shop-evidence";
+
 /// The cluster: the node (the fixture's VM, in the fake Compute too), the Deployment → ReplicaSet
 /// → pod the alert names, and the pods a drain must handle.
 async fn harness() -> Harness {
+    harness_with(None).await
+}
+
+/// The same, with fake-gcs-server holding [`BUCKET`] for `collect_evidence`.
+async fn harness_with_evidence() -> Harness {
+    harness_with(Some(FakeGcs::start(&[BUCKET]).await)).await
+}
+
+async fn harness_with(gcs: Option<FakeGcs>) -> Harness {
     let gke = FakeGke::start(PROJECT, LOCATION, CLUSTER).await;
     gke.add_node(NodeSpec {
         name: NODE.into(),
@@ -126,12 +142,18 @@ async fn harness() -> Harness {
         eviction_patience: Duration::from_millis(1500),
         eviction_retry_every: Duration::from_millis(100),
     };
-    let gke_exec = GkeExecutor::new(settings, anonymous(), KubeToken::Fixed("test-token".into())).await.expect("gke");
+    let retry = settings.retry;
+    let mut gke_exec =
+        GkeExecutor::new(settings, anonymous(), KubeToken::Fixed("test-token".into())).await.expect("gke");
+    if let Some(gcs) = &gcs {
+        let bucket = EvidenceBucket::new(&gcs.endpoint, anonymous(), retry).await.expect("storage client");
+        gke_exec = gke_exec.with_evidence(bucket);
+    }
     let locator = Arc::new(gke_exec.locator());
     let executor: Arc<dyn Executor> = Arc::new(GoogleCloudExecutor::new(compute_exec, gke_exec));
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-    Harness { _dir: dir, store, gke, compute, executor, locator }
+    Harness { _dir: dir, store, gke, compute, gcs, executor, locator }
 }
 
 impl Harness {
@@ -657,6 +679,7 @@ fn permission_for(method: &str, path: &str) -> String {
     };
     let verb = match (method, rest.len(), rest.get(2)) {
         ("POST", 3, Some(&"eviction")) => "evict",
+        ("GET", 3, Some(&"log")) => "getLogs",
         ("GET", 1, _) => "list",
         ("GET", _, _) => "get",
         ("POST", _, _) => "create",
@@ -676,11 +699,14 @@ async fn every_kubernetes_call_is_covered_by_the_declared_permissions_against_fa
         .map(|name| serde_json::from_value::<Action>(serde_json::json!({ *name: {} })).expect("action"))
         .filter(|a| a.target_kind() != TargetKind::Instance)
         .collect();
-    assert_eq!(actions.len(), 6);
+    assert_eq!(actions.len(), 7);
     for action in actions.iter().map(|a| (a.name(), a.class() == ActionClass::Destructive)) {
         let (action, destructive) = action;
-        let h = harness().await;
-        let yaml = if destructive { policy(&[], &[action], false) } else { policy(&[action], &[], false) };
+        let evidence = action == "collect_evidence";
+        let h = if evidence { harness_with_evidence().await } else { harness().await };
+        let with_bucket = format!("{{collect_evidence: {{bucket: {BUCKET}}}}}");
+        let written = if evidence { with_bucket.as_str() } else { action };
+        let yaml = if destructive { policy(&[], &[written], false) } else { policy(&[written], &[], false) };
         let id = h.intake(&yaml, &pod_only_alert()).await;
         let located: Vec<String> = h
             .gke
@@ -837,4 +863,188 @@ async fn at_most_a_share_of_a_node_pool_is_cordoned_automatically_against_fake_g
     );
     h.runner().run(&id).await.expect("run");
     assert_ne!(h.gke.node(NODE).expect("node")["spec"]["unschedulable"], true);
+}
+
+/// The policy of the evidence tests: collect the pod's evidence (logs cut at 2 KiB); delete the
+/// pod after approval.
+fn evidence_policy(dry_run: bool) -> String {
+    policy(&[&format!("{{collect_evidence: {{bucket: {BUCKET}, max_log_bytes: 2048}}}}")], &["delete_pod"], dry_run)
+}
+
+/// The pod as an incident finds it: a long-winded app, a crash-looping miner with its previous
+/// instance's log, events about it, its node and a neighbour.
+fn stage_evidence(h: &Harness) {
+    let chatty: String = (0..200).map(|i| format!("GET /api/orders/{i} 200\n")).collect();
+    assert!(chatty.len() > 2048);
+    h.gke.set_container_logs(NS, POD, ContainerLogs { container: "app".into(), current: chatty, previous: None });
+    h.gke.set_container_logs(
+        NS,
+        POD,
+        ContainerLogs {
+            container: "miner".into(),
+            current: "restarted\n".into(),
+            previous: Some("connecting to stratum+tcp://pool.evil:3333 <script>alert(1)</script>\n".into()),
+        },
+    );
+    let event = |namespace: &str, kind: &str, name: &str, reason: &str| EventSpec {
+        namespace: namespace.into(),
+        object_kind: kind.into(),
+        object_name: name.into(),
+        reason: reason.into(),
+        message: format!("{reason} of {name}"),
+        event_type: "Warning".into(),
+    };
+    h.gke.add_event(event(NS, "Pod", POD, "BackOff"));
+    h.gke.add_event(event(NS, "Pod", "web-1", "Unrelated"));
+    h.gke.add_event(event("default", "Node", NODE, "NodeNotReady"));
+}
+
+/// `collect_evidence` end to end: every object the issue lists is in the bucket under the
+/// incident's prefix, each hash in the journal and the report is the hash of what is stored, the
+/// crash-looping container's previous log is kept, the oversized log is cut with a note, the
+/// uploads are the ones the dry run showed, and an approved deletion waits until the evidence is
+/// kept (and then deletes a pod whose evidence outlives it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pods_evidence_is_kept_hashed_and_before_its_deletion_against_fake_gke_and_fake_gcs() {
+    use riposte_core::action::{CollectEvidence, EvidenceItem};
+    let h = harness_with_evidence().await;
+    let gcs = h.gcs.as_ref().expect("gcs");
+    stage_evidence(&h);
+    let pod_uid = h.gke.pod(NS, POD).expect("pod")["metadata"]["uid"].as_str().expect("uid").to_string();
+    let id = h.intake(&evidence_policy(false), &pod_only_alert()).await;
+
+    // Approved first: the deletion may not run while the evidence is still to be taken.
+    h.approve(&id).await;
+    let approved_only = h.runner().with_scope(StepScope::Approved);
+    approved_only.run(&id).await.expect("run");
+    assert!(h.gke.pod(NS, POD).is_some(), "the pod was not deleted before its evidence was kept");
+    assert!(gcs.objects(BUCKET).await.is_empty());
+
+    h.runner().run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    for s in &incident.steps {
+        assert_eq!(s.status, StepStatus::Done, "{}: {:?}", s.action.name(), s.report);
+    }
+    assert!(h.gke.pod(NS, POD).is_none(), "deleted once the evidence was kept");
+
+    let stored = gcs.objects(BUCKET).await;
+    let name = |item| CollectEvidence::object_name(&id, NS, POD, item);
+    let log = |container, previous| name(EvidenceItem::Log { container, previous });
+    let expected: std::collections::BTreeSet<String> = [
+        name(EvidenceItem::Pod),
+        name(EvidenceItem::Node),
+        name(EvidenceItem::PodEvents),
+        name(EvidenceItem::NodeEvents),
+        log("app", false),
+        log("miner", false),
+        log("miner", true),
+        name(EvidenceItem::Alert),
+        name(EvidenceItem::Incident),
+    ]
+    .into();
+    assert_eq!(stored.keys().cloned().collect::<std::collections::BTreeSet<_>>(), expected);
+    assert!(expected.iter().all(|n| n.starts_with(&format!("riposte/{}/{NS}/{POD}/", incident_label(&id)))));
+
+    // The hashes the incident keeps are the hashes of what is stored.
+    let step = incident.steps.iter().find(|s| s.action.name() == "collect_evidence").expect("step");
+    let records = &step.report.as_ref().expect("report").evidence;
+    assert_eq!(records.len(), stored.len());
+    for record in records {
+        let object = record.object.strip_prefix(&format!("gs://{BUCKET}/")).expect("in the bucket");
+        let content = &stored[object].content;
+        assert_eq!(record.sha256, riposte_core::digest::sha256(content), "{object}");
+        assert_eq!(record.bytes, content.len() as u64);
+        assert_eq!(stored[object].resource["metadata"]["sha256"], record.sha256.as_str(), "kept with {object}");
+        let line = record.journal_line();
+        assert!(incident.journal.iter().any(|j| j.message == line), "journal lacks {line}");
+    }
+    let record = |object: &str| records.iter().find(|r| r.object.ends_with(object)).expect("record");
+    let app = &stored[&log("app", false)].content;
+    assert_eq!(app.len(), 2048, "cut at max_log_bytes");
+    assert!(record(&log("app", false)).note.as_deref().is_some_and(|n| n.contains("cut at 2048 bytes")));
+    assert!(record(&log("miner", false)).note.is_none());
+    assert_eq!(
+        String::from_utf8_lossy(&stored[&log("miner", true)].content),
+        "connecting to stratum+tcp://pool.evil:3333 <script>alert(1)</script>\n",
+        "the crash-looping container's previous log"
+    );
+    let pod: Value = serde_json::from_slice(&stored[&name(EvidenceItem::Pod)].content).expect("pod json");
+    assert_eq!(pod["metadata"]["uid"], pod_uid.as_str());
+    assert_eq!(pod["status"]["containerStatuses"][1]["restartCount"], 1);
+    let events = String::from_utf8_lossy(&stored[&name(EvidenceItem::PodEvents)].content).into_owned();
+    assert!(events.contains("BackOff") && !events.contains("Unrelated"), "{events}");
+    let node_events = String::from_utf8_lossy(&stored[&name(EvidenceItem::NodeEvents)].content).into_owned();
+    assert!(node_events.contains("NodeNotReady"), "{node_events}");
+    let node: Value = serde_json::from_slice(&stored[&name(EvidenceItem::Node)].content).expect("node json");
+    assert_eq!(node["metadata"]["name"], NODE);
+    let kept_incident: Value = serde_json::from_slice(&stored[&name(EvidenceItem::Incident)].content).expect("json");
+    assert_eq!(kept_incident["id"], id.as_str());
+
+    // Every upload the step sent is one the dry run showed (object names included).
+    let uploads: Vec<(String, String)> = step
+        .report
+        .as_ref()
+        .expect("report")
+        .requests
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| {
+            let url = r.url.strip_prefix("https://storage.googleapis.com").expect("storage url");
+            let (path, query) = url.split_once('?').expect("query");
+            (path.to_string(), query.to_string())
+        })
+        .collect();
+    assert_eq!(uploads.len(), stored.len());
+    let bodies: Vec<Value> =
+        step.report.as_ref().expect("report").requests.iter().filter_map(|r| r.body.clone()).collect();
+    let planned: Vec<&riposte_core::requests::PlannedRequest> = step.requests.iter().collect();
+    crate::planned::assert_every_change_is_one_of(
+        &planned,
+        uploads.iter().zip(&bodies).map(|((path, query), body)| Sent {
+            method: "POST",
+            path,
+            query,
+            content_type: None,
+            body: Some(body),
+        }),
+    );
+}
+
+/// A retried `collect_evidence` never overwrites what an earlier attempt wrote: the object stays
+/// as it was, and the hash the incident keeps is the stored object's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_an_earlier_attempt_wrote_is_kept_and_hashed_as_stored_against_fake_gke_and_fake_gcs() {
+    use riposte_core::action::{CollectEvidence, EvidenceItem};
+    let h = harness_with_evidence().await;
+    let gcs = h.gcs.as_ref().expect("gcs");
+    let id = h.intake(&evidence_policy(false), &pod_only_alert()).await;
+    let pod_object = CollectEvidence::object_name(&id, NS, POD, EvidenceItem::Pod);
+    let earlier = br#"{"metadata":{"name":"as the first attempt read it"}}"#;
+    gcs.put(BUCKET, &pod_object, earlier).await;
+    h.runner().run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    assert_eq!(*status(&incident, "collect_evidence"), StepStatus::Done, "{}", report(&incident, "collect_evidence"));
+    let stored = gcs.objects(BUCKET).await;
+    assert_eq!(stored[&pod_object].content, earlier, "not overwritten");
+    let step = incident.steps.iter().find(|s| s.action.name() == "collect_evidence").expect("step");
+    let record = step.report.as_ref().expect("report").evidence.iter().find(|r| r.object.ends_with("/pod.json"));
+    let record = record.expect("pod record");
+    assert_eq!(record.sha256, riposte_core::digest::sha256(earlier));
+    assert!(record.note.as_deref().is_some_and(|n| n.contains("earlier attempt")), "{record:?}");
+}
+
+/// In a dry-run incident the evidence is read and hashed, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_reads_the_evidence_and_writes_nothing_against_fake_gke_and_fake_gcs() {
+    let h = harness_with_evidence().await;
+    stage_evidence(&h);
+    let id = h.intake(&evidence_policy(true), &pod_only_alert()).await;
+    h.runner().run(&id).await.expect("run");
+    let incident = h.get(&id).await;
+    assert_eq!(*status(&incident, "collect_evidence"), StepStatus::Done, "{}", report(&incident, "collect_evidence"));
+    assert!(h.gcs.as_ref().expect("gcs").objects(BUCKET).await.is_empty(), "a dry run writes nothing");
+    let step = incident.steps.iter().find(|s| s.action.name() == "collect_evidence").expect("step");
+    let records = &step.report.as_ref().expect("report").evidence;
+    assert_eq!(records.len(), 9);
+    assert!(records.iter().all(|r| r.note.as_deref().is_some_and(|n| n.ends_with("dry run: not written"))));
 }

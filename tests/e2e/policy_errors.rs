@@ -47,6 +47,16 @@ fn table_of_invalid_policies() {
             "policies[0].actions[0].snapshot_disks.project",
             "\"Forensics_Vault\" is not a Google Cloud project id",
         ),
+        (
+            policy("match: {}\nactions: [collect_evidence]"),
+            "policies[0].actions[0].collect_evidence.bucket",
+            "the bucket the evidence goes to is required",
+        ),
+        (
+            policy("match: {}\nactions:\n  - collect_evidence: {bucket: goog-evidence, max_log_bytes: 10}"),
+            "policies[0].actions[0].collect_evidence.bucket",
+            "is not a Cloud Storage bucket name",
+        ),
         (policy("match: {severity: \">= loud\"}"), "policies[0].match.severity", "unknown severity \"loud\""),
         (policy("match: {sources: [falcon]}"), "policies[0].match.sources[0]", "unknown variant `falcon`"),
         (policy("match: {when: 'rule =='}"), "policies[0].match.when", "invalid CEL expression"),

@@ -60,7 +60,12 @@ impl Executor for ScriptedFakeExecutor {
         if self.script.permanent.contains(&name) {
             return Err(ExecError::Permanent(format!("{name}: 403 from the fake")));
         }
-        Ok(StepReport { message: format!("{name} done by the fake"), requests: step.requests.clone(), dry_run: false })
+        Ok(StepReport {
+            message: format!("{name} done by the fake"),
+            requests: step.requests.clone(),
+            dry_run: false,
+            evidence: Vec::new(),
+        })
     }
 }
 

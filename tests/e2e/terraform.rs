@@ -30,9 +30,13 @@ fn set(items: impl IntoIterator<Item = &'static str>) -> BTreeSet<String> {
     items.into_iter().map(String::from).collect()
 }
 
-fn iam_tf() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/modules/riposte/iam.tf");
+fn module_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/modules/riposte").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn iam_tf() -> String {
+    module_file("iam.tf")
 }
 
 fn compare(role: &str, granted: &BTreeSet<String>, needed: &BTreeSet<String>) {
@@ -66,11 +70,29 @@ fn each_services_custom_role_grants_exactly_what_its_steps_declare() {
         &hcl_list(&tf, "forensics_project_permissions"),
         &set(riposte_core::action::FORENSICS_PROJECT_PERMISSIONS.iter().copied()),
     );
+    // The evidence bucket, where collect_evidence writes.
+    compare(
+        "evidence",
+        &hcl_list(&module_file("evidence.tf"), "evidence_bucket_permissions"),
+        &set(riposte_core::action::EVIDENCE_BUCKET_PERMISSIONS.iter().copied()),
+    );
     // No destructive permission on the ingest service.
     for destructive in all.iter().filter(|a| a.class() == ActionClass::Destructive) {
         let only_destructive: Vec<_> = destructive.permissions().iter().filter(|p| !ingest.contains(**p)).collect();
         assert!(!only_destructive.is_empty(), "{} would be possible from ingest", destructive.name());
     }
+}
+
+#[test]
+fn the_evidence_bucket_keeps_objects_and_grants_only_its_list() {
+    let tf = module_file("evidence.tf");
+    assert!(tf.contains("permissions = local.evidence_bucket_permissions"));
+    assert!(tf.contains("retention_period = var.evidence_retention_days * 86400"), "a retention policy");
+    assert!(tf.contains("public_access_prevention    = \"enforced\""));
+    assert!(tf.contains("force_destroy               = false"));
+    // Granted on the bucket, never on the project.
+    assert!(tf.contains("resource \"google_storage_bucket_iam_member\" \"evidence_writers\""));
+    assert!(!tf.contains("google_project_iam_member"), "evidence permissions on the project");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 pub mod emulator;
 pub mod fake_compute;
+pub mod fake_gcs;
 pub mod fake_gke;
 pub mod fake_http;
 pub mod intake;

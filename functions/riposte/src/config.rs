@@ -45,6 +45,9 @@ pub mod vars {
     pub const COMPUTE_ENDPOINT: &str = "RIPOSTE_COMPUTE_ENDPOINT";
     /// Container (GKE) API root (default `https://container.googleapis.com`; http only on localhost).
     pub const CONTAINER_ENDPOINT: &str = "RIPOSTE_CONTAINER_ENDPOINT";
+    /// Cloud Storage API root for `collect_evidence` (default `https://storage.googleapis.com`;
+    /// http only on localhost).
+    pub const STORAGE_ENDPOINT: &str = "RIPOSTE_STORAGE_ENDPOINT";
     /// `true`: connect to clusters' private endpoints when they have one (Cloud Run with VPC egress).
     pub const GKE_PRIVATE_ENDPOINT: &str = "RIPOSTE_GKE_PRIVATE_ENDPOINT";
     /// `all` (default), `ingest` (intake and the automatic steps) or `approve` (approval pages and
@@ -228,29 +231,30 @@ pub enum ExecutorChoice {
         container_endpoint: String,
         /// Prefer clusters' private endpoints.
         prefer_private_endpoint: bool,
+        /// Cloud Storage API root (`collect_evidence`).
+        storage_endpoint: String,
     },
+}
+
+/// The API root in `var` (default `default`), without a trailing slash; https only, or http on
+/// localhost (a fake or an emulator).
+fn endpoint(lookup: Lookup, var: &str, default: &str, errors: &mut Vec<String>) -> String {
+    let url = lookup.get(var).unwrap_or_else(|| default.into()).trim_end_matches('/').to_string();
+    if !riposte_cloud::notify::is_acceptable_url(&url) {
+        errors.push(format!("{var}={url:?}: must be https (or on localhost)"));
+    }
+    url
 }
 
 impl ExecutorChoice {
     /// Reads `RIPOSTE_EXECUTOR` and the endpoints it uses; problems are pushed to `errors`.
     pub fn from_lookup(lookup: Lookup, errors: &mut Vec<String>) -> ExecutorChoice {
-        let compute_endpoint = lookup
-            .get(vars::COMPUTE_ENDPOINT)
-            .unwrap_or_else(|| riposte_cloud::compute::DEFAULT_ENDPOINT.into())
-            .trim_end_matches('/')
-            .to_string();
-        if !riposte_cloud::notify::is_acceptable_url(&compute_endpoint) {
-            errors.push(format!("{}={compute_endpoint:?}: must be https (or on localhost)", vars::COMPUTE_ENDPOINT));
-        }
-        let container_endpoint = lookup
-            .get(vars::CONTAINER_ENDPOINT)
-            .unwrap_or_else(|| riposte_cloud::gke::DEFAULT_CONTAINER_ENDPOINT.into())
-            .trim_end_matches('/')
-            .to_string();
-        if !riposte_cloud::notify::is_acceptable_url(&container_endpoint) {
-            errors
-                .push(format!("{}={container_endpoint:?}: must be https (or on localhost)", vars::CONTAINER_ENDPOINT));
-        }
+        let compute_endpoint =
+            endpoint(lookup, vars::COMPUTE_ENDPOINT, riposte_cloud::compute::DEFAULT_ENDPOINT, errors);
+        let container_endpoint =
+            endpoint(lookup, vars::CONTAINER_ENDPOINT, riposte_cloud::gke::DEFAULT_CONTAINER_ENDPOINT, errors);
+        let storage_endpoint =
+            endpoint(lookup, vars::STORAGE_ENDPOINT, riposte_cloud::evidence::DEFAULT_STORAGE_ENDPOINT, errors);
         let prefer_private_endpoint = match lookup.get(vars::GKE_PRIVATE_ENDPOINT).as_deref() {
             None | Some("false") => false,
             Some("true") => true,
@@ -261,9 +265,12 @@ impl ExecutorChoice {
         };
         match lookup.get(vars::EXECUTOR).as_deref() {
             None | Some("dry-run") => ExecutorChoice::DryRun,
-            Some("google-cloud") => {
-                ExecutorChoice::GoogleCloud { compute_endpoint, container_endpoint, prefer_private_endpoint }
-            }
+            Some("google-cloud") => ExecutorChoice::GoogleCloud {
+                compute_endpoint,
+                container_endpoint,
+                prefer_private_endpoint,
+                storage_endpoint,
+            },
             Some(other) => {
                 errors.push(format!(
                     "{}={other:?}: expected dry-run (records requests, sends none) or google-cloud",
@@ -776,7 +783,8 @@ mod tests {
             (vars::GKE_PRIVATE_ENDPOINT, "true"),
         ])
         .expect("valid");
-        let ExecutorChoice::GoogleCloud { compute_endpoint, container_endpoint, prefer_private_endpoint } = c.executor
+        let ExecutorChoice::GoogleCloud { compute_endpoint, container_endpoint, prefer_private_endpoint, .. } =
+            c.executor
         else {
             panic!("{:?}", c.executor)
         };

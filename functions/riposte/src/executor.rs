@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use riposte_cloud::compute::{ComputeExecutor, ComputeSettings};
+use riposte_cloud::evidence::EvidenceBucket;
 use riposte_cloud::executor::GoogleCloudExecutor;
 use riposte_cloud::gke::{GkeExecutor, GkeSettings, KubeToken};
 use riposte_core::executor::{DryRunExecutor, Executor};
@@ -30,7 +31,12 @@ pub async fn build(choice: &ExecutorChoice) -> Result<Built, CliError> {
             locator: Arc::new(NoLocator),
             note: "dry-run — records requests, sends none",
         }),
-        ExecutorChoice::GoogleCloud { compute_endpoint, container_endpoint, prefer_private_endpoint } => {
+        ExecutorChoice::GoogleCloud {
+            compute_endpoint,
+            container_endpoint,
+            prefer_private_endpoint,
+            storage_endpoint,
+        } => {
             // An http:// endpoint is only accepted on localhost (a fake or an emulator): like the
             // emulators, it is called without Google credentials.
             let anonymous = |endpoint: &str| {
@@ -48,9 +54,14 @@ pub async fn build(choice: &ExecutorChoice) -> Result<Built, CliError> {
                 prefer_private_endpoint: *prefer_private_endpoint,
                 ..GkeSettings::default()
             };
+            let retry = settings.retry;
             let gke = GkeExecutor::new(settings, anonymous(container_endpoint), KubeToken::Google(token))
                 .await
                 .map_err(CliError::Usage)?;
+            let evidence = EvidenceBucket::new(storage_endpoint, anonymous(storage_endpoint), retry)
+                .await
+                .map_err(CliError::Usage)?;
+            let gke = gke.with_evidence(evidence);
             Ok(Built {
                 locator: Arc::new(gke.locator()),
                 executor: Arc::new(GoogleCloudExecutor::new(compute, gke)),

@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod compute;
+pub mod evidence;
 pub mod executor;
 pub mod firestore;
 pub mod gke;

@@ -1,5 +1,6 @@
 //! The one hash riposte derives names and ids from: incident ids and keys, snapshot and rule
-//! names, `requestId`s, approval-plan bindings. A leaf: it knows nothing of what it names.
+//! names, `requestId`s, approval-plan bindings; and the SHA-256 of evidence objects. A leaf: it
+//! knows nothing of what it names.
 
 use sha2::{Digest, Sha256};
 
@@ -10,7 +11,17 @@ pub fn digest(parts: &[&str]) -> String {
         h.update(p.as_bytes());
         h.update([0]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize())
+}
+
+/// Lowercase hex of `bytes` (a hash as the journal and the objects' metadata write it).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex SHA-256 of `content`.
+pub fn sha256(content: &[u8]) -> String {
+    hex(&Sha256::digest(content))
 }
 
 #[cfg(test)]

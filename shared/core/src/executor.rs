@@ -119,6 +119,7 @@ impl Executor for DryRunExecutor {
             ),
             requests: step.requests.clone(),
             dry_run: true,
+            evidence: Vec::new(),
         })
     }
 
@@ -134,6 +135,7 @@ impl Executor for DryRunExecutor {
             ),
             requests,
             dry_run: true,
+            evidence: Vec::new(),
         })
     }
 }

@@ -55,6 +55,32 @@ pub struct StepReport {
     pub requests: Vec<PlannedRequest>,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// The evidence objects the step wrote (`collect_evidence`), each with its hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<EvidenceRecord>,
+}
+
+/// One evidence object: where it is kept and what it hashed to when written (or, when an
+/// earlier attempt wrote it, when read back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRecord {
+    /// `gs://bucket/riposte/<incident>/…`.
+    pub object: String,
+    /// Hex SHA-256 of the object's content.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
+    /// What a reader of the object must know (a log cut at the bound, a dry run that wrote nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl EvidenceRecord {
+    /// The journal line that keeps the object's hash with the incident.
+    pub fn journal_line(&self) -> String {
+        let note = self.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+        format!("evidence {} sha256:{} {} bytes{note}", self.object, self.sha256, self.bytes)
+    }
 }
 
 /// One action of the plan, on one target.
@@ -346,14 +372,21 @@ impl Incident {
     }
 
     /// Whether a runner has anything to do on this incident at `now`: a claimable step, or an
-    /// Whether a `snapshot_disks` step that comes before step `index` is still pending or
-    /// running: an automatic one (they all run first), or an approved one earlier in plan order
-    /// (a later one would wait behind step `index` for ever).
-    pub fn taking_snapshots_before(&self, index: usize) -> bool {
+    /// Whether step `index` must wait for evidence still being taken before it: a step that
+    /// lets the VM be removed or replaced waits for `snapshot_disks`, a destructive one for
+    /// `collect_evidence`. Only an evidence step that runs first counts: an automatic one (they
+    /// all run first), or an approved one earlier in plan order (a later one would wait behind
+    /// step `index` for ever).
+    pub fn waits_for_evidence(&self, index: usize) -> bool {
+        use crate::action::{Action, ActionClass};
+        let Some(step) = self.steps.get(index) else { return false };
         self.steps.iter().any(|s| {
-            matches!(s.action, crate::action::Action::SnapshotDisks(_))
-                && (!s.gated || s.index < index)
-                && matches!(s.status, StepStatus::Pending | StepStatus::Running)
+            let holds = match s.action {
+                Action::SnapshotDisks(_) => step.action.after_snapshots(),
+                Action::CollectEvidence(_) => step.action.class() == ActionClass::Destructive,
+                _ => false,
+            };
+            holds && (!s.gated || s.index < index) && matches!(s.status, StepStatus::Pending | StepStatus::Running)
         })
     }
 
@@ -390,10 +423,14 @@ impl Incident {
         };
         step.status = status;
         step.lease = None;
+        let evidence: Vec<String> = report.iter().flat_map(|r| &r.evidence).map(EvidenceRecord::journal_line).collect();
         if report.is_some() {
             step.report = report;
         }
         self.note(now, line);
+        for line in evidence {
+            self.note(now, line);
+        }
         true
     }
 

@@ -220,6 +220,23 @@ pub fn is_k8s_label_value(s: &str) -> bool {
             && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
 }
 
+/// Whether `s` is a valid Kubernetes container name (an RFC 1123 label).
+pub fn is_container_name(s: &str) -> bool {
+    is_rfc1123_label(s)
+}
+
+/// Whether `s` is a valid Cloud Storage bucket name: 3–63 lowercase letters, digits, hyphens,
+/// underscores and dots, starting and ending with a letter or digit, not starting with `goog`
+/// (dotted names of up to 222 characters exist, but need domain verification: not supported).
+pub fn is_bucket_name(s: &str) -> bool {
+    (3..=63).contains(&s.len())
+        && s.starts_with(is_lower_alnum)
+        && s.ends_with(is_lower_alnum)
+        && s.chars().all(|c| is_lower_alnum(c) || matches!(c, '-' | '_' | '.'))
+        && !s.starts_with("goog")
+        && !s.contains("..")
+}
+
 /// Whether `s` is a valid Compute Engine resource name (firewall rule, network tag): RFC 1035, ≤ 63.
 pub fn is_gce_resource_name(s: &str) -> bool {
     is_rfc1035(s, 63)

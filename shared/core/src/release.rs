@@ -97,6 +97,7 @@ pub async fn release(
                 message: format!("nothing to undo: {reason}"),
                 requests: Vec::new(),
                 dry_run: incident.dry_run,
+                evidence: Vec::new(),
             },
             Err(e) => {
                 outcome.failed.push((index, name, e.to_string()));

@@ -206,14 +206,11 @@ impl Runner {
             let Some(step) = current.as_ref().and_then(|i| i.steps.get(index)) else { break };
             match step.status {
                 StepStatus::Done | StepStatus::Skipped { .. } => continue,
-                // Evidence first: a step that lets the VM be removed or replaced waits while
-                // a snapshot is still pending or running (the sweep comes back for it). A
-                // snapshot that failed does not hold back what a person approved knowing it.
-                _ if step.action.after_snapshots()
-                    && current.as_ref().is_some_and(|i| i.taking_snapshots_before(index)) =>
-                {
-                    break;
-                }
+                // Evidence first: a step that lets the VM be removed or replaced waits while a
+                // snapshot is still pending or running, a destructive one while the pod's
+                // evidence is (the sweep comes back for it). Evidence that failed does not hold
+                // back what a person approved knowing it.
+                _ if current.as_ref().is_some_and(|i| i.waits_for_evidence(index)) => break,
                 StepStatus::Pending | StepStatus::Running
                     if current.as_ref().is_some_and(|i| i.claimable(index, Timestamp::now())) =>
                 {

@@ -44,6 +44,7 @@ module "riposte" {
   notifier_secrets  = var.notifier_secrets
   target_projects   = var.target_projects
   forensics_project = var.forensics_project
+  evidence_bucket   = var.evidence_bucket
   responders        = var.responders
 
   create_example_alert_policy = var.create_example_alert_policy

@@ -56,6 +56,12 @@ variable "forensics_project" {
   default     = null
 }
 
+variable "evidence_bucket" {
+  description = "Name of the bucket to create for collect_evidence. Null: none."
+  type        = string
+  default     = null
+}
+
 variable "responders" {
   description = "Members allowed to run riposte incident release (user:…, group:…)."
   type        = list(string)

@@ -35,12 +35,14 @@ locals {
     "compute.snapshots.setLabels",
     "compute.zoneOperations.get",
     "container.clusters.get",
+    "container.events.list",
     "container.networkPolicies.create",
     "container.networkPolicies.get",
     "container.nodes.get",
     "container.nodes.list",
     "container.nodes.update",
     "container.pods.get",
+    "container.pods.getLogs",
     "container.pods.update",
   ]
 
@@ -67,6 +69,7 @@ locals {
     "container.cronJobs.delete",
     "container.daemonSets.delete",
     "container.deployments.delete",
+    "container.events.list",
     "container.jobs.delete",
     "container.jobs.get",
     "container.networkPolicies.create",
@@ -76,6 +79,7 @@ locals {
     "container.pods.delete",
     "container.pods.evict",
     "container.pods.get",
+    "container.pods.getLogs",
     "container.pods.list",
     "container.pods.update",
     "container.replicaSets.delete",
@@ -176,7 +180,7 @@ resource "google_project_iam_custom_role" "ingest" {
   project     = each.value
   role_id     = "${var.custom_role_prefix}Ingest"
   title       = "riposte ingest (automatic containment)"
-  description = "What riposte's automatic, safe incident-response actions call: snapshot, label, quarantine, forensic SSH rule, cordon, label and isolate pods."
+  description = "What riposte's automatic, safe incident-response actions call: snapshot, label, quarantine, forensic SSH rule, cordon, collect a pod's evidence, label and isolate pods."
   permissions = local.ingest_action_permissions
 }
 

@@ -232,6 +232,28 @@ variable "forensics_project" {
   }
 }
 
+variable "evidence_bucket" {
+  description = "Name of the Cloud Storage bucket to create for collect_evidence (policies then write collect_evidence: {bucket: <this name>}): a retention policy, uniform access, no public access, and create/read of objects for both services only. Null: no bucket."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.evidence_bucket == null || can(regex("^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$", var.evidence_bucket))
+    error_message = "evidence_bucket: 3 to 63 lower-case letters, digits, hyphens, underscores and dots, starting and ending with a letter or digit."
+  }
+}
+
+variable "evidence_retention_days" {
+  description = "Days an evidence object cannot be deleted or overwritten (the bucket's retention policy)."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.evidence_retention_days >= 1 && var.evidence_retention_days <= 3650
+    error_message = "evidence_retention_days: 1 to 3650."
+  }
+}
+
 variable "responders" {
   description = "Members (user:…, group:…) who may run riposte incident release: granted the <prefix>Responder custom role on every target project and roles/datastore.user on project_id (the incident store)."
   type        = list(string)

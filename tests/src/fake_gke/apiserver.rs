@@ -14,7 +14,7 @@ use super::routes::{self, Route};
 use super::state::State;
 use super::status::KubeError;
 use super::writes::Reply;
-use super::{KubeRequest, lock, reads, writes};
+use super::{KubeRequest, lock, logs, reads, writes};
 use crate::fake_http::Query;
 
 /// Bodies larger than this are refused (nothing a client sends comes close).
@@ -94,7 +94,9 @@ fn serve(
         let (resource, name) = match &route {
             Route::Collection { resource, .. } => (Some(*resource), ""),
             Route::Object { resource, name, .. } => (Some(*resource), name.as_str()),
-            Route::Eviction { name, .. } => (Some(super::routes::Resource::Pod), name.as_str()),
+            Route::Eviction { name, .. } | Route::Log { name, .. } => {
+                (Some(super::routes::Resource::Pod), name.as_str())
+            }
             Route::Version => (None, ""),
         };
         return Err(KubeError::method_not_allowed(resource, name));
@@ -114,17 +116,21 @@ fn serve(
         }
         (_, Route::Object { resource, namespace, name }) => writes::delete(state, resource, &namespace, &name, call),
         (_, Route::Eviction { namespace, name }) => writes::evict(state, &namespace, &name, call),
+        (_, Route::Log { namespace, name }) => logs::read(state, &namespace, &name, call.query).map(ok),
     }
 }
 
 /// The HTTP response: the JSON body, the `Status` of an error (with `Retry-After` when it has
-/// one).
+/// one); a bare string (a log: no API object is one) as `text/plain`.
 fn respond(result: Result<Reply, KubeError>) -> Response {
     let (status, body, retry_after) = match result {
         Ok(reply) => (reply.status, reply.body, None),
         Err(error) => (error.code, error.body(), error.retry_after),
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Value::String(text) = body {
+        return (status, [(header::CONTENT_TYPE, "text/plain")], text).into_response();
+    }
     let mut response = (status, axum::Json(body)).into_response();
     if let Some(seconds) = retry_after {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -21,6 +21,10 @@
 //!   `GET`/`DELETE …/networkpolicies/{n}`;
 //! - workloads: `GET`/`DELETE /apis/apps/v1/namespaces/{ns}/{deployments|replicasets|statefulsets|daemonsets}/{n}`,
 //!   `GET`/`DELETE /apis/batch/v1/namespaces/{ns}/{jobs|cronjobs}/{n}` (and their lists);
+//! - events: `GET /api/v1/events`, `GET /api/v1/namespaces/{ns}/events` (with `fieldSelector`
+//!   on `involvedObject.kind|name|namespace|uid`, `reason`, `type`), `GET …/events/{e}`;
+//! - logs: `GET /api/v1/namespaces/{ns}/pods/{p}/log` (`container`, `previous`, `limitBytes`;
+//!   answered as `text/plain`), set with [`FakeGke::set_container_logs`];
 //! - `GET /version`.
 //!
 //! Any other path is 404 `NotFound`, any other method on a known path 405 (`PUT` included, and
@@ -69,6 +73,7 @@
 
 mod apiserver;
 mod container;
+mod logs;
 mod objects;
 mod options;
 mod patch;
@@ -170,6 +175,34 @@ pub struct PodSpec {
     pub owner: Option<(String, String)>,
     /// A static pod's mirror: annotation `kubernetes.io/config.mirror`.
     pub mirror: bool,
+}
+
+/// A container's logs (see [`FakeGke::set_container_logs`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerLogs {
+    /// The container's name.
+    pub container: String,
+    /// What the running instance logged.
+    pub current: String,
+    /// What the previous (terminated) instance logged, if the container restarted.
+    pub previous: Option<String>,
+}
+
+/// An event to record (see [`FakeGke::add_event`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventSpec {
+    /// Where the event is kept: the object's namespace, `default` for a node's.
+    pub namespace: String,
+    /// `Pod` or `Node`.
+    pub object_kind: String,
+    /// The object's name.
+    pub object_name: String,
+    /// `BackOff`, `NodeNotReady`, …
+    pub reason: String,
+    /// What happened.
+    pub message: String,
+    /// `Normal` or `Warning`.
+    pub event_type: String,
 }
 
 /// A workload to seed the cluster with (see [`FakeGke::add_workload`]).
@@ -327,6 +360,17 @@ impl FakeGke {
             status,
             remaining: count,
         });
+    }
+
+    /// Gives pod `namespace/name` a container with logs (see [`ContainerLogs`]). Panics if the
+    /// pod does not exist.
+    pub fn set_container_logs(&self, namespace: &str, name: &str, logs: ContainerLogs) {
+        self.lock().set_container_logs(namespace, name, logs);
+    }
+
+    /// Records an event; returns its name.
+    pub fn add_event(&self, spec: EventSpec) -> String {
+        self.lock().add_event(spec)
     }
 
     /// A delay before the apiserver processes each request (default zero).

@@ -8,7 +8,7 @@ use super::routes::{Resource, api_version_of_group};
 use super::{NodeSpec, PodSpec};
 
 /// The image of every seeded container.
-const IMAGE: &str = "us-docker.pkg.dev/fake-project/apps/app:1.0";
+pub(crate) const IMAGE: &str = "us-docker.pkg.dev/fake-project/apps/app:1.0";
 
 /// The kubelet version nodes report and the apiserver's `/version`.
 pub(crate) const KUBE_VERSION: &str = "v1.33.5-gke.1080000";

@@ -15,9 +15,10 @@ pub(crate) enum Resource {
     DaemonSet,
     Job,
     CronJob,
+    Event,
 }
 
-const ALL: [Resource; 9] = [
+const ALL: [Resource; 10] = [
     Resource::Node,
     Resource::Pod,
     Resource::NetworkPolicy,
@@ -27,6 +28,7 @@ const ALL: [Resource; 9] = [
     Resource::DaemonSet,
     Resource::Job,
     Resource::CronJob,
+    Resource::Event,
 ];
 
 impl Resource {
@@ -42,6 +44,7 @@ impl Resource {
             Resource::DaemonSet => "DaemonSet",
             Resource::Job => "Job",
             Resource::CronJob => "CronJob",
+            Resource::Event => "Event",
         }
     }
 
@@ -57,13 +60,14 @@ impl Resource {
             Resource::DaemonSet => "daemonsets",
             Resource::Job => "jobs",
             Resource::CronJob => "cronjobs",
+            Resource::Event => "events",
         }
     }
 
     /// The API group (empty for the core group).
     pub fn group(self) -> &'static str {
         match self {
-            Resource::Node | Resource::Pod => "",
+            Resource::Node | Resource::Pod | Resource::Event => "",
             Resource::NetworkPolicy => "networking.k8s.io",
             Resource::Deployment | Resource::ReplicaSet | Resource::StatefulSet | Resource::DaemonSet => "apps",
             Resource::Job | Resource::CronJob => "batch",
@@ -82,7 +86,7 @@ impl Resource {
 
     /// One of the six workload kinds.
     pub fn is_workload(self) -> bool {
-        !matches!(self, Resource::Node | Resource::Pod | Resource::NetworkPolicy)
+        !matches!(self, Resource::Node | Resource::Pod | Resource::NetworkPolicy | Resource::Event)
     }
 
     /// The group-qualified resource of messages, e.g. `pods`, `deployments.apps`.
@@ -132,6 +136,8 @@ pub(crate) enum Route {
     Object { resource: Resource, namespace: String, name: String },
     /// A pod's `eviction` subresource.
     Eviction { namespace: String, name: String },
+    /// A pod's `log` subresource.
+    Log { namespace: String, name: String },
 }
 
 impl Route {
@@ -145,10 +151,11 @@ impl Route {
             Route::Object { resource, .. } => match method {
                 "GET" => true,
                 "PATCH" => matches!(resource, Resource::Node | Resource::Pod),
-                "DELETE" => *resource != Resource::Node,
+                "DELETE" => !matches!(resource, Resource::Node | Resource::Event),
                 _ => false,
             },
             Route::Eviction { .. } => method == "POST",
+            Route::Log { .. } => method == "GET",
         }
     }
 }
@@ -182,6 +189,9 @@ pub(crate) fn parse(path: &str) -> Option<Route> {
         }
         ["namespaces", ns, "pods", name, "eviction"] if group.is_empty() => {
             Route::Eviction { namespace: ns.to_string(), name: name.to_string() }
+        }
+        ["namespaces", ns, "pods", name, "log"] if group.is_empty() => {
+            Route::Log { namespace: ns.to_string(), name: name.to_string() }
         }
         _ => return None,
     };

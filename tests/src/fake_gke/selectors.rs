@@ -29,6 +29,12 @@ fn field_path(resource: Resource, field: &str) -> Option<Vec<&'static str>> {
         (Resource::Pod, "spec.serviceAccountName") => &["spec", "serviceAccountName"],
         (Resource::Pod, "status.phase") => &["status", "phase"],
         (Resource::Node, "spec.unschedulable") => &["spec", "unschedulable"],
+        (Resource::Event, "involvedObject.kind") => &["involvedObject", "kind"],
+        (Resource::Event, "involvedObject.name") => &["involvedObject", "name"],
+        (Resource::Event, "involvedObject.namespace") => &["involvedObject", "namespace"],
+        (Resource::Event, "involvedObject.uid") => &["involvedObject", "uid"],
+        (Resource::Event, "reason") => &["reason"],
+        (Resource::Event, "type") => &["type"],
         _ => return None,
     };
     Some(path.to_vec())

@@ -62,6 +62,8 @@ pub(crate) struct State {
     pub requests: Vec<KubeRequest>,
     pub container_requests: Vec<KubeRequest>,
     pub deletions: Vec<Deletion>,
+    /// Container logs: `(namespace, pod, container, previous instance)` → text.
+    pub logs: BTreeMap<(String, String, String, bool), String>,
     /// The last resourceVersion handed out.
     resource_version: u64,
     pub uids: Uids,
@@ -82,6 +84,7 @@ impl State {
             requests: Vec::new(),
             container_requests: Vec::new(),
             deletions: Vec::new(),
+            logs: BTreeMap::new(),
             resource_version: 1000,
             uids: Uids::new(),
         }

@@ -169,7 +169,7 @@ impl Executor for ComputeExecutor {
                 )));
             }
         };
-        Ok(StepReport { message, requests: journal.requests, dry_run: false })
+        Ok(StepReport { message, requests: journal.requests, dry_run: false, evidence: Vec::new() })
     }
 
     async fn release(&self, incident: &Incident, step: &Step) -> Result<StepReport, ExecError> {
@@ -186,6 +186,6 @@ impl Executor for ComputeExecutor {
                 return Err(ExecError::Permanent(format!("{} cannot be undone on Compute Engine", other.name())));
             }
         };
-        Ok(StepReport { message, requests: journal.requests, dry_run: false })
+        Ok(StepReport { message, requests: journal.requests, dry_run: false, evidence: Vec::new() })
     }
 }

@@ -13,6 +13,7 @@
 
 mod access;
 mod call;
+mod evidence;
 mod locate;
 mod node;
 mod pod;
@@ -25,7 +26,7 @@ use async_trait::async_trait;
 use google_cloud_auth::credentials::Credentials;
 use riposte_core::action::Action;
 use riposte_core::executor::{ExecError, Executor};
-use riposte_core::incident::{Incident, Step, StepReport};
+use riposte_core::incident::{EvidenceRecord, Incident, Step, StepReport};
 use riposte_core::requests::PlannedRequest;
 use riposte_core::target::{ClusterRef, Target};
 use serde_json::Value;
@@ -35,6 +36,7 @@ pub use access::KubeToken;
 pub use locate::KubeLocator;
 
 use crate::backoff::Backoff;
+use crate::evidence::EvidenceBucket;
 use crate::retry::RetryBudget;
 
 /// The public Container API endpoint.
@@ -77,6 +79,8 @@ impl Default for GkeSettings {
 pub struct GkeExecutor {
     access: Arc<ClusterAccess>,
     settings: GkeSettings,
+    /// Where `collect_evidence` writes (none: the step fails saying so).
+    evidence: Option<EvidenceBucket>,
 }
 
 impl GkeExecutor {
@@ -95,7 +99,12 @@ impl GkeExecutor {
             settings.retry,
         )
         .await?;
-        Ok(GkeExecutor { access: Arc::new(access), settings })
+        Ok(GkeExecutor { access: Arc::new(access), settings, evidence: None })
+    }
+
+    /// The same, writing `collect_evidence`'s objects with `bucket`.
+    pub fn with_evidence(self, bucket: EvidenceBucket) -> GkeExecutor {
+        GkeExecutor { evidence: Some(bucket), ..self }
     }
 
     /// The locator intake uses to find an alert's pod, node and VM in its cluster.
@@ -116,6 +125,8 @@ pub(crate) struct KubeStep<'a> {
     pub dry_run: bool,
     /// The mutating requests sent, for the report.
     pub journal: Vec<PlannedRequest>,
+    /// The evidence objects written, for the report and the incident's journal.
+    pub evidence: Vec<EvidenceRecord>,
 }
 
 impl KubeStep<'_> {
@@ -167,6 +178,9 @@ impl Executor for GkeExecutor {
                 let (ns, name) = (pod.namespace.as_str(), pod.name.as_str());
                 let r = match &step.action {
                     Action::LabelPod(p) => self.label_pod(&mut s, ns, name, uid.as_deref(), p).await,
+                    Action::CollectEvidence(p) => {
+                        self.collect_evidence(&mut s, incident, ns, name, uid.as_deref(), p).await
+                    }
                     Action::IsolatePod(_) => self.isolate_pod(&mut s, ns, name, uid.as_deref()).await,
                     Action::DeletePod(g) => {
                         let uid = required_uid(uid.as_deref(), "pod")?;
@@ -214,7 +228,14 @@ fn not_for(action: &Action, target: &Target) -> ExecError {
 impl GkeExecutor {
     async fn step<'a>(&self, cluster: &ClusterRef, incident: &'a Incident) -> Result<KubeStep<'a>, ExecError> {
         let (client, base) = self.access.client(cluster).await?;
-        Ok(KubeStep { client, base, incident_id: &incident.id, dry_run: incident.dry_run, journal: Vec::new() })
+        Ok(KubeStep {
+            client,
+            base,
+            incident_id: &incident.id,
+            dry_run: incident.dry_run,
+            journal: Vec::new(),
+            evidence: Vec::new(),
+        })
     }
 
     /// The report of a finished step; a transport failure also drops the cluster's cached client.
@@ -226,7 +247,7 @@ impl GkeExecutor {
         match result {
             Ok((message, s)) => {
                 let message = if s.dry_run { format!("server dry run (dryRun=All): {message}") } else { message };
-                Ok(StepReport { message, requests: s.journal, dry_run: s.dry_run })
+                Ok(StepReport { message, requests: s.journal, dry_run: s.dry_run, evidence: s.evidence })
             }
             Err(e) => {
                 if matches!(e, ExecError::Retryable(_)) {

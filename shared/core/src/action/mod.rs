@@ -12,6 +12,7 @@ use crate::requests::PlannedRequest;
 use crate::target::Target;
 pub use crate::target::TargetKind;
 
+pub use collect_evidence::{EVIDENCE_BUCKET_PERMISSIONS, EvidenceItem};
 pub use snapshot_disks::{DiskPlace, FORENSICS_PROJECT_PERMISSIONS, SnapshotCall, snapshot_body, snapshot_name};
 
 /// Whether an action may run without a human.
@@ -106,6 +107,9 @@ actions! {
     AllowForensicSsh(allow_forensic_ssh::ForensicSsh) = "allow_forensic_ssh",
     /// Mark the node unschedulable.
     CordonNode(cordon_node::CordonNode) = "cordon_node",
+    /// Keep the pod, its logs, its and its node's events, the node, the alert and the incident
+    /// in a Cloud Storage bucket, each object hashed.
+    CollectEvidence(collect_evidence::CollectEvidence) = "collect_evidence",
     /// Merge labels into the pod's labels (default `quarantine=true`).
     LabelPod(label_pod::LabelPod) = "label_pod",
     /// A NetworkPolicy that denies all ingress and egress of exactly this pod.
