@@ -712,6 +712,7 @@ mod tests {
             (vars::EXECUTOR, "yolo"),
             (vars::GKE_PRIVATE_ENDPOINT, "yes"),
             (vars::COMPUTE_ENDPOINT, "http://compute.example.com"),
+            (vars::STORAGE_ENDPOINT, "http://storage.example.com"),
             (vars::LOG_FORMAT, "xml"),
             (vars::SWEEP_INTERVAL, "0s"),
             (vars::STEP_LEASE, "forever"),
@@ -732,6 +733,7 @@ mod tests {
             "RIPOSTE_EXECUTOR=\"yolo\"",
             "RIPOSTE_GKE_PRIVATE_ENDPOINT=\"yes\"",
             "RIPOSTE_COMPUTE_ENDPOINT=\"http://compute.example.com\"",
+            "RIPOSTE_STORAGE_ENDPOINT=\"http://storage.example.com\"",
             "RIPOSTE_LOG_FORMAT=\"xml\"",
             "RIPOSTE_SWEEP_INTERVAL=\"0s\"",
             "RIPOSTE_STEP_LEASE",
@@ -783,12 +785,17 @@ mod tests {
             (vars::GKE_PRIVATE_ENDPOINT, "true"),
         ])
         .expect("valid");
-        let ExecutorChoice::GoogleCloud { compute_endpoint, container_endpoint, prefer_private_endpoint, .. } =
-            c.executor
+        let ExecutorChoice::GoogleCloud {
+            compute_endpoint,
+            container_endpoint,
+            prefer_private_endpoint,
+            storage_endpoint,
+        } = c.executor
         else {
             panic!("{:?}", c.executor)
         };
         assert_eq!(compute_endpoint, "http://127.0.0.1:9000");
+        assert_eq!(storage_endpoint, riposte_cloud::evidence::DEFAULT_STORAGE_ENDPOINT);
         assert_eq!(container_endpoint, riposte_cloud::gke::DEFAULT_CONTAINER_ENDPOINT.trim_end_matches('/'));
         assert!(prefer_private_endpoint);
     }

@@ -109,7 +109,7 @@ impl GkeExecutor {
             "evidence of pod {ns}/{name} {verb}: {} object(s), {total} bytes, in gs://{}/{}",
             s.evidence.len(),
             params.bucket,
-            CollectEvidence::object_name(&incident.id, ns, name, EvidenceItem::Pod).trim_end_matches("pod.json")
+            CollectEvidence::prefix(&incident.id, ns, name)
         ))
     }
 

@@ -91,10 +91,15 @@ impl EvidenceItem<'_> {
 }
 
 impl CollectEvidence {
-    /// The name of `item` of pod `namespace/pod` in incident `incident_id`:
-    /// `riposte/<incident>/<namespace>/<pod>/<file>` (every part validated).
+    /// Where the evidence of pod `namespace/pod` in incident `incident_id` is kept:
+    /// `riposte/<incident>/<namespace>/<pod>/` (every part validated).
+    pub fn prefix(incident_id: &str, namespace: &str, pod: &str) -> String {
+        format!("riposte/{}/{namespace}/{pod}/", incident_label(incident_id))
+    }
+
+    /// The name of `item` under [`CollectEvidence::prefix`].
     pub fn object_name(incident_id: &str, namespace: &str, pod: &str, item: EvidenceItem<'_>) -> String {
-        format!("riposte/{}/{namespace}/{pod}/{}", incident_label(incident_id), item.file())
+        format!("{}{}", Self::prefix(incident_id, namespace, pod), item.file())
     }
 
     /// `gs://bucket/object`, as the journal names it.
