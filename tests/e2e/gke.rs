@@ -949,6 +949,7 @@ async fn a_pods_evidence_is_kept_hashed_and_before_its_deletion_against_fake_gke
     let step = incident.steps.iter().find(|s| s.action.name() == "collect_evidence").expect("step");
     let records = &step.report.as_ref().expect("report").evidence;
     assert_eq!(records.len(), stored.len());
+    let console = riposte_core::notify::render_text(riposte_core::notify::Event::StepsFinished, &incident, &[]);
     for record in records {
         let object = record.object.strip_prefix(&format!("gs://{BUCKET}/")).expect("in the bucket");
         let content = &stored[object].content;
@@ -957,6 +958,7 @@ async fn a_pods_evidence_is_kept_hashed_and_before_its_deletion_against_fake_gke
         assert_eq!(stored[object].resource["metadata"]["sha256"], record.sha256.as_str(), "kept with {object}");
         let line = record.journal_line();
         assert!(incident.journal.iter().any(|j| j.message == line), "journal lacks {line}");
+        assert!(console.contains(&line), "the console's progress message lacks {line}");
     }
     let record = |object: &str| records.iter().find(|r| r.object.ends_with(object)).expect("record");
     let app = &stored[&log("app", false)].content;

@@ -89,6 +89,10 @@ pub fn render_text(event: Event, i: &Incident, links: &[ApprovalLink]) -> String
             other => status_name(other).replace('_', " "),
         };
         let _ = writeln!(out, "   [{}] {} -> {target}: {status}", s.index, s.action.name());
+        // The hash of each evidence object, where responders read: the chain of custody starts here.
+        for e in s.report.iter().flat_map(|r| &r.evidence) {
+            let _ = writeln!(out, "       {}", printable(&e.journal_line()));
+        }
     }
     if let Some(reason) = &i.limit_reached {
         let _ = writeln!(out, "   {reason}: the containment steps wait for approval");

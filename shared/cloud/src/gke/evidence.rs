@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::io::AsyncReadExt as _;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, ListParams, LogParams};
-use riposte_core::action::{CollectEvidence, EvidenceItem};
+use riposte_core::action::{CollectEvidence, EvidenceItem, NODE_EVENTS_NAMESPACE};
 use riposte_core::digest::sha256;
 use riposte_core::executor::ExecError;
 use riposte_core::incident::{EvidenceRecord, Incident};
@@ -60,13 +60,8 @@ impl GkeExecutor {
         }
         self.keep(s, bucket, &c, EvidenceItem::Pod, json(&pod)?, None).await?;
 
-        let events: Api<Event> = Api::namespaced(s.client.clone(), ns);
-        let selector = format!("involvedObject.kind=Pod,involvedObject.name={name}");
-        let list = ListParams::default().fields(&selector).limit(MAX_EVENTS);
-        let pod_events = kube_call(&self.settings.retry, || events.list(&list))
-            .await
-            .map_err(|e| e.into_exec(&format!("list the events of pod {ns}/{name}")))?;
-        self.keep(s, bucket, &c, EvidenceItem::PodEvents, json(&pod_events)?, None).await?;
+        let pod_events = self.events(s, ns, "Pod", name).await?;
+        self.keep(s, bucket, &c, EvidenceItem::PodEvents, pod_events, None).await?;
 
         // The node, validated before it goes into a path or a selector.
         let node_name = pod.spec.as_ref().and_then(|spec| spec.node_name.as_deref());
@@ -78,13 +73,8 @@ impl GkeExecutor {
                     Err(e) if e.not_found() => {}
                     Err(e) => return Err(e.into_exec(&format!("read node {node}"))),
                 }
-                let node_events: Api<Event> = Api::namespaced(s.client.clone(), "default");
-                let selector = format!("involvedObject.kind=Node,involvedObject.name={node}");
-                let list = ListParams::default().fields(&selector).limit(MAX_EVENTS);
-                let found = kube_call(&self.settings.retry, || node_events.list(&list))
-                    .await
-                    .map_err(|e| e.into_exec(&format!("list the events of node {node}")))?;
-                self.keep(s, bucket, &c, EvidenceItem::NodeEvents, json(&found)?, None).await?;
+                let node_events = self.events(s, NODE_EVENTS_NAMESPACE, "Node", node.as_str()).await?;
+                self.keep(s, bucket, &c, EvidenceItem::NodeEvents, node_events, None).await?;
             }
             Some(Err(_)) => {
                 return Err(ExecError::Permanent(format!(
@@ -111,6 +101,16 @@ impl GkeExecutor {
             params.bucket,
             CollectEvidence::prefix(&incident.id, ns, name)
         ))
+    }
+
+    /// The events kept in `namespace` about the `kind` object `name` (validated), as JSON.
+    async fn events(&self, s: &KubeStep<'_>, namespace: &str, kind: &str, name: &str) -> Result<Vec<u8>, ExecError> {
+        let events: Api<Event> = Api::namespaced(s.client.clone(), namespace);
+        let list = ListParams::default().fields(&CollectEvidence::events_selector(kind, name)).limit(MAX_EVENTS);
+        let found = kube_call(&self.settings.retry, || events.list(&list))
+            .await
+            .map_err(|e| e.into_exec(&format!("list the events of {kind} {name}")))?;
+        json(&found)
     }
 
     /// Reads one container's log (`previous`: its last terminated instance's), cut to the

@@ -125,11 +125,19 @@ impl CollectEvidence {
         })
     }
 
+    /// The field selector of the events about the `kind` object `name`.
+    pub fn events_selector(kind: &str, name: &str) -> String {
+        format!("involvedObject.kind={kind},involvedObject.name={name}")
+    }
+
     /// The log bytes asked of the kubelet: one more than kept, so a longer log is known to be cut.
     pub fn log_limit(&self) -> u64 {
         self.max_log_bytes + 1
     }
 }
+
+/// Where a node's events are recorded (nodes have no namespace of their own).
+pub const NODE_EVENTS_NAMESPACE: &str = "default";
 
 /// What riposte needs on the evidence bucket: create objects, and read one back when an
 /// earlier attempt already wrote it (its hash is then taken from what is stored). Terraform grants
@@ -180,13 +188,8 @@ impl ActionSpec for CollectEvidence {
         let Some((mut out, ns, pod, _)) = pod_target(target) else { return Vec::new() };
         let node = "${pod.spec.nodeName}";
         let events = |namespace: &str, kind: &str, name: &str| {
-            request(
-                "GET",
-                format!(
-                    "{API}/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.kind%3D{kind}%2CinvolvedObject.name%3D{name}"
-                ),
-                None,
-            )
+            let selector = Self::events_selector(kind, name).replace('=', "%3D").replace(',', "%2C");
+            request("GET", format!("{API}/api/v1/namespaces/{namespace}/events?fieldSelector={selector}"), None)
         };
         let log = |previous: bool| {
             let mut url = format!("{}/log?container=${{container.name}}&limitBytes={}", pod_url(ns, pod), self.log_limit());
@@ -198,7 +201,7 @@ impl ActionSpec for CollectEvidence {
         out.push(request("GET", pod_url(ns, pod), None));
         out.push(request("GET", format!("{API}/api/v1/nodes/{node}"), None));
         out.push(events(ns, "Pod", pod));
-        out.push(events("default", "Node", node).note("node events are recorded in the default namespace"));
+        out.push(events(NODE_EVENTS_NAMESPACE, "Node", node).note("node events are recorded in the default namespace"));
         out.push(log(false).note("for each container (init and ephemeral containers included)"));
         out.push(log(true).note("for each container that has restarted (a last terminated state)"));
         let content = |item: EvidenceItem<'_>| match item {

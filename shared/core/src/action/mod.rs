@@ -12,7 +12,7 @@ use crate::requests::PlannedRequest;
 use crate::target::Target;
 pub use crate::target::TargetKind;
 
-pub use collect_evidence::{EVIDENCE_BUCKET_PERMISSIONS, EvidenceItem};
+pub use collect_evidence::{EVIDENCE_BUCKET_PERMISSIONS, EvidenceItem, NODE_EVENTS_NAMESPACE};
 pub use snapshot_disks::{DiskPlace, FORENSICS_PROJECT_PERMISSIONS, SnapshotCall, snapshot_body, snapshot_name};
 
 /// Whether an action may run without a human.
