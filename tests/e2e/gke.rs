@@ -876,7 +876,21 @@ fn evidence_policy(dry_run: bool) -> String {
 fn stage_evidence(h: &Harness) {
     let chatty: String = (0..200).map(|i| format!("GET /api/orders/{i} 200\n")).collect();
     assert!(chatty.len() > 2048);
-    h.gke.set_container_logs(NS, POD, ContainerLogs { container: "app".into(), current: chatty, previous: None });
+    h.gke.set_container_logs(
+        NS,
+        POD,
+        ContainerLogs { container: "app".into(), current: chatty, ..ContainerLogs::default() },
+    );
+    // A sidecar whose image does not pull: no log, and no reason to lose the rest.
+    h.gke.set_container_logs(
+        NS,
+        POD,
+        ContainerLogs {
+            container: "proxy".into(),
+            waiting: Some("ImagePullBackOff".into()),
+            ..ContainerLogs::default()
+        },
+    );
     h.gke.set_container_logs(
         NS,
         POD,
@@ -884,6 +898,7 @@ fn stage_evidence(h: &Harness) {
             container: "miner".into(),
             current: "restarted\n".into(),
             previous: Some("connecting to stratum+tcp://pool.evil:3333 <script>alert(1)</script>\n".into()),
+            waiting: None,
         },
     );
     let event = |namespace: &str, kind: &str, name: &str, reason: &str| EventSpec {
@@ -938,6 +953,7 @@ async fn a_pods_evidence_is_kept_hashed_and_before_its_deletion_against_fake_gke
         log("app", false),
         log("miner", false),
         log("miner", true),
+        log("proxy", false),
         name(EvidenceItem::Alert),
         name(EvidenceItem::Incident),
     ]
@@ -965,6 +981,9 @@ async fn a_pods_evidence_is_kept_hashed_and_before_its_deletion_against_fake_gke
     assert_eq!(app.len(), 2048, "cut at max_log_bytes");
     assert!(record(&log("app", false)).note.as_deref().is_some_and(|n| n.contains("cut at 2048 bytes")));
     assert!(record(&log("miner", false)).note.is_none());
+    assert!(stored[&log("proxy", false)].content.is_empty());
+    let waiting = record(&log("proxy", false)).note.clone().unwrap_or_default();
+    assert!(waiting.starts_with("no log: ") && waiting.contains("waiting to start: ImagePullBackOff"), "{waiting}");
     assert_eq!(
         String::from_utf8_lossy(&stored[&log("miner", true)].content),
         "connecting to stratum+tcp://pool.evil:3333 <script>alert(1)</script>\n",
@@ -972,7 +991,8 @@ async fn a_pods_evidence_is_kept_hashed_and_before_its_deletion_against_fake_gke
     );
     let pod: Value = serde_json::from_slice(&stored[&name(EvidenceItem::Pod)].content).expect("pod json");
     assert_eq!(pod["metadata"]["uid"], pod_uid.as_str());
-    assert_eq!(pod["status"]["containerStatuses"][1]["restartCount"], 1);
+    let miner = pod["status"]["containerStatuses"].as_array().expect("statuses").iter().find(|s| s["name"] == "miner");
+    assert_eq!(miner.expect("miner")["restartCount"], 1);
     let events = String::from_utf8_lossy(&stored[&name(EvidenceItem::PodEvents)].content).into_owned();
     assert!(events.contains("BackOff") && !events.contains("Unrelated"), "{events}");
     let node_events = String::from_utf8_lossy(&stored[&name(EvidenceItem::NodeEvents)].content).into_owned();
@@ -1047,6 +1067,6 @@ async fn a_dry_run_reads_the_evidence_and_writes_nothing_against_fake_gke_and_fa
     assert!(h.gcs.as_ref().expect("gcs").objects(BUCKET).await.is_empty(), "a dry run writes nothing");
     let step = incident.steps.iter().find(|s| s.action.name() == "collect_evidence").expect("step");
     let records = &step.report.as_ref().expect("report").evidence;
-    assert_eq!(records.len(), 9);
+    assert_eq!(records.len(), 10);
     assert!(records.iter().all(|r| r.note.as_deref().is_some_and(|n| n.ends_with("dry run: not written"))));
 }

@@ -11,7 +11,8 @@ use crate::fake_http::Query;
 
 /// `GET /api/v1/namespaces/{ns}/pods/{p}/log`: `container` (required when the pod has more
 /// than one), `previous` (the last terminated instance's; 400 when there is none, as the kubelet
-/// answers), `limitBytes` (the log cut to that many bytes). Answered as text.
+/// answers), `limitBytes` (the log cut to that many bytes). Answered as text; a container waiting
+/// to start has no current log (400, as the kubelet answers).
 pub(crate) fn read(state: &State, namespace: &str, pod: &str, query: &Query) -> Result<Value, KubeError> {
     let object = state.object(Resource::Pod, namespace, pod).ok_or_else(|| KubeError::not_found(Resource::Pod, pod))?;
     let names: Vec<String> = object
@@ -35,6 +36,19 @@ pub(crate) fn read(state: &State, namespace: &str, pod: &str, query: &Query) -> 
         return Err(KubeError::bad_request(format!("container {container} is not valid for pod {pod}")));
     }
     let previous = query.get("previous").is_some_and(|p| p == "true");
+    let waiting = object
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == json!(container))
+        .and_then(|s| s.pointer("/state/waiting/reason"))
+        .and_then(Value::as_str);
+    if let (Some(reason), false) = (waiting, previous) {
+        return Err(KubeError::bad_request(format!(
+            "container \"{container}\" in pod \"{pod}\" is waiting to start: {reason}"
+        )));
+    }
     let log = state.logs.get(&(namespace.to_owned(), pod.to_owned(), container.clone(), previous));
     let text = match (log, previous) {
         (Some(text), _) => text.clone(),
@@ -78,6 +92,11 @@ impl State {
         if logs.previous.is_some() {
             status["lastState"] =
                 json!({"terminated": {"exitCode": 137, "reason": "Error", "startedAt": now(), "finishedAt": now()}});
+        }
+        if let Some(reason) = &logs.waiting {
+            status["state"] = json!({"waiting": {"reason": reason}});
+            status["ready"] = json!(false);
+            status["started"] = json!(false);
         }
         let statuses = object["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
         let mut statuses: Vec<Value> = statuses.into_iter().filter(|s| s["name"] != json!(name)).collect();

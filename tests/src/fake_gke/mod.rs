@@ -186,6 +186,9 @@ pub struct ContainerLogs {
     pub current: String,
     /// What the previous (terminated) instance logged, if the container restarted.
     pub previous: Option<String>,
+    /// The container has not started: waiting for this reason (`ImagePullBackOff`, …); its
+    /// current log is refused as the kubelet refuses it.
+    pub waiting: Option<String>,
 }
 
 /// An event to record (see [`FakeGke::add_event`]).

@@ -12,6 +12,7 @@ use riposte_core::digest::sha256;
 use riposte_core::executor::ExecError;
 use riposte_core::incident::{EvidenceRecord, Incident};
 use riposte_core::names::{K8sName, is_container_name};
+use riposte_core::notify::printable;
 use riposte_core::requests::PlannedRequest;
 use serde::Serialize;
 
@@ -140,10 +141,16 @@ impl GkeExecutor {
             Ok(content)
         })
         .await;
+        let item = EvidenceItem::Log { container, previous };
         let mut content = match read {
             Ok(content) => content,
-            // The kubelet keeps one previous instance's log, and only until the container restarts again.
-            Err(e) if previous && e.status == Some(400) => return Ok(()),
+            // The kubelet has no such log: a container still waiting to start (an image that does
+            // not pull), or a previous instance it no longer keeps. The rest of the evidence
+            // matters more: the log is kept empty, saying why (the server's words, bounded).
+            Err(e) if e.status == Some(400) => {
+                let why: String = printable(&e.message).chars().take(200).collect();
+                return self.keep(s, bucket, c, item, Vec::new(), Some(format!("no log: {why}"))).await;
+            }
             Err(e) => return Err(e.into_exec(&what)),
         };
         let max = usize::try_from(c.params.max_log_bytes).unwrap_or(usize::MAX);
@@ -151,7 +158,7 @@ impl GkeExecutor {
             content.truncate(max);
             format!("cut at {max} bytes: the container logged more")
         });
-        self.keep(s, bucket, c, EvidenceItem::Log { container, previous }, content, note).await
+        self.keep(s, bucket, c, item, content, note).await
     }
 
     /// Writes one object (or, in a dry run, only hashes it) and records it for the report.
