@@ -371,7 +371,6 @@ impl Incident {
         true
     }
 
-    /// Whether a runner has anything to do on this incident at `now`: a claimable step, or an
     /// Whether step `index` must wait for evidence still being taken before it: a step that
     /// lets the VM be removed or replaced waits for `snapshot_disks`, a destructive one for
     /// `collect_evidence`. Only an evidence step that runs first counts: an automatic one (they
@@ -390,6 +389,7 @@ impl Incident {
         })
     }
 
+    /// Whether a runner has anything to do on this incident at `now`: a claimable step, or an
     /// approval request to expire.
     pub fn has_work(&self, now: Timestamp) -> bool {
         (0..self.steps.len()).any(|i| self.claimable(i, now)) || self.approval_lapsed(now)

@@ -193,10 +193,7 @@ impl GkeExecutor {
             bucket: &c.params.bucket,
             name: &name,
             content_type: item.content_type(),
-            metadata: vec![
-                ("riposte-incident".into(), riposte_core::requests::incident_label(&c.incident.id)),
-                ("sha256".into(), hash),
-            ],
+            metadata: CollectEvidence::custom_metadata(&c.incident.id, &hash),
         };
         if let Written::Existing { sha256, bytes } = bucket.write(&object, Bytes::from(content)).await? {
             // Written by an earlier attempt: what counts is what the bucket holds.

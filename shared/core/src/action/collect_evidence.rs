@@ -116,13 +116,16 @@ impl CollectEvidence {
         )
     }
 
-    /// The object's metadata sent with its content: the incident and the content's SHA-256.
+    /// The custom metadata kept with each object: the incident and the content's SHA-256.
+    pub fn custom_metadata(incident_id: &str, sha256: &str) -> Vec<(String, String)> {
+        vec![("riposte-incident".into(), incident_label(incident_id)), ("sha256".into(), sha256.into())]
+    }
+
+    /// The object resource sent with its content (as the dry run and the journal show it).
     pub fn object_metadata(object: &str, item: EvidenceItem<'_>, incident_id: &str, sha256: &str) -> serde_json::Value {
-        json!({
-            "name": object,
-            "contentType": item.content_type(),
-            "metadata": {"riposte-incident": incident_label(incident_id), "sha256": sha256},
-        })
+        let metadata: serde_json::Map<String, serde_json::Value> =
+            Self::custom_metadata(incident_id, sha256).into_iter().map(|(k, v)| (k, json!(v))).collect();
+        json!({"name": object, "contentType": item.content_type(), "metadata": metadata})
     }
 
     /// The field selector of the events about the `kind` object `name`.
