@@ -4,6 +4,8 @@
 //! given as a ratio to the HTTP ceiling measured in the same run with the same senders: the same
 //! router's `GET /healthz`.
 //!
+//! The servers record metrics, as `riposte serve` does; one row measures what that costs.
+//!
 //! Run: `cargo bench -p riposte-e2e --bench storm` (results go into BENCHMARKS.md; the Firestore
 //! rows need the google-cloud-cli emulator, as the tests do; `-- embedded` runs the embedded rows only).
 
@@ -11,10 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use riposte_core::incident::StepStatus;
+use riposte_core::metrics::Metrics;
 use riposte_core::policy::PolicySet;
 use riposte_core::store::{EmbeddedStore, Store};
 use riposte_e2e::emulator::Emulator;
-use riposte_e2e::intake::{fixture, intake_state};
+use riposte_e2e::intake::{fixture, intake_state_with_metrics};
 use riposte_ingest::app;
 
 const SENDERS: usize = 16;
@@ -83,10 +86,42 @@ async fn load(urls: &[String], path: &str, body: Option<Vec<u8>>) -> Load {
     }
 }
 
-/// The intake router over `store` on a free port.
+/// The intake router over `store` on a free port, recording metrics as `riposte serve` does.
 async fn serve(store: Arc<dyn Store>) -> String {
+    serve_with(store, Metrics::new()).await
+}
+
+async fn serve_with(store: Arc<dyn Store>, metrics: Metrics) -> String {
     let policies = PolicySet::from_yaml(riposte::EXAMPLE_POLICY).expect("policy");
-    riposte_e2e::intake::serve_on_loopback(app(intake_state(store, policies))).await
+    riposte_e2e::intake::serve_on_loopback(app(intake_state_with_metrics(store, policies, metrics))).await
+}
+
+/// What recording metrics costs: duplicates on two embedded servers, one recording metrics and
+/// one not, loaded in turn `ROUNDS` times each so that the machine's drift falls on both alike.
+async fn metrics_cost(ceiling: f64) {
+    const ROUNDS: usize = 3;
+    let mut servers = Vec::new();
+    for metrics in [Metrics::off(), Metrics::new()] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+        let url = serve_with(store.clone(), metrics).await;
+        open_and_contain(&url, &store).await;
+        servers.push((url, dir));
+    }
+    let mut answered = [0.0; 2];
+    for _ in 0..ROUNDS {
+        for (i, (url, _)) in servers.iter().enumerate() {
+            let run = load(std::slice::from_ref(url), "/v1/falco", Some(fixture(FIXTURE))).await;
+            answered[i] += run.per_second / ROUNDS as f64;
+        }
+    }
+    let [off, on] = answered;
+    println!(
+        "| embedded duplicates, metrics off / on ({ROUNDS} alternating runs each) | {off:.0} / {on:.0} | {:.3}× / {:.3}× | | | | | metrics on = {:.3}× off |",
+        off / ceiling,
+        on / ceiling,
+        on / off
+    );
 }
 
 /// When (after `since`) every automatic step of `id` had finished, polled every 5 ms during the storm.
@@ -178,6 +213,7 @@ fn main() {
         open_and_contain(&url, &embedded).await;
         let duplicates = load(std::slice::from_ref(&url), "/v1/falco", Some(fixture(FIXTURE))).await;
         row("embedded: duplicates of an open incident", &duplicates, c, None);
+        metrics_cost(c).await;
         // `cargo bench -p riposte-e2e --bench storm -- embedded`: the embedded rows only.
         if std::env::args().any(|a| a == "embedded") {
             return;

@@ -11,7 +11,8 @@ use std::time::Duration;
 use riposte_cloud::backoff::Backoff;
 use riposte_cloud::compute::{ComputeExecutor, ComputeSettings, RetryBudget};
 use riposte_core::action::{Action, ActionClass, TargetKind};
-use riposte_core::incident::{Incident, StepStatus};
+use riposte_core::incident::{Decision, Incident, StepStatus};
+use riposte_core::metrics::Metrics;
 use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
 use riposte_core::runner::Runner;
@@ -22,7 +23,8 @@ use riposte_e2e::intake::record_incident;
 use riposte_e2e::scenario::{NODE, PROJECT, ZONE, containment_policy, three_disk_vm};
 use serde_json::{Value, json};
 
-use crate::helpers::{approve_as_alice, fixture};
+use crate::helpers::{approve_as_alice, eventually, fixture};
+use crate::metrics::Scrape;
 use crate::planned::{Sent, assert_every_change_sent_was_shown};
 
 /// Another node's VM, outside any managed instance group.
@@ -232,6 +234,58 @@ async fn full_vm_containment_against_fake_compute_then_approved_ip_removal_and_a
     h.assert_each_effect_once();
 }
 
+/// Containment is measured once per incident, from the first alert to its last automatic step;
+/// the approval wait from the opening to the decision; steps by action and outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containment_and_the_approval_wait_are_measured_against_fake_compute() {
+    let h = harness(vec![node_vm()]).await;
+    let id = h.incident(&containment()).await;
+    let policy = h.get(&id).await.policy;
+    let metrics = Metrics::new();
+    let runner = h.runner("r1").with_metrics(metrics.clone());
+    assert_eq!(runner.run(&id).await.expect("run"), 4);
+    let scrape = Scrape::parse(&metrics.render());
+    let contained = [("policy", policy.as_str()), ("outcome", "contained")];
+    let (count, seconds) = scrape.histogram("riposte_containment_seconds", &contained).expect("containment observed");
+    assert_eq!(count, 1);
+    // From the alert's arrival to the journal's record of the last automatic step.
+    let incident = h.get(&id).await;
+    let last_done = incident.journal.iter().filter(|e| e.message.ends_with(" done")).map(|e| e.at).max().expect("done");
+    let expected = last_done.duration_since(incident.created_at).as_secs_f64();
+    assert!(expected > 0.0 && (seconds - expected).abs() < 1e-6, "{seconds} s measured, {expected} s in the journal");
+    for action in ["snapshot_disks", "label_instance", "quarantine_instance", "allow_forensic_ssh"] {
+        let done = [("action", action), ("outcome", "done"), ("error", "")];
+        assert_eq!(scrape.counter("riposte_steps_total", &done), 1.0, "{action}");
+    }
+
+    let decision = Decision {
+        by: "alice@example.com".into(),
+        slot: String::new(),
+        approve: true,
+        at: incident.created_at + jiff::SignedDuration::from_secs(90),
+    };
+    let hash = incident.approval.expect("awaits approval").plan_hash;
+    runner.decide(&id, &hash, decision).await.expect("decide");
+    eventually(|| {
+        let metrics = metrics.clone();
+        async move {
+            let scrape = Scrape::parse(&metrics.render());
+            scrape.histogram("riposte_approval_wait_seconds", &[("outcome", "approved")]).filter(|(n, _)| *n == 1)
+        }
+    })
+    .await;
+    runner.settle(tokio::time::Instant::now() + Duration::from_secs(20)).await;
+    let scrape = Scrape::parse(&metrics.render());
+    let approved = [("policy", policy.as_str()), ("outcome", "approved")];
+    assert_eq!(scrape.histogram("riposte_approval_wait_seconds", &approved), Some((1, 90.0)));
+    for action in ["remove_external_ip", "abandon_instance"] {
+        let done = [("action", action), ("outcome", "done"), ("error", "")];
+        assert_eq!(scrape.counter("riposte_steps_total", &done), 1.0, "{action} ran after the approval");
+    }
+    // The approved steps are not containment: it was measured once.
+    assert_eq!(scrape.histogram("riposte_containment_seconds", &contained).map(|(n, _)| n), Some(1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_label_writers_against_fake_compute_lose_no_label() {
     let h = harness(vec![node_vm()]).await;
@@ -316,6 +370,30 @@ async fn error_inside_an_operation_against_fake_compute_fails_the_step_with_its_
     for name in ["label_instance", "quarantine_instance", "allow_forensic_ssh"] {
         assert_eq!(step(&incident, name).status, StepStatus::Done, "{name}");
     }
+}
+
+/// A failed step is counted with its error kind, and the containment as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_is_measured_with_its_error_kind_against_fake_compute() {
+    let h = harness(vec![node_vm()]).await;
+    h.fake.fail_next_operation("createSnapshot", "QUOTA_EXCEEDED", "Quota 'SNAPSHOTS' exceeded. Limit: 0.0 globally.");
+    let id = h.incident(&containment()).await;
+    let metrics = Metrics::new();
+    h.runner("r1").with_metrics(metrics.clone()).run(&id).await.expect("run");
+    let scrape = Scrape::parse(&metrics.render());
+    let failed = scrape.counters("riposte_steps_total");
+    let snapshot_failures: Vec<_> =
+        failed.iter().filter(|(labels, _)| labels.contains(&("action".into(), "snapshot_disks".into()))).collect();
+    assert_eq!(snapshot_failures.len(), 1, "{failed:?}");
+    let (labels, n) = snapshot_failures[0];
+    assert_eq!(*n, 1.0);
+    assert!(labels.contains(&("outcome".into(), "failed".into())), "{labels:?}");
+    assert!(labels.contains(&("error".into(), "operation_failed".into())), "{labels:?}");
+    let policy = h.get(&id).await.policy;
+    let outcome = [("policy", policy.as_str()), ("outcome", "failed")];
+    assert_eq!(scrape.histogram("riposte_containment_seconds", &outcome).map(|(n, _)| n), Some(1));
+    let contained = [("policy", policy.as_str()), ("outcome", "contained")];
+    assert_eq!(scrape.histogram("riposte_containment_seconds", &contained), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

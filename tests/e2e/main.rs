@@ -17,6 +17,7 @@ mod helpers;
 mod http;
 mod lambda;
 mod limits;
+mod metrics;
 mod notifiers;
 mod parser_properties;
 mod planned;

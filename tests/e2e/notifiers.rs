@@ -14,11 +14,13 @@ use axum::routing::post;
 use jiff::Timestamp;
 use riposte_cloud::notify::{ChatFormat, WebhookNotifier, build};
 use riposte_core::incident::Incident;
+use riposte_core::metrics::Metrics;
 use riposte_core::notify::{Event, Notifier, Notifiers};
 use riposte_core::policy::NotifierConfig;
 use serde_json::Value;
 
 use crate::helpers::{example_policies, fixture, spawn_app, spawn_app_with};
+use crate::metrics::Scrape;
 
 #[derive(Clone, Default)]
 pub(crate) struct Fake {
@@ -233,6 +235,32 @@ async fn against_fakes_429_and_5xx_are_retried_and_a_dead_endpoint_gives_up_with
         .await
         .expect_err("refused");
     assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_fakes_deliveries_and_failures_are_counted_per_notifier() {
+    let (mut incident, links) = incident().await;
+    let (_slack, slack_url) = start(slack_problems).await;
+    let (dead, dead_url) = start(slack_problems).await;
+    *dead.faults.lock().expect("lock") = vec![500; 10];
+    let notifier = |name: &str, url: String| {
+        Arc::new(WebhookNotifier::new(name, ChatFormat::Slack, url).with_retries(2, Duration::from_millis(5)))
+            as Arc<dyn Notifier>
+    };
+    let notifiers = Notifiers::new(BTreeMap::from([
+        ("sec-slack".to_string(), notifier("sec-slack", slack_url)),
+        ("pager".to_string(), notifier("pager", dead_url)),
+    ]));
+    incident.notify = vec!["sec-slack".into(), "pager".into()];
+    let metrics = Metrics::new();
+    notifiers.send(Event::Opened, &incident, &links, &metrics).await;
+    notifiers.send(Event::Decided, &incident, &[], &metrics).await;
+    let scrape = Scrape::parse(&metrics.render());
+    let count = |notifier: &str, outcome: &str| {
+        scrape.counter("riposte_notifications_total", &[("notifier", notifier), ("outcome", outcome)])
+    };
+    assert_eq!((count("sec-slack", "delivered"), count("sec-slack", "failed")), (2.0, 0.0));
+    assert_eq!((count("pager", "delivered"), count("pager", "failed")), (0.0, 2.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

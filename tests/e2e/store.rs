@@ -86,8 +86,8 @@ async fn claims_are_exclusive_and_leases_expire(store: Arc<dyn Store>) {
     // The first owner lost the lease and cannot record a result any more.
     let original = store.get(&id).await.expect("get").expect("incident").steps[0].lease.clone().expect("lease").owner;
     assert_eq!(original, "rescuer");
-    assert!(!ops.finish_step(&id, 0, "runner-0", StepStatus::Done, None, later).await.expect("finish"));
-    assert!(ops.finish_step(&id, 0, "rescuer", StepStatus::Done, None, later).await.expect("finish"));
+    assert!(!ops.finish_step(&id, 0, "runner-0", StepStatus::Done, None, later).await.expect("finish").recorded);
+    assert!(ops.finish_step(&id, 0, "rescuer", StepStatus::Done, None, later).await.expect("finish").recorded);
     assert_eq!(store.get(&id).await.expect("get").expect("incident").steps[0].status, StepStatus::Done);
     // Steps that wait for approval can never be claimed.
     assert!(ops.claim_step(&id, 6, "runner", later, later, MAX).await.expect("claim").is_none());
@@ -259,7 +259,7 @@ async fn work_is_found_until_done(store: Arc<dyn Store>) {
         assert!(
             ops.claim_step(&id, i, "r", now, now + SignedDuration::from_secs(60), MAX).await.expect("claim").is_some()
         );
-        assert!(ops.finish_step(&id, i, "r", StepStatus::Done, None, now).await.expect("finish"));
+        assert!(ops.finish_step(&id, i, "r", StepStatus::Done, None, now).await.expect("finish").recorded);
     }
     assert!(store.with_work(now).await.expect("work").is_empty(), "only approval-gated steps remain");
 }

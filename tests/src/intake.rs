@@ -10,13 +10,14 @@ use riposte_core::executor::DryRunExecutor;
 use riposte_core::incident::Incident;
 use riposte_core::limits::Candidate;
 use riposte_core::locate::NoLocator;
+use riposte_core::metrics::Metrics;
 use riposte_core::notify::Notifiers;
 use riposte_core::plan::plan_incident;
 use riposte_core::policy::PolicySet;
 use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::admit::{Admitted, Arrival, ArrivalKind, KeyAdmitted, KeyArrivals};
-use riposte_core::store::{AlertRecord, Store, StoreError};
+use riposte_core::store::{AlertRecord, MeteredStore, Store, StoreError};
 use riposte_ingest::{AdminAccess, BodyLimits, Credentials, IngestState, IntakeBudget, SweepAccess};
 
 /// The repository's fixtures directory (`tests/fixtures`).
@@ -126,6 +127,18 @@ pub async fn record_incident(
 /// what they need with struct update syntax.
 pub fn intake_state(store: Arc<dyn Store>, policies: PolicySet) -> IngestState {
     let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), Notifiers::none(), "test-runner".into());
+    state_of(runner, store, policies)
+}
+
+/// [`intake_state`] recording into `metrics`, its store timed as `riposte serve`'s is.
+pub fn intake_state_with_metrics(store: Arc<dyn Store>, policies: PolicySet, metrics: Metrics) -> IngestState {
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, metrics.clone()));
+    let runner = Runner::new(store.clone(), Arc::new(DryRunExecutor), Notifiers::none(), "test-runner".into())
+        .with_metrics(metrics);
+    state_of(runner, store, policies)
+}
+
+fn state_of(runner: Runner, store: Arc<dyn Store>, policies: PolicySet) -> IngestState {
     let admission = Admission::new(AdmissionParts {
         policies: Arc::new(policies),
         store: store.clone(),

@@ -19,13 +19,15 @@ use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use jiff::Timestamp;
 use riposte_core::admission::Admission;
 use riposte_core::incident::{Incident, is_incident_id};
 use riposte_core::intake::AlertOutcome;
+use riposte_core::metrics::Metrics;
 use riposte_core::release::{ReleaseError, ReleaseOutcome, release};
 use riposte_core::runner::Runner;
 use riposte_core::sources::{IngestError, SourceKind};
@@ -124,6 +126,25 @@ fn task_routes() -> Router<IngestState> {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/tasks/sweep", post(sweep::sweep))
+        .route("/metrics", get(metrics))
+}
+
+/// `GET /metrics`: the Prometheus exposition, to the same callers as the incident routes.
+async fn metrics(State(state): State<IngestState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    check_admin(&state, &headers)?;
+    Ok(exposition(state.runner.metrics()))
+}
+
+fn exposition(metrics: &Metrics) -> Response {
+    ([(header::CONTENT_TYPE, riposte_core::metrics::CONTENT_TYPE)], metrics.render()).into_response()
+}
+
+/// `GET /metrics` with no credential, for a listener on the loopback interface only
+/// (`RIPOSTE_METRICS_PORT`): what a Prometheus sidecar in the same instance scrapes.
+pub fn metrics_app(metrics: Metrics) -> Router {
+    Router::new()
+        .route("/metrics", get(move || std::future::ready(exposition(&metrics))))
+        .fallback(|| async { ApiError::NotFound("this port serves GET /metrics only".into()) })
 }
 
 /// The fallback, panic and error-logging layers, and the state.
@@ -171,6 +192,22 @@ impl IntakeResponse {
 }
 
 async fn intake(
+    state: State<IngestState>,
+    kind: SourceKind,
+    request: Request,
+) -> Result<Json<IntakeResponse>, ApiError> {
+    let metrics = state.runner.metrics().clone();
+    let answer = take_in(state, kind, request).await;
+    let outcome = match &answer {
+        Ok(Json(IntakeResponse { rejected: Some(_), .. })) => "rejected",
+        Ok(_) => "accepted",
+        Err(e) => e.metric_label(),
+    };
+    metrics.intake_request(kind.as_str(), outcome);
+    answer
+}
+
+async fn take_in(
     State(state): State<IngestState>,
     kind: SourceKind,
     request: Request,

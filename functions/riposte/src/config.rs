@@ -27,8 +27,11 @@ pub mod vars {
     pub const PUBSUB_INVOKER: &str = "RIPOSTE_PUBSUB_INVOKER";
     /// Key set for the push tokens instead of Google's (tests; https or localhost).
     pub const PUBSUB_JWKS_URL: &str = "RIPOSTE_PUBSUB_JWKS_URL";
-    /// Bearer token for `GET /v1/incidents`.
+    /// Bearer token for `GET /v1/incidents` and `GET /metrics`.
     pub const ADMIN_TOKEN: &str = "RIPOSTE_ADMIN_TOKEN";
+    /// A second port, on 127.0.0.1 only, serving `GET /metrics` without a token: for a
+    /// Prometheus sidecar in the same Cloud Run instance (which cannot send one).
+    pub const METRICS_PORT: &str = "RIPOSTE_METRICS_PORT";
     /// Policy file (default: the embedded example).
     pub const POLICY: &str = "RIPOSTE_POLICY";
     /// State directory for the embedded store.
@@ -358,6 +361,8 @@ pub struct EnvConfig {
     pub platform: Platform,
     /// Port.
     pub port: u16,
+    /// The loopback port of `GET /metrics` for a sidecar (`RIPOSTE_METRICS_PORT`).
+    pub metrics_port: Option<u16>,
     /// JSON logs.
     pub json_logs: bool,
     /// Sweep interval.
@@ -485,6 +490,16 @@ impl EnvConfig {
                 8080
             }),
         };
+        let metrics_port = lookup.get(vars::METRICS_PORT).and_then(|p| match p.parse::<u16>() {
+            Ok(n) if n != 0 && n != port => Some(n),
+            _ => {
+                errors.push(format!("{}={p:?}: expected a port number other than 0 and {port}", vars::METRICS_PORT));
+                None
+            }
+        });
+        if metrics_port.is_some() && platform == Platform::Lambda {
+            errors.push(format!("{} has no use on AWS Lambda, which forwards no port", vars::METRICS_PORT));
+        }
         let json_logs = match lookup.get(vars::LOG_FORMAT).as_deref() {
             None => managed,
             Some("json") => true,
@@ -580,6 +595,7 @@ impl EnvConfig {
             admin_token: lookup.get(vars::ADMIN_TOKEN).and_then(Secret::new),
             platform,
             port,
+            metrics_port,
             json_logs,
             sweep_interval,
             step_lease,

@@ -103,7 +103,10 @@ async fn serve(
     };
     let policy_count = policies.policies.len();
     let reach = Reach { public_url, loopback: host.is_loopback() };
-    let Application { router, runner, .. } = Application::build(&env, policies, parts, reach)?;
+    let Application { router, runner, metrics, .. } = Application::build(&env, policies, parts, reach)?;
+    if let Some(port) = env.metrics_port {
+        serve_metrics(port, metrics).await?;
+    }
     tracing::info!(%url, policy = %origin, policies = policy_count, store = %store_note, executor = executor_note, "riposte is serving");
     println!(
         "riposte listening on {url}  (policy: {origin}, {policy_count} policies; store: {store_note}; executor: {executor_note})"
@@ -149,6 +152,22 @@ async fn serve(
     if left > 0 {
         tracing::warn!(tasks = left, "stopped with work under way; the sweep resumes it");
     }
+    Ok(())
+}
+
+/// Serves `GET /metrics` on 127.0.0.1:`port` in the background: only a process in the same
+/// instance (a Prometheus sidecar) reaches it, so it asks for no credential.
+async fn serve_metrics(port: u16, metrics: riposte_core::metrics::Metrics) -> Result<(), CliError> {
+    let wanted = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let listener = tokio::net::TcpListener::bind(wanted)
+        .await
+        .map_err(|e| CliError::Runtime(format!("cannot listen on {wanted} ({}): {e}", vars::METRICS_PORT)))?;
+    tracing::info!(url = %format!("http://{wanted}/metrics"), "metrics for a sidecar");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, riposte_ingest::metrics_app(metrics)).await {
+            tracing::error!(error = %e, "the metrics port stopped");
+        }
+    });
     Ok(())
 }
 

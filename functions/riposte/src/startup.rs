@@ -15,10 +15,11 @@ use riposte_core::admission::{Admission, AdmissionParts, ApprovalLinks};
 use riposte_core::approval::Keys;
 use riposte_core::executor::Executor;
 use riposte_core::locate::Locator;
+use riposte_core::metrics::Metrics;
 use riposte_core::notify::Notifiers;
 use riposte_core::policy::PolicySet;
 use riposte_core::runner::{Runner, StepScope};
-use riposte_core::store::{EmbeddedStore, Store, StoreError};
+use riposte_core::store::{EmbeddedStore, MeteredStore, Store, StoreError};
 use riposte_ingest::{AdminAccess, BodyLimits, IngestState, IntakeBudget, SweepAccess, app};
 
 use crate::CliError;
@@ -148,6 +149,8 @@ pub struct Application {
     pub store: Arc<dyn Store>,
     /// The keys approval links are signed and checked with.
     pub keys: Arc<Keys>,
+    /// What the router's `GET /metrics` shows, for `serve`'s loopback metrics port.
+    pub metrics: Metrics,
 }
 
 impl Application {
@@ -172,8 +175,11 @@ impl Application {
         }
         let Parts { store, executor, locator, notifiers, signing_key } = parts;
         let Reach { public_url, loopback } = reach;
+        let metrics = Metrics::new();
+        let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, metrics.clone()));
         let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
         let runner = Runner::new(store.clone(), executor, notifiers, owner)
+            .with_metrics(metrics.clone())
             .with_lease(settings.step_lease, 5)
             .with_scope(match settings.role {
                 Role::All => StepScope::All,
@@ -232,7 +238,7 @@ impl Application {
             Role::Ingest => app(intake),
             Role::Approve => riposte_ingest::tasks(intake).merge(riposte_approve::app(approve)),
         };
-        Ok(Application { router, runner, store, keys })
+        Ok(Application { router, runner, store, keys, metrics })
     }
 }
 

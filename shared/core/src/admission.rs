@@ -17,6 +17,7 @@ use crate::incident::Incident;
 use crate::intake::{AlertOutcome, IncidentOutcome, StepView};
 use crate::limits::Candidate;
 use crate::locate::Locator;
+use crate::metrics::AlertFate;
 use crate::notify::Event;
 use crate::plan::{incident_key, plan_located};
 use crate::policy::PolicySet;
@@ -191,6 +192,9 @@ impl AdmissionParts {
 
         for (r, request) in batch.into_iter().enumerate() {
             let answer = self.answer(&request, &slots[r], &groups, &opened, log_error.as_ref());
+            if let Ok(outcomes) = &answer {
+                self.count(&request.alerts, outcomes);
+            }
             // The caller may have gone (a closed connection): its alerts are recorded all the same.
             let _ = request.reply.send(answer);
         }
@@ -304,10 +308,29 @@ impl AdmissionParts {
         });
     }
 
+    /// Counts what became of durable alerts, one fate per policy that took an alert.
+    fn count(&self, alerts: &[Alert], outcomes: &[AlertOutcome]) {
+        let metrics = self.runner.metrics();
+        for (alert, outcome) in alerts.iter().zip(outcomes) {
+            if outcome.incidents.is_empty() {
+                metrics.alerts(alert.source, AlertFate::NoMatch, 1);
+            }
+            for incident in &outcome.incidents {
+                let fate = match incident {
+                    IncidentOutcome { resolved: true, .. } => AlertFate::Resolved,
+                    IncidentOutcome { duplicate: true, .. } => AlertFate::Duplicate,
+                    _ => AlertFate::Opened,
+                };
+                metrics.alerts(alert.source, fate, 1);
+            }
+        }
+    }
+
     /// Signs the links of a new incident, tells the notifiers and starts its steps.
     fn start(&self, incident: &Incident) {
         let parts = self;
         log_opened(incident);
+        parts.runner.metrics().incident_opened(&incident.policy);
         let now = Timestamp::now();
         let links = match &parts.approval_links {
             Some(l) => l.keys.links(incident, &l.base_url, now).unwrap_or_else(|e| {

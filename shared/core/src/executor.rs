@@ -60,12 +60,24 @@ impl ExecError {
         matches!(self, ExecError::Retryable(_) | ExecError::Call { retryable: true, .. })
     }
 
-    /// A bounded label for metrics and logs.
+    /// A bounded label for metrics and logs: for a failed call, the kind of answer (what an
+    /// operator acts on: a missing permission, a quota, an outage), else the kind of error.
     pub fn metric_label(&self) -> &'static str {
         match self {
             ExecError::Skip(_) => "skipped",
-            e if e.is_retryable() => "retryable",
-            _ => "permanent",
+            ExecError::Call { failure, .. } => match failure.status {
+                None if matches!(failure.reason.as_str(), "timeout" | "transport") => "unreachable",
+                // A long-running operation that ended in error (its code is in the step's error).
+                None => "operation_failed",
+                Some(401 | 403) => "permission_denied",
+                Some(404) => "not_found",
+                Some(409 | 412) => "conflict",
+                Some(429) => "rate_limited",
+                Some(500..) => "server_error",
+                Some(_) => "bad_request",
+            },
+            ExecError::Retryable(_) => "retryable",
+            ExecError::Permanent(_) => "permanent",
         }
     }
 }

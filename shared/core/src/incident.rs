@@ -37,6 +37,15 @@ pub enum StepStatus {
     AwaitingApproval,
 }
 
+/// How an incident's automatic steps ended ([`Incident::containment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Containment {
+    /// Each one was done or skipped.
+    Contained,
+    /// At least one failed.
+    Failed,
+}
+
 /// A runner's claim on a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
@@ -432,6 +441,26 @@ impl Incident {
             self.note(now, line);
         }
         true
+    }
+
+    /// How the automatic steps ended, once every one has (none while one is still to run, nor
+    /// for an incident without automatic steps).
+    pub fn containment(&self) -> Option<Containment> {
+        let mut failed = false;
+        let mut automatic = 0;
+        for step in self.steps.iter().filter(|s| !s.gated) {
+            automatic += 1;
+            match step.status {
+                StepStatus::Done | StepStatus::Skipped { .. } => {}
+                StepStatus::Failed { .. } => failed = true,
+                _ => return None,
+            }
+        }
+        match (automatic, failed) {
+            (0, _) => None,
+            (_, false) => Some(Containment::Contained),
+            (_, true) => Some(Containment::Failed),
+        }
     }
 
     /// The hash binding an approval to the gated steps and their targets.

@@ -14,6 +14,7 @@ pub mod intake;
 pub mod kubernetes;
 pub mod limits;
 pub mod locate;
+pub mod metrics;
 pub mod names;
 pub mod notify;
 pub mod plan;

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::approval::ApprovalLink;
 use crate::incident::{Incident, StepStatus};
+use crate::metrics::Metrics;
 use crate::store::status_name;
 
 /// What happened to an incident.
@@ -141,15 +142,19 @@ impl Notifiers {
         Notifiers::default()
     }
 
-    /// Sends `event` to every notifier the incident names; failures are logged, never returned.
-    /// Targets are sent to concurrently: one slow webhook does not hold back the others.
-    pub async fn send(&self, event: Event, incident: &Incident, links: &[ApprovalLink]) {
+    /// Sends `event` to every notifier the incident names; failures are logged and counted in
+    /// `metrics`, never returned. Targets are sent to concurrently: one slow webhook does not hold
+    /// back the others.
+    pub async fn send(&self, event: Event, incident: &Incident, links: &[ApprovalLink], metrics: &Metrics) {
         let mut set = tokio::task::JoinSet::new();
         for name in &incident.notify {
             if let Some(n) = self.by_name.get(name).cloned() {
-                let (incident, links) = (incident.clone(), links.to_vec());
+                let (incident, links, metrics, name) =
+                    (incident.clone(), links.to_vec(), metrics.clone(), name.clone());
                 set.spawn(async move {
-                    if let Err(e) = n.notify(event, &incident, &links).await {
+                    let delivered = n.notify(event, &incident, &links).await;
+                    metrics.notification(&name, delivered.is_ok());
+                    if let Err(e) = delivered {
                         tracing::warn!(incident = %incident.id, error = %e, "notification failed");
                     }
                 });

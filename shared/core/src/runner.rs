@@ -11,7 +11,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::approval::ApprovalLink;
 use crate::executor::{ExecError, Executor, for_incident};
-use crate::incident::{Decision, DecisionOutcome, Incident, StepStatus};
+use crate::incident::{Containment, Decision, DecisionOutcome, Incident, StepStatus};
+use crate::metrics::Metrics;
 use crate::notify::{Event, Notifiers};
 use crate::store::{Ops, Store, StoreError};
 
@@ -49,6 +50,7 @@ pub struct Runner {
     max_attempts: u32,
     scope: StepScope,
     background: TaskTracker,
+    metrics: Metrics,
 }
 
 impl Runner {
@@ -63,7 +65,20 @@ impl Runner {
             max_attempts: 5,
             scope: StepScope::All,
             background: TaskTracker::new(),
+            metrics: Metrics::off(),
         }
+    }
+
+    /// Records steps, containment times, approval waits and notifications into `metrics`
+    /// (admission and the HTTP layer record through [`Runner::metrics`] too).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Runner {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Where this process's metrics are recorded.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Limits the runner to the automatic or the approved steps.
@@ -102,8 +117,8 @@ impl Runner {
     /// Tells the notifiers about `incident` in the background, so that a slow or failing chat
     /// webhook never delays containment ([`Runner::settle`] waits for it).
     pub fn announce(&self, event: Event, incident: Incident, links: Vec<ApprovalLink>) {
-        let notifiers = self.notifiers.clone();
-        self.spawn(async move { notifiers.send(event, &incident, &links).await });
+        let (notifiers, metrics) = (self.notifiers.clone(), self.metrics.clone());
+        self.spawn(async move { notifiers.send(event, &incident, &links, &metrics).await });
     }
 
     /// Runs incident `id` in the background; what fails there is resumed by the sweep.
@@ -125,19 +140,27 @@ impl Runner {
         plan_hash: &str,
         decision: Decision,
     ) -> Result<Option<DecisionOutcome>, StoreError> {
+        let decided_at = decision.at;
         let outcome = Ops(self.store.as_ref()).decide(id, plan_hash, decision).await?;
         if outcome == Some(DecisionOutcome::Approved) {
             self.start(id.to_string());
         }
-        if matches!(
-            outcome,
-            Some(DecisionOutcome::Approved | DecisionOutcome::Rejected | DecisionOutcome::Recorded { .. })
-        ) {
+        let ended = match outcome {
+            Some(DecisionOutcome::Approved) => Some("approved"),
+            Some(DecisionOutcome::Rejected) => Some("rejected"),
+            _ => None,
+        };
+        if ended.is_some() || matches!(outcome, Some(DecisionOutcome::Recorded { .. })) {
             // The decision is recorded: failing to announce it must not make it look failed.
             let (runner, id) = (self.clone(), id.to_string());
             self.spawn(async move {
                 match runner.store.get(&id).await {
-                    Ok(Some(current)) => runner.notifiers.send(Event::Decided, &current, &[]).await,
+                    Ok(Some(current)) => {
+                        if let Some(ended) = ended {
+                            runner.metrics.approval_ended(&current.policy, ended, current.created_at, decided_at);
+                        }
+                        runner.notifiers.send(Event::Decided, &current, &[], &runner.metrics).await
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(incident = %id, error = %e, "cannot read the incident to announce a decision")
@@ -169,15 +192,16 @@ impl Runner {
     /// Expires a lapsed approval request first. Returns how many steps this call finished.
     pub async fn run(&self, id: &str) -> Result<usize, StoreError> {
         let ops = Ops(self.store.as_ref());
-        if ops.expire_approval(id, Timestamp::now()).await?
+        let now = Timestamp::now();
+        if ops.expire_approval(id, now).await?
             && let Some(expired) = self.store.get(id).await?
         {
+            self.metrics.approval_ended(&expired.policy, "expired", expired.created_at, now);
             self.announce(Event::Decided, expired, Vec::new());
         }
         let Some(incident) = self.store.get(id).await? else { return Ok(0) };
         let incident = Arc::new(incident);
         let executor = for_incident(&self.executor, &incident);
-        let now = Timestamp::now();
         let mut finished = 0;
         let mut first_error = None;
 
@@ -291,27 +315,38 @@ impl Runner {
         let result = tokio::select! {
             result = executor.execute(incident, &step) => result,
             Ok(()) = &mut lost_rx => {
+                self.metrics.step(step.action.name(), "lease_lost", None);
                 tracing::warn!(incident = %incident.id, step = index, "lease lost while executing; stopped, the new owner carries on with the same idempotency key");
                 return Ok(false);
             }
         };
         drop(renewer);
         crate::crash::point("step-executed").await;
-        let (status, report) = match result {
-            Ok(report) => (StepStatus::Done, Some(report)),
+        let error = result.as_ref().err().map(ExecError::metric_label);
+        let (status, report, outcome) = match result {
+            Ok(report) => (StepStatus::Done, Some(report), "done"),
             Err(e) if e.is_retryable() && step.attempts < self.max_attempts => {
                 tracing::warn!(incident = %incident.id, step = index, attempt = step.attempts, error = %e, "step will be retried");
-                (StepStatus::Pending, None)
+                (StepStatus::Pending, None, "retry")
             }
-            Err(ExecError::Skip(reason)) => (StepStatus::Skipped { reason }, None),
-            Err(e) => (StepStatus::Failed { error: e.to_string() }, None),
+            Err(ExecError::Skip(reason)) => (StepStatus::Skipped { reason }, None, "skipped"),
+            Err(e) => (StepStatus::Failed { error: e.to_string() }, None, "failed"),
         };
-        let recorded = ops.finish_step(&incident.id, index, &self.owner, status, report, Timestamp::now()).await?;
+        let now = Timestamp::now();
+        let finished = ops.finish_step(&incident.id, index, &self.owner, status, report, now).await?;
         crate::crash::point("step-recorded").await;
-        if !recorded {
+        let action = step.action.name();
+        if !finished.recorded {
+            self.metrics.step(action, "lease_lost", error);
             tracing::warn!(incident = %incident.id, step = index, "lease lost before the step was recorded; another runner owns it");
+            return Ok(false);
         }
-        Ok(recorded)
+        self.metrics.step(action, outcome, error.filter(|_| outcome != "skipped"));
+        if let Some(ended) = finished.contained {
+            let failed = ended == Containment::Failed;
+            self.metrics.contained(&incident.policy, failed, incident.created_at, now);
+        }
+        Ok(true)
     }
 
     /// Runs every incident that has work (startup, periodic sweep). One incident's failure does not

@@ -112,18 +112,19 @@ mod tests {
         };
         assert_eq!((f.status, f.reason.as_str(), retryable), (Some(403), "forbidden", false));
         assert_eq!(f.to_string(), "setting tags: HTTP 403 forbidden: m");
-        for (status, reason, retry) in [
-            (Some(429), "rateLimitExceeded", true),
-            (Some(503), "backendError", true),
-            (None, "transport", true),
-            (Some(409), "alreadyExists", false),
-            (Some(409), "resourceInUseByAnotherResource", true),
-            (Some(400), "resourceNotReady", true),
-            (Some(400), "invalid", false),
+        for (status, reason, retry, label) in [
+            (Some(429), "rateLimitExceeded", true, "rate_limited"),
+            (Some(503), "backendError", true, "server_error"),
+            (None, "transport", true, "unreachable"),
+            (Some(409), "alreadyExists", false, "conflict"),
+            (Some(409), "resourceInUseByAnotherResource", true, "conflict"),
+            (Some(400), "resourceNotReady", true, "bad_request"),
+            (Some(400), "invalid", false, "bad_request"),
+            (Some(403), "forbidden", false, "permission_denied"),
         ] {
             let e = failure(status, reason).into_exec("x");
             assert_eq!(e.is_retryable(), retry, "{status:?} {reason}");
-            assert_eq!(e.metric_label(), if retry { "retryable" } else { "permanent" });
+            assert_eq!(e.metric_label(), label, "{status:?} {reason}");
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admit;
 mod embedded;
+mod metered;
 
 use std::sync::{Arc, Mutex};
 
@@ -11,11 +12,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Source;
-use crate::incident::{Decision, DecisionOutcome, Incident, Step, StepReport, StepStatus};
+use crate::incident::{Containment, Decision, DecisionOutcome, Incident, Step, StepReport, StepStatus};
 use crate::severity::Severity;
 use admit::{KeyAdmitted, KeyArrivals};
 
 pub use embedded::EmbeddedStore;
+pub use metered::MeteredStore;
 
 /// Why the store failed. Never the client's fault.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -206,6 +208,15 @@ pub trait Store: Send + Sync {
     async fn rejections(&self, limit: usize) -> Result<Vec<Rejection>, StoreError>;
 }
 
+/// What recording a step's end did ([`Ops::finish_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// Whether it was recorded (the runner still held the step).
+    pub recorded: bool,
+    /// Set when this step was the incident's last automatic step to end: how they ended.
+    pub contained: Option<Containment>,
+}
+
 /// Typed operations built on [`Store::update`], so every store shares one implementation of the
 /// rules in [`Incident`].
 pub struct Ops<'a>(pub &'a dyn Store);
@@ -278,7 +289,7 @@ impl Ops<'_> {
         Ok(expired.unwrap_or(false))
     }
 
-    /// Records the end of a step; returns whether `owner` still held it.
+    /// Records the end of a step, if `owner` still held it.
     pub async fn finish_step(
         &self,
         id: &str,
@@ -287,15 +298,19 @@ impl Ops<'_> {
         status: StepStatus,
         report: Option<StepReport>,
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Finished, StoreError> {
         let owner = owner.to_string();
-        let done = self
+        let finished = self
             .apply(id, move |inc| {
-                let ok = inc.finish(index, &owner, status.clone(), report.clone(), now);
-                (ok, ok)
+                let before = inc.containment();
+                let recorded = inc.finish(index, &owner, status.clone(), report.clone(), now);
+                // Decided in the commit that records the step: exactly one finish, over every
+                // runner and retry of the commit, ends the containment.
+                let contained = if before.is_none() { inc.containment() } else { None };
+                (recorded, Finished { recorded, contained: contained.filter(|_| recorded) })
             })
             .await?;
-        Ok(done.unwrap_or(false))
+        Ok(finished.unwrap_or(Finished { recorded: false, contained: None }))
     }
 
     /// Applies an approval decision; `None` when there is no such incident.
