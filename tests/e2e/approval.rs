@@ -364,7 +364,7 @@ impl riposte_core::notify::Notifier for RecordingNotifier {
         &self,
         event: riposte_core::notify::Event,
         incident: &Incident,
-        _links: &[riposte_core::approval::ApprovalLink],
+        _links: &riposte_core::notify::Links,
     ) -> Result<(), riposte_core::notify::NotifyError> {
         self.0.lock().expect("lock").push((event, incident.approval.as_ref().map(|a| a.state)));
         Ok(())

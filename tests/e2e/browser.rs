@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::helpers::{eventually, fixture, spawn_app};
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
 }
@@ -38,7 +38,7 @@ fn find(program: &str, env: &str) -> String {
     })
 }
 
-async fn start_driver() -> Driver {
+pub(crate) async fn start_driver() -> Driver {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let child = Command::new(find("chromedriver", "RIPOSTE_CHROMEDRIVER"))
         .arg(format!("--port={port}"))
@@ -55,8 +55,14 @@ async fn start_driver() -> Driver {
     Driver { child, url }
 }
 
-/// A headless Chromium session with its own profile directory (two sessions cannot share one).
+/// A headless Chromium session with its own profile directory (two sessions cannot share one),
+/// in a phone-sized window.
 async fn browser(driver: &Driver) -> (Client, tempfile::TempDir) {
+    browser_sized(driver, (430, 1400)).await
+}
+
+/// [`browser`] in a window of `(width, height)`.
+pub(crate) async fn browser_sized(driver: &Driver, (width, height): (u32, u32)) -> (Client, tempfile::TempDir) {
     let profile = tempfile::tempdir().expect("profile");
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -65,7 +71,7 @@ async fn browser(driver: &Driver) -> (Client, tempfile::TempDir) {
             "binary": find("chromium", "RIPOSTE_CHROMIUM"),
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", "--window-size=430,1400",
+                     "--disable-dev-shm-usage", format!("--window-size={width},{height}"),
                      format!("--user-data-dir={}", profile.path().display())],
         }),
     );
@@ -78,7 +84,7 @@ async fn browser(driver: &Driver) -> (Client, tempfile::TempDir) {
 }
 
 /// Takes a screenshot (a PNG); keeps it in `$RIPOSTE_SCREENSHOT_DIR` when set (docs/ uses them).
-async fn save_screenshot(c: &Client, name: &str) {
+pub(crate) async fn save_screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"));
     if let Ok(dir) = std::env::var("RIPOSTE_SCREENSHOT_DIR") {
@@ -86,7 +92,7 @@ async fn save_screenshot(c: &Client, name: &str) {
     }
 }
 
-async fn text(c: &Client, css: &str) -> String {
+pub(crate) async fn text(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css)).await.expect(css).text().await.expect("text")
 }
 

@@ -965,7 +965,8 @@ async fn a_pods_evidence_is_kept_hashed_and_before_its_deletion_against_fake_gke
     let step = incident.steps.iter().find(|s| s.action.name() == "collect_evidence").expect("step");
     let records = &step.report.as_ref().expect("report").evidence;
     assert_eq!(records.len(), stored.len());
-    let console = riposte_core::notify::render_text(riposte_core::notify::Event::StepsFinished, &incident, &[]);
+    let console =
+        riposte_core::notify::render_text(riposte_core::notify::Event::StepsFinished, &incident, &Default::default());
     for record in records {
         let object = record.object.strip_prefix(&format!("gs://{BUCKET}/")).expect("in the bucket");
         let content = &stored[object].content;

@@ -157,9 +157,9 @@ async fn twenty_nodes_at_once_with_a_limit_of_three_contain_three_and_ask_for_th
     assert!(held_message.contains("Waiting for approval") && held_message.contains("\"actions\""), "{held_message}");
     assert!(!about(&contained[0].id).to_string().contains("limit reached"));
     // Google Chat and the generic webhook say it too.
-    let chat = riposte_cloud::notify::google_chat_message(Event::Opened, &held[0], &[]).to_string();
+    let chat = riposte_cloud::notify::google_chat_message(Event::Opened, &held[0], &Default::default()).to_string();
     assert!(chat.contains(REASON) && chat.contains("Waiting for approval"), "{chat}");
-    let hook = riposte_cloud::notify::webhook_payload(Event::Opened, &held[0], &[]);
+    let hook = riposte_cloud::notify::webhook_payload(Event::Opened, &held[0], &Default::default());
     assert_eq!(hook["incident"]["limit_reached"], REASON);
 
     // Its link's page says so too; approved there, the held containment runs.

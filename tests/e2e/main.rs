@@ -9,6 +9,7 @@ mod binary;
 mod browser;
 mod compute;
 mod connections;
+mod console;
 mod container;
 mod crash;
 mod fixtures;

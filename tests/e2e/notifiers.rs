@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use riposte_cloud::notify::{ChatFormat, WebhookNotifier, build};
 use riposte_core::incident::Incident;
 use riposte_core::metrics::Metrics;
-use riposte_core::notify::{Event, Notifier, Notifiers};
+use riposte_core::notify::{Event, Links, Notifier, Notifiers};
 use riposte_core::policy::NotifierConfig;
 use serde_json::Value;
 
@@ -132,8 +132,8 @@ pub(crate) async fn start(check: Validator) -> (Fake, String) {
     (fake, url)
 }
 
-/// An opened incident with an attacker-controlled summary, and its links.
-async fn incident() -> (Incident, Vec<riposte_core::approval::ApprovalLink>) {
+/// An opened incident with an attacker-controlled summary, and its links (approval and console).
+async fn incident() -> (Incident, Links) {
     let app = spawn_app(&[]).await;
     let mut body: Value = serde_json::from_slice(&fixture("falco/drop-exec-sidekick-customfields.json")).expect("json");
     body["output"] = Value::String("<!channel> pwned & <https://evil.example|click>".into());
@@ -141,8 +141,9 @@ async fn incident() -> (Incident, Vec<riposte_core::approval::ApprovalLink>) {
         reqwest::Client::new().post(format!("{}/v1/falco", app.url)).body(body.to_string()).send().await.expect("post");
     let id = r.json::<Value>().await.expect("json")["incident_id"].as_str().expect("id").to_string();
     let incident = app.store.get(&id).await.expect("get").expect("incident");
-    let links = app.keys.links(&incident, &app.url, Timestamp::now()).expect("links");
-    (incident, links)
+    let approvals = app.keys.links(&incident, &app.url, Timestamp::now()).expect("links");
+    let console = Some(format!("{}/console/incidents/{id}", app.url));
+    (incident, Links { approvals, console })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +182,12 @@ async fn against_fakes_slack_and_chat_get_valid_messages_with_the_approval_links
     let buttons =
         s["blocks"].as_array().expect("blocks").iter().find(|b| b["type"] == "actions").expect("buttons")["elements"]
             .clone();
-    assert_eq!(buttons[0]["url"], Value::String(links[0].url.clone()));
+    assert_eq!(buttons[0]["url"], Value::String(links.approvals[0].url.clone()));
+    let console = links.console.clone().expect("console link");
+    assert_eq!(
+        buttons.as_array().and_then(|b| b.last()).map(|b| b["url"].clone()),
+        Some(Value::String(console.clone()))
+    );
     assert!(text.contains("drain_node → node gke-prod-eu-default-pool-5c1d2e3f-k9zt"), "{text}");
     assert!(
         !text.contains("<!channel>") && text.contains("&lt;!channel&gt;"),
@@ -196,12 +202,14 @@ async fn against_fakes_slack_and_chat_get_valid_messages_with_the_approval_links
         .flat_map(|s| s["widgets"].as_array().cloned().unwrap_or_default())
         .find_map(|w| w["buttonList"]["buttons"][0]["onClick"]["openLink"]["url"].as_str().map(String::from))
         .expect("a link button");
-    assert_eq!(url, links[0].url);
+    assert_eq!(url, links.approvals[0].url);
+    assert!(c.to_string().contains(&format!("\"url\":\"{console}\"")), "the card opens the console: {c}");
 
     let h = hook.received.lock().expect("lock")[0].clone();
     assert_eq!(h["event"], "opened");
     assert_eq!(h["incident"]["id"], Value::String(incident.id.clone()));
     assert_eq!(h["links"][0]["slot"], "approver-1");
+    assert_eq!(h["console_url"], Value::String(console));
     assert_eq!(h["incident"]["steps"].as_array().expect("steps").len(), 10);
 }
 
@@ -253,7 +261,7 @@ async fn against_fakes_deliveries_and_failures_are_counted_per_notifier() {
     ]));
     incident.notify = vec!["sec-slack".into(), "pager".into()];
     let metrics = Metrics::new();
-    notifiers.send(Event::Opened, &incident, &links, &metrics).await;
+    notifiers.send(Event::Opened, &incident, &links.approvals, &metrics).await;
     notifiers.send(Event::Decided, &incident, &[], &metrics).await;
     let scrape = Scrape::parse(&metrics.render());
     let count = |notifier: &str, outcome: &str| {

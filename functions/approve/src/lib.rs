@@ -3,13 +3,15 @@
 //! /approvals/{token}` records the decision (same-origin only). The first decision wins; an
 //! approval releases the destructive steps to the runner.
 
+mod console;
 mod iap;
 mod page;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -35,12 +37,35 @@ pub struct ApproveState {
     pub public_origin: String,
     /// Behind Identity-Aware Proxy: verifies the signed IAP assertion, whose email then decides.
     pub iap: Option<Arc<IapVerifier>>,
+    /// Who may read the incident console.
+    pub console: ConsoleAccess,
+}
+
+/// Who may read the incident console (`/console`): people, in a browser, so not a bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleAccess {
+    /// Anyone who can connect: only for a server bound to the loopback interface.
+    Loopback,
+    /// Whoever Identity-Aware Proxy signed in: each request's signed assertion is verified with
+    /// [`ApproveState::iap`] (IAP's IAM policy says who may get through).
+    Iap,
+    /// Nobody (a server others can reach, not behind IAP): the pages answer 404.
+    Disabled,
+}
+
+impl ConsoleAccess {
+    /// Its base URL under `public_url` when anyone may reach it, for chat messages.
+    pub fn url(self, public_url: &str) -> Option<String> {
+        (self != ConsoleAccess::Disabled).then(|| format!("{}/console", public_url.trim_end_matches('/')))
+    }
 }
 
 /// The approve router.
 pub fn app(state: ApproveState) -> Router {
     Router::new()
         .route("/approvals/{token}", get(show).post(decide))
+        .route("/console", get(console_list))
+        .route("/console/incidents/{id}", get(console_incident))
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             tracing::error!("an approval handler panicked");
@@ -130,6 +155,69 @@ fn page(incident: &Incident, slot: &str, notice: Option<&str>, status: StatusCod
     let mut response = (status, Html(page::approval_page(incident, slot, notice))).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     response
+}
+
+/// Lets the request through to the console, or refuses it before anything is read.
+async fn console_access(state: &ApproveState, headers: &HeaderMap) -> Result<(), Refusal> {
+    match (state.console, &state.iap) {
+        (ConsoleAccess::Loopback, _) => Ok(()),
+        (ConsoleAccess::Iap, Some(verifier)) => {
+            let assertion = headers.get("x-goog-iap-jwt-assertion").and_then(|v| v.to_str().ok()).ok_or_else(|| {
+                refuse(StatusCode::UNAUTHORIZED, "Sign-in required", "Identity-Aware Proxy did not identify you.")
+            })?;
+            let email =
+                verifier.email(assertion).await.map_err(|e| refuse(StatusCode::FORBIDDEN, "Sign-in refused", e))?;
+            tracing::debug!(%email, "console read");
+            Ok(())
+        }
+        (ConsoleAccess::Iap | ConsoleAccess::Disabled, _) => {
+            Err(refuse(StatusCode::NOT_FOUND, "No such page", "The console is not served here."))
+        }
+    }
+}
+
+fn html(body: String) -> Response {
+    let mut response = Html(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn console_list(
+    State(state): State<ApproveState>,
+    headers: HeaderMap,
+    filter: Result<Query<console::Filter>, QueryRejection>,
+) -> Result<Response, Refusal> {
+    console_access(&state, &headers).await?;
+    let Query(filter) = filter.map_err(|e| refuse(StatusCode::BAD_REQUEST, "Bad filter", e.body_text()))?;
+    filter.validate().map_err(|e| refuse(StatusCode::BAD_REQUEST, "Bad filter", e))?;
+    let newest = state.store.list(console::LISTED).await.map_err(internal)?;
+    Ok(html(console::list_page(&newest, &filter)))
+}
+
+async fn console_incident(
+    State(state): State<ApproveState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, Refusal> {
+    console_access(&state, &headers).await?;
+    let id = match id {
+        Ok(Path(id)) if is_incident_id(&id) => id,
+        _ => {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "Bad incident id",
+                "An incident id is letters, digits and dashes.",
+            ));
+        }
+    };
+    let incident = state
+        .store
+        .get(&id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "Unknown incident", format!("There is no incident {id}.")))?;
+    let log = state.store.alert_log(console::LOG_LINES).await.map_err(internal)?;
+    Ok(html(console::incident_page(&incident, &log)))
 }
 
 async fn show(State(state): State<ApproveState>, Path(token): Path<String>) -> Result<Response, Refusal> {

@@ -30,7 +30,11 @@ th,td{text-align:left;padding:.35rem .4rem;border-bottom:1px solid #ddd;vertical
 .state{display:inline-block;padding:.15rem .5rem;border-radius:.3rem;background:#eee}\
 .approve{background:#b00020;color:#fff}.reject{background:#fff;color:#1b1b1b;border:2px solid #1b1b1b}\
 button{font-size:1.05rem;padding:.7rem 1.3rem;margin:.3rem .5rem .3rem 0;border-radius:.4rem;border:0;cursor:pointer}\
-pre{white-space:pre-wrap;background:#f6f6f6;padding:.6rem;font-size:.85rem}.muted{color:#555}";
+pre{white-space:pre-wrap;background:#f6f6f6;padding:.6rem;font-size:.85rem}.muted{color:#555}\
+.failed{background:#f9d6d5}.awaiting_approval{background:#ffe9a8}.running{background:#dbe8fb}.done{background:#d9f0da}\
+.filter label{margin-right:.6rem}.filter button{font-size:.95rem;padding:.35rem .9rem;background:#1b1b1b;color:#fff}\
+body:has(.console){max-width:72rem}.console-step{border-top:1px solid #bbb;margin-top:1rem}.console-step th,#alerts th{width:7rem;white-space:nowrap}\
+h3{font-size:1rem;margin:.8rem 0 .3rem}td.when{white-space:nowrap}details{margin:.4rem 0}summary{cursor:pointer}";
 
 /// A full HTML document.
 pub fn document(title: &str, body: &str, refresh: bool) -> String {

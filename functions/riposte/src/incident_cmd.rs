@@ -142,7 +142,10 @@ pub fn run(command: IncidentCommand) -> Result<(), CliError> {
                     println!("no incidents");
                 }
                 for i in list {
-                    println!("{}  {:<28} alerts={:<5} {:?}  [{}]", i.id, i.policy, i.alert_count, i.rule, i.steps);
+                    println!(
+                        "{}  {:<28} {:<17} alerts={:<5} {:?}  [{}]",
+                        i.id, i.policy, i.state, i.alert_count, i.rule, i.steps
+                    );
                 }
                 Ok(())
             }
@@ -270,6 +273,9 @@ pub fn describe_incident(i: &Incident, requests: bool) -> String {
             a.expires_at,
             a.plan_hash.get(..16).unwrap_or(&a.plan_hash)
         );
+        for d in &a.decisions {
+            let _ = writeln!(out, "    {} by {} at {}", if d.approve { "approved" } else { "rejected" }, d.by, d.at);
+        }
     }
     if let Some(reason) = &i.limit_reached {
         let _ = writeln!(out, "  {reason}: the containment steps waited for approval");

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use riposte_approve::{ApproveState, IapVerifier};
+use riposte_approve::{ApproveState, ConsoleAccess, IapVerifier};
 use riposte_cloud::firestore::FirestoreStore;
 use riposte_cloud::secrets::{SecretManager, resolve_all};
 use riposte_core::admission::{Admission, AdmissionParts, ApprovalLinks};
@@ -177,6 +177,14 @@ impl Application {
         let Reach { public_url, loopback } = reach;
         let metrics = Metrics::new();
         let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, metrics.clone()));
+        // People read the console in a browser: Identity-Aware Proxy identifies them (a bearer
+        // token does not fit a browser); a loopback-only server is the operator's own.
+        let console = match (&settings.iap_audience, loopback) {
+            (Some(_), _) => ConsoleAccess::Iap,
+            (None, true) => ConsoleAccess::Loopback,
+            (None, false) => ConsoleAccess::Disabled,
+        };
+        let notifiers = notifiers.with_console(console.url(&public_url));
         let owner = format!("riposte-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond());
         let runner = Runner::new(store.clone(), executor, notifiers, owner)
             .with_metrics(metrics.clone())
@@ -200,6 +208,7 @@ impl Application {
                     settings.iap_jwks_url.as_deref().unwrap_or(riposte_approve::GOOGLE_IAP_JWKS),
                 ))
             }),
+            console,
         };
         let admin = match (&settings.admin_token, loopback) {
             (Some(t), _) => AdminAccess::Token(t.clone()),

@@ -37,6 +37,43 @@ pub enum StepStatus {
     AwaitingApproval,
 }
 
+/// Where an incident stands ([`Incident::state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentState {
+    /// Waiting for a person to approve or reject its destructive steps.
+    AwaitingApproval,
+    /// Steps are still to run.
+    Running,
+    /// A step failed.
+    Failed,
+    /// Every step ended (done or skipped).
+    Done,
+    /// A responder released it: its reversible steps were undone.
+    Released,
+}
+
+impl IncidentState {
+    /// Every state, in the order a responder cares about them.
+    pub const ALL: [IncidentState; 5] = [
+        IncidentState::AwaitingApproval,
+        IncidentState::Running,
+        IncidentState::Failed,
+        IncidentState::Done,
+        IncidentState::Released,
+    ];
+
+    /// Its snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::AwaitingApproval => "awaiting_approval",
+            IncidentState::Running => "running",
+            IncidentState::Failed => "failed",
+            IncidentState::Done => "done",
+            IncidentState::Released => "released",
+        }
+    }
+}
+
 /// How an incident's automatic steps ended ([`Incident::containment`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Containment {
@@ -441,6 +478,23 @@ impl Incident {
             self.note(now, line);
         }
         true
+    }
+
+    /// Where the incident stands, for listings and their filter: `released` (a responder undid
+    /// its steps), `awaiting_approval`, `running` (steps still to run), `failed` (a step failed),
+    /// else `done`.
+    pub fn state(&self) -> IncidentState {
+        if self.steps.iter().any(|s| s.released.is_some()) {
+            IncidentState::Released
+        } else if self.approval.as_ref().is_some_and(|a| a.state == ApprovalState::Pending) {
+            IncidentState::AwaitingApproval
+        } else if self.steps.iter().any(|s| matches!(s.status, StepStatus::Pending | StepStatus::Running)) {
+            IncidentState::Running
+        } else if self.steps.iter().any(|s| matches!(s.status, StepStatus::Failed { .. })) {
+            IncidentState::Failed
+        } else {
+            IncidentState::Done
+        }
     }
 
     /// How the automatic steps ended, once every one has (none while one is still to run, nor

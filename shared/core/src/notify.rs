@@ -39,7 +39,23 @@ pub struct NotifyError {
 pub trait Notifier: Send + Sync {
     /// Sends `event` about `incident`, with the approval links (one per approver slot) when the
     /// event asks for a decision.
-    async fn notify(&self, event: Event, incident: &Incident, links: &[ApprovalLink]) -> Result<(), NotifyError>;
+    async fn notify(&self, event: Event, incident: &Incident, links: &Links) -> Result<(), NotifyError>;
+}
+
+/// The links a message carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Links {
+    /// One per approver slot, when the message asks for a decision.
+    pub approvals: Vec<ApprovalLink>,
+    /// The incident's page in the console, when the console is served.
+    pub console: Option<String>,
+}
+
+impl Links {
+    /// Approval links only.
+    pub fn approvals(approvals: Vec<ApprovalLink>) -> Links {
+        Links { approvals, console: None }
+    }
 }
 
 /// Prints a readable summary to standard output. Approval links are printed only when
@@ -57,7 +73,7 @@ pub fn printable(s: &str) -> String {
 }
 
 /// The text the console notifier prints.
-pub fn render_text(event: Event, i: &Incident, links: &[ApprovalLink]) -> String {
+pub fn render_text(event: Event, i: &Incident, links: &Links) -> String {
     let mut out = String::new();
     let a = &i.alert;
     let head = match event {
@@ -106,17 +122,25 @@ pub fn render_text(event: Event, i: &Incident, links: &[ApprovalLink]) -> String
             ap.state, ap.required, ap.expires_at
         );
     }
-    for link in links {
+    for link in &links.approvals {
         let _ = writeln!(out, "   approve or reject ({}): {}", link.slot, link.url);
     }
-    let _ = writeln!(out, "   details: riposte incident show {}", i.id);
+    match &links.console {
+        Some(url) => {
+            let _ = writeln!(out, "   details: {url}");
+        }
+        None => {
+            let _ = writeln!(out, "   details: riposte incident show {}", i.id);
+        }
+    }
     out
 }
 
 #[async_trait]
 impl Notifier for ConsoleNotifier {
-    async fn notify(&self, event: Event, incident: &Incident, links: &[ApprovalLink]) -> Result<(), NotifyError> {
-        let text = render_text(event, incident, if self.show_links { links } else { &[] });
+    async fn notify(&self, event: Event, incident: &Incident, links: &Links) -> Result<(), NotifyError> {
+        let hidden = Links { approvals: Vec::new(), console: links.console.clone() };
+        let text = render_text(event, incident, if self.show_links { links } else { &hidden });
         let mut stdout = std::io::stdout().lock();
         stdout
             .write_all(text.as_bytes())
@@ -129,12 +153,20 @@ impl Notifier for ConsoleNotifier {
 #[derive(Clone, Default)]
 pub struct Notifiers {
     by_name: BTreeMap<String, Arc<dyn Notifier>>,
+    /// The console's base URL (`https://…/console`), when it is served.
+    console: Option<String>,
 }
 
 impl Notifiers {
     /// Notifiers by name (built by `riposte_cloud::notify::build` from the policy file).
     pub fn new(by_name: BTreeMap<String, Arc<dyn Notifier>>) -> Notifiers {
-        Notifiers { by_name }
+        Notifiers { by_name, console: None }
+    }
+
+    /// Puts a link to the incident's page under `console` (the console's base URL) in every message.
+    pub fn with_console(mut self, console: Option<String>) -> Notifiers {
+        self.console = console;
+        self
     }
 
     /// No notifiers at all (replay, tests).
@@ -145,12 +177,16 @@ impl Notifiers {
     /// Sends `event` to every notifier the incident names; failures are logged and counted in
     /// `metrics`, never returned. Targets are sent to concurrently: one slow webhook does not hold
     /// back the others.
-    pub async fn send(&self, event: Event, incident: &Incident, links: &[ApprovalLink], metrics: &Metrics) {
+    pub async fn send(&self, event: Event, incident: &Incident, approvals: &[ApprovalLink], metrics: &Metrics) {
+        let links = Links {
+            approvals: approvals.to_vec(),
+            // An id is letters, digits and dashes: it goes into a path as it is.
+            console: self.console.as_ref().map(|base| format!("{base}/incidents/{}", incident.id)),
+        };
         let mut set = tokio::task::JoinSet::new();
         for name in &incident.notify {
             if let Some(n) = self.by_name.get(name).cloned() {
-                let (incident, links, metrics, name) =
-                    (incident.clone(), links.to_vec(), metrics.clone(), name.clone());
+                let (incident, links, metrics, name) = (incident.clone(), links.clone(), metrics.clone(), name.clone());
                 set.spawn(async move {
                     let delivered = n.notify(event, &incident, &links).await;
                     metrics.notification(&name, delivered.is_ok());

@@ -1,8 +1,7 @@
 //! Google Chat incoming webhook: a cardsV2 card (header, sections of widgets, link buttons).
 
-use riposte_core::approval::ApprovalLink;
 use riposte_core::incident::Incident;
-use riposte_core::notify::Event;
+use riposte_core::notify::{Event, Links};
 use serde_json::{Value, json};
 
 use super::{approval_line, clip, gated_header, headline, limit_line, step_lines};
@@ -17,7 +16,7 @@ fn paragraph(lines: &[String]) -> Value {
 }
 
 /// The cardsV2 message for `event`.
-pub fn message(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Value {
+pub fn message(event: Event, incident: &Incident, links: &Links) -> Value {
     let a = &incident.alert;
     let mut sections = vec![json!({"header": "Alert", "widgets": [
         {"decoratedText": {"topLabel": "Policy", "text": esc(&incident.policy)}},
@@ -38,14 +37,19 @@ pub fn message(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
         if let Some(line) = approval_line(incident) {
             widgets.push(paragraph(&[line]));
         }
-        if !links.is_empty() {
+        if !links.approvals.is_empty() {
             let buttons: Vec<Value> = links
+                .approvals
                 .iter()
                 .map(|l| json!({"text": format!("Review and decide ({})", l.slot), "onClick": {"openLink": {"url": l.url}}}))
                 .collect();
             widgets.push(json!({"buttonList": {"buttons": buttons}}));
         }
         sections.push(json!({"header": gated_header(incident), "widgets": widgets}));
+    }
+    if let Some(url) = &links.console {
+        let button = json!({"text": "Open in the console", "onClick": {"openLink": {"url": url}}});
+        sections.push(json!({"widgets": [{"buttonList": {"buttons": [button]}}]}));
     }
     json!({
         "text": esc(&headline(event, incident)),

@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use riposte_core::approval::ApprovalLink;
 use riposte_core::incident::{Incident, StepStatus};
-use riposte_core::notify::{ConsoleNotifier, Event, Notifier, Notifiers, NotifyError};
+use riposte_core::notify::{ConsoleNotifier, Event, Links, Notifier, Notifiers, NotifyError};
 use riposte_core::policy::NotifierConfig;
 use riposte_core::store::status_name;
 use serde_json::Value;
@@ -57,7 +56,7 @@ impl WebhookNotifier {
         self
     }
 
-    fn body(&self, event: Event, incident: &Incident, links: &[ApprovalLink]) -> Value {
+    fn body(&self, event: Event, incident: &Incident, links: &Links) -> Value {
         match self.format {
             ChatFormat::Slack => slack::message(event, incident, links),
             ChatFormat::GoogleChat => google_chat::message(event, incident, links),
@@ -68,7 +67,7 @@ impl WebhookNotifier {
 
 #[async_trait]
 impl Notifier for WebhookNotifier {
-    async fn notify(&self, event: Event, incident: &Incident, links: &[ApprovalLink]) -> Result<(), NotifyError> {
+    async fn notify(&self, event: Event, incident: &Incident, links: &Links) -> Result<(), NotifyError> {
         let body = self.body(event, incident, links);
         let fail = |reason: String| NotifyError { name: self.name.clone(), reason };
         let mut delay = self.backoff;

@@ -1,9 +1,8 @@
 //! Slack incoming webhook: Block Kit (header, sections, link buttons, context), within Slack's
 //! limits (header 150 characters, section text 3000, at most 25 buttons, URLs ≤ 3000).
 
-use riposte_core::approval::ApprovalLink;
 use riposte_core::incident::Incident;
-use riposte_core::notify::Event;
+use riposte_core::notify::{Event, Links};
 use serde_json::{Value, json};
 
 use super::{approval_line, clip, gated_header, headline, limit_line, step_lines};
@@ -19,7 +18,7 @@ fn section(title: &str, lines: &[String]) -> Value {
 }
 
 /// The Block Kit message for `event`.
-pub fn message(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Value {
+pub fn message(event: Event, incident: &Incident, links: &Links) -> Value {
     let a = &incident.alert;
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": clip(&format!("Incident {}: {}", incident.id, a.rule), 150)}}),
@@ -42,15 +41,20 @@ pub fn message(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
     if let Some(line) = limit_line(incident) {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", esc(&line))}}));
     }
-    if !links.is_empty() {
-        let buttons: Vec<Value> = links
-            .iter()
-            .take(25)
-            .map(|l| {
-                json!({"type": "button", "style": "danger", "url": l.url,
-                       "text": {"type": "plain_text", "text": clip(&format!("Review and decide ({})", l.slot), 75)}})
-            })
-            .collect();
+    let mut buttons: Vec<Value> = links
+        .approvals
+        .iter()
+        .take(24)
+        .map(|l| {
+            json!({"type": "button", "style": "danger", "url": l.url,
+                   "text": {"type": "plain_text", "text": clip(&format!("Review and decide ({})", l.slot), 75)}})
+        })
+        .collect();
+    if let Some(url) = &links.console {
+        buttons
+            .push(json!({"type": "button", "url": url, "text": {"type": "plain_text", "text": "Open in the console"}}));
+    }
+    if !buttons.is_empty() {
         blocks.push(json!({"type": "actions", "elements": buttons}));
     }
     if let Some(line) = approval_line(incident) {

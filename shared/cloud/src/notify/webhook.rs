@@ -1,13 +1,12 @@
 //! A generic JSON webhook: riposte's own document, stable for automation.
 
-use riposte_core::approval::ApprovalLink;
 use riposte_core::incident::Incident;
 use riposte_core::intake::StepView;
-use riposte_core::notify::Event;
+use riposte_core::notify::{Event, Links};
 use serde_json::{Value, json};
 
 /// The webhook document for `event`.
-pub fn payload(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Value {
+pub fn payload(event: Event, incident: &Incident, links: &Links) -> Value {
     let a = &incident.alert;
     json!({
         "event": match event { Event::Opened => "opened", Event::Decided => "decided", Event::StepsFinished => "steps_finished" },
@@ -24,6 +23,7 @@ pub fn payload(event: Event, incident: &Incident, links: &[ApprovalLink]) -> Val
                 "decisions": ap.decisions,
             })),
         },
-        "links": links,
+        "links": links.approvals,
+        "console_url": links.console,
     })
 }

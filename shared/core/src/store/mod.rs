@@ -126,6 +126,12 @@ pub struct IncidentSummary {
     pub rule: String,
     /// Steps per status, e.g. `3 done, 2 awaiting_approval`.
     pub steps: String,
+    /// Where it stands ([`Incident::state`]).
+    #[serde(default)]
+    pub state: String,
+    /// The cluster of its first alert, when the alert named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 impl From<&Incident> for IncidentSummary {
@@ -141,6 +147,8 @@ impl From<&Incident> for IncidentSummary {
             alert_count: i.tally.alert_count,
             rule: i.alert.rule.clone(),
             steps: counts.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "),
+            state: i.state().as_str().to_string(),
+            cluster: i.alert.resource.get("cluster").map(String::from),
         }
     }
 }
