@@ -4,7 +4,8 @@
 //! given as a ratio to the HTTP ceiling measured in the same run with the same senders: the same
 //! router's `GET /healthz`.
 //!
-//! The servers record metrics, as `riposte serve` does; one row measures what that costs.
+//! The servers record metrics and log as `riposte serve` does; one row measures what metrics and
+//! exported traces cost.
 //!
 //! Run: `cargo bench -p riposte-e2e --bench storm` (results go into BENCHMARKS.md; the Firestore
 //! rows need the google-cloud-cli emulator, as the tests do; `-- embedded` runs the embedded rows only).
@@ -96,9 +97,36 @@ async fn serve_with(store: Arc<dyn Store>, metrics: Metrics) -> String {
     riposte_e2e::intake::serve_on_loopback(app(intake_state_with_metrics(store, policies, metrics))).await
 }
 
-/// What recording metrics costs: duplicates on two embedded servers, one recording metrics and
-/// one not, loaded in turn `ROUNDS` times each so that the machine's drift falls on both alike.
-async fn metrics_cost(ceiling: f64) {
+/// Switches the exported traces on and off under the logs every row writes (as `riposte serve`
+/// does, at info, here into a sink).
+type TraceSwitch = Box<dyn Fn(bool)>;
+
+/// Installs the process's subscriber: logs always, traces exported to a local collector that
+/// takes and drops them (a fake: no OpenTelemetry Collector here) while switched on.
+async fn install_tracing() -> TraceSwitch {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let collector = axum::Router::new().route("/v1/traces", axum::routing::post(|| async { "" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+    let traces = riposte::traces::Traces::exporting_to(&endpoint).expect("exporter");
+    let (otel, handle) = tracing_subscriber::reload::Layer::new(Some(traces.layer().with_filter(LevelFilter::INFO)));
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::sink).with_filter(LevelFilter::INFO);
+    tracing_subscriber::registry().with(otel).with(logs).init();
+    handle.reload(None).expect("traces off");
+    Box::new(move |on: bool| {
+        let layer = on.then(|| traces.layer().with_filter(LevelFilter::INFO));
+        handle.reload(layer).expect("reload");
+    })
+}
+
+/// What metrics and traces cost: duplicates on two embedded servers, one recording metrics and
+/// exporting traces, one doing neither, loaded in turn `ROUNDS` times each so that the machine's
+/// drift falls on both alike.
+async fn instrumentation_cost(ceiling: f64, traces: &TraceSwitch) {
     const ROUNDS: usize = 3;
     let mut servers = Vec::new();
     for metrics in [Metrics::off(), Metrics::new()] {
@@ -111,13 +139,15 @@ async fn metrics_cost(ceiling: f64) {
     let mut answered = [0.0; 2];
     for _ in 0..ROUNDS {
         for (i, (url, _)) in servers.iter().enumerate() {
+            traces(i == 1);
             let run = load(std::slice::from_ref(url), "/v1/falco", Some(fixture(FIXTURE))).await;
             answered[i] += run.per_second / ROUNDS as f64;
         }
     }
+    traces(false);
     let [off, on] = answered;
     println!(
-        "| embedded duplicates, metrics off / on ({ROUNDS} alternating runs each) | {off:.0} / {on:.0} | {:.3}× / {:.3}× | | | | | metrics on = {:.3}× off |",
+        "| embedded duplicates, metrics and traces off / on ({ROUNDS} alternating runs each) | {off:.0} / {on:.0} | {:.3}× / {:.3}× | | | | | on = {:.3}× off |",
         off / ceiling,
         on / ceiling,
         on / off
@@ -190,6 +220,7 @@ fn row(name: &str, load: &Load, ceiling: f64, contained: Option<Duration>) {
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
+        let traces = install_tracing().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
         let url = serve(embedded.clone()).await;
@@ -213,7 +244,7 @@ fn main() {
         open_and_contain(&url, &embedded).await;
         let duplicates = load(std::slice::from_ref(&url), "/v1/falco", Some(fixture(FIXTURE))).await;
         row("embedded: duplicates of an open incident", &duplicates, c, None);
-        metrics_cost(c).await;
+        instrumentation_cost(c, &traces).await;
         // `cargo bench -p riposte-e2e --bench storm -- embedded`: the embedded rows only.
         if std::env::args().any(|a| a == "embedded") {
             return;

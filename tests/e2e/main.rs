@@ -31,4 +31,5 @@ mod store;
 mod storm;
 mod sweep;
 mod terraform;
+mod traces;
 mod variants;

@@ -155,20 +155,53 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Cloud Run's `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=OPTIONS` (the span id in decimal).
+struct CloudTrace {
+    trace_id: opentelemetry::trace::TraceId,
+    span_id: opentelemetry::trace::SpanId,
+    sampled: bool,
+}
+
+impl CloudTrace {
+    /// The header's parts, or `None` when it is not one (it is the client's, so never trusted
+    /// further than its shape).
+    fn parse(header: &str) -> Option<CloudTrace> {
+        let (trace, rest) = header.split_once('/').unwrap_or((header, ""));
+        if trace.len() != 32 || !trace.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        let trace_id = opentelemetry::trace::TraceId::from_hex(trace).ok()?;
+        let (span, options) = rest.split_once(';').unwrap_or((rest, ""));
+        let span_id = span.parse::<u64>().map(|s| opentelemetry::trace::SpanId::from_bytes(s.to_be_bytes())).ok();
+        let span_id = span_id.filter(|s| *s != opentelemetry::trace::SpanId::INVALID)?;
+        Some(CloudTrace { trace_id, span_id, sampled: options != "o=0" })
+    }
+
+    fn context(&self) -> opentelemetry::Context {
+        use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
+        let flags = if self.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+        let remote = SpanContext::new(self.trace_id, self.span_id, flags, true, TraceState::default());
+        opentelemetry::Context::new().with_remote_span_context(remote)
+    }
+}
+
 /// Runs each request in a span carrying its Cloud Trace id (from `X-Cloud-Trace-Context`, which
 /// Cloud Run sets) so its log lines are grouped with the request; logs the detail of every 5xx
 /// this service produced, and every 4xx at debug level.
 pub async fn log_internal_errors(request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let trace = request
-        .headers()
-        .get("x-cloud-trace-context")
-        .and_then(|v| v.to_str().ok())
+    let header = request.headers().get("x-cloud-trace-context").and_then(|v| v.to_str().ok());
+    let trace = header
         .and_then(|v| v.split('/').next())
         .filter(|t| !t.is_empty() && t.len() <= 64 && t.chars().all(|c| c.is_ascii_hexdigit()))
         .unwrap_or_default()
         .to_string();
-    let span = tracing::info_span!("request", trace = %trace);
+    let cloud_trace = header.and_then(CloudTrace::parse);
+    let span = tracing::info_span!("request", trace = %trace, http.method = %method, http.route = %path);
+    if let Some(parent) = cloud_trace {
+        // Exported spans continue Cloud Run's trace: one trace id in Cloud Trace and in the logs.
+        let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent.context());
+    }
     let response = next.run(request).instrument(span.clone()).await;
     let _entered = span.enter();
     if let Some(InternalError(detail)) = response.extensions().get::<InternalError>() {
@@ -177,4 +210,28 @@ pub async fn log_internal_errors(request: Request, next: Next) -> Response {
         tracing::debug!(%method, %path, status = response.status().as_u16(), "request refused");
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_runs_trace_header_becomes_the_remote_parent_and_anything_else_is_ignored() {
+        let t = CloudTrace::parse("4bf92f3577b34da6a3ce929d0e0e4736/1234567890;o=1").expect("parsed");
+        assert_eq!(t.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.span_id, opentelemetry::trace::SpanId::from_bytes(1234567890u64.to_be_bytes()));
+        assert!(t.sampled);
+        assert!(!CloudTrace::parse("4bf92f3577b34da6a3ce929d0e0e4736/1;o=0").expect("parsed").sampled);
+        for bad in [
+            "",
+            "4bf92f35/1;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "4bf92f3577b34da6a3ce929d0e0e473g/1;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/x;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/0;o=1",
+        ] {
+            assert!(CloudTrace::parse(bad).is_none(), "{bad:?}");
+        }
+    }
 }

@@ -226,7 +226,9 @@ async fn take_in(
     let bytes = read_body(body, limit).await?;
     let now = Timestamp::now();
 
-    let alerts = match kind.parse(&bytes, &parts.headers) {
+    let parsed = tracing::info_span!("parse", source = kind.as_str(), bytes = bytes.len())
+        .in_scope(|| kind.parse(&bytes, &parts.headers));
+    let alerts = match parsed {
         Ok(alerts) => alerts,
         Err(IngestError::UnprocessableMessage { message_id, reason }) => {
             return acknowledge_rejected(&state, kind, &bytes, message_id, reason, now).await;

@@ -9,6 +9,7 @@ mod logging;
 mod replay;
 mod serve;
 pub mod startup;
+pub mod traces;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -8,14 +8,18 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the global subscriber. `json` selects the Cloud Logging format.
-pub fn init(json: bool) {
+use crate::traces::Traces;
+
+/// Installs the global subscriber. `json` selects the Cloud Logging format; `traces` exports
+/// spans as well.
+pub fn init(json: bool, traces: Option<&Traces>) {
     let mut filter = EnvFilter::try_from_env("RIPOSTE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // The Lambda runtime logs whole events at trace level, credentials included (`Authorization`,
     // `?auth_token=`): whatever RIPOSTE_LOG says, it logs at info at most.
@@ -24,30 +28,30 @@ pub fn init(json: bool) {
             filter = filter.add_directive(directive);
         }
     }
+    // RIPOSTE_LOG says what is logged, not what is traced: exported spans are riposte's own
+    // (info) whatever the log level.
+    let otel = traces.map(|t| t.layer().with_filter(LevelFilter::INFO));
     let result = if json {
         let project = std::env::var("GOOGLE_CLOUD_PROJECT").ok().filter(|p| !p.is_empty());
-        cloud_logging(project, std::io::stderr).with(filter).try_init().map_err(|e| e.to_string())
+        let logs = cloud_logging(project, std::io::stderr).with_filter(filter);
+        tracing_subscriber::registry().with(otel).with(logs).try_init().map_err(|e| e.to_string())
     } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .try_init()
-            .map_err(|e| e.to_string())
+        let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter);
+        tracing_subscriber::registry().with(otel).with(logs).try_init().map_err(|e| e.to_string())
     };
     if let Err(e) = result {
         eprintln!("warning: logging already initialised: {e}");
     }
 }
 
-/// A subscriber writing Cloud Logging JSON lines to `writer`; `project` completes trace ids into
+/// A layer writing Cloud Logging JSON lines to `writer`; `project` completes trace ids into
 /// `projects/P/traces/T`.
-fn cloud_logging<W>(project: Option<String>, writer: W) -> impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync
+fn cloud_logging<S, W>(project: Option<String>, writer: W) -> impl Layer<S> + Send + Sync
 where
+    S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::registry()
-        .with(TraceIds)
-        .with(tracing_subscriber::fmt::layer().event_format(CloudLogging { project }).with_writer(writer))
+    TraceIds.and_then(tracing_subscriber::fmt::layer().event_format(CloudLogging { project }).with_writer(writer))
 }
 
 /// Cloud Logging structured format.
@@ -152,7 +156,8 @@ mod tests {
     fn json_lines_carry_severity_message_and_the_request_trace() {
         let buffer = Buffer::default();
         let sink = buffer.clone();
-        let subscriber = cloud_logging(Some("shop-prod".into()), move || sink.clone());
+        let subscriber =
+            tracing_subscriber::registry().with(cloud_logging(Some("shop-prod".into()), move || sink.clone()));
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("request", trace = "4bf92f3577b34da6a3ce929d0e0e4736");
             let _in = span.enter();

@@ -44,14 +44,19 @@ pub fn info_path(state_dir: &Path) -> PathBuf {
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let lookup = Lookup::process();
     let env = EnvConfig::from_lookup(lookup)?;
-    crate::logging::init(env.json_logs);
+    let traces = crate::traces::Traces::from_env().map_err(CliError::Usage)?;
+    crate::logging::init(env.json_logs, traces.as_ref());
     let (policies, origin) = load_policies(args.policy.as_deref().or(env.policy.as_deref()))?;
     let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve(env, lookup, policies, origin, state_dir, args.port))
+    let served = runtime.block_on(serve(env, lookup, policies, origin, state_dir, args.port));
+    if let Some(t) = traces {
+        t.shutdown();
+    }
+    served
 }
 
 async fn serve(

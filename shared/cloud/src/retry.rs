@@ -6,6 +6,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument as _;
+
 use crate::backoff::Backoff;
 
 /// How hard a call is retried before the step gives up for this attempt.
@@ -36,15 +38,22 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let start = Instant::now();
+    // One span per call, its attempts in it: what a step spent waiting on each API.
+    let span = tracing::info_span!("call", api, attempts = tracing::field::Empty, failed = tracing::field::Empty);
     let mut n = 0;
     loop {
-        let error = match tokio::time::timeout(budget.attempt_timeout, attempt()).await {
-            Ok(Ok(v)) => return Ok(v),
+        let error = match tokio::time::timeout(budget.attempt_timeout, attempt()).instrument(span.clone()).await {
+            Ok(Ok(v)) => {
+                span.record("attempts", n + 1);
+                return Ok(v);
+            }
             Ok(Err(e)) => e,
             Err(_) => E::timed_out(budget.attempt_timeout),
         };
         let delay = budget.backoff.delay(n);
         if !error.transient() || start.elapsed() + delay > budget.total {
+            span.record("attempts", n + 1);
+            span.record("failed", true);
             return Err(error);
         }
         tracing::debug!(api, attempt = n, "transient failure; the call will be retried");

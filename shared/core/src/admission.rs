@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 use crate::alert::{Alert, AlertStatus};
 use crate::approval::Keys;
@@ -76,6 +77,8 @@ struct Request {
     routes: Vec<Vec<Route>>,
     received_at: Timestamp,
     reply: oneshot::Sender<Result<Vec<AlertOutcome>, StoreError>>,
+    /// The caller's span: the incidents its alerts open are contained in its trace.
+    span: tracing::Span,
 }
 
 impl Admission {
@@ -95,14 +98,18 @@ impl Admission {
     /// durable. Incidents they opened are then planned, notified and running.
     pub async fn admit(&self, mut alerts: Vec<Alert>, now: Timestamp) -> Result<Vec<AlertOutcome>, StoreError> {
         self.policies.apply_defaults(&mut alerts);
-        let routes = alerts.iter().map(|alert| self.routes(alert)).collect();
+        let routes: Vec<Vec<Route>> = tracing::info_span!("match", alerts = alerts.len())
+            .in_scope(|| alerts.iter().map(|alert| self.routes(alert)).collect());
         if let Some(writer) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).take() {
             tokio::spawn(writer.run());
         }
+        // Until the batch holding these alerts is durable.
+        let span =
+            tracing::info_span!("admit", alerts = alerts.len(), routed = routes.iter().map(Vec::len).sum::<usize>());
         let (reply, answer) = oneshot::channel();
-        let request = Request { alerts, routes, received_at: now, reply };
+        let request = Request { alerts, routes, received_at: now, reply, span: span.clone() };
         self.queue.send(request).map_err(|_| StoreError::Backend("the admission writer stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Backend("the admission writer stopped".into()))?
+        answer.instrument(span).await.map_err(|_| StoreError::Backend("the admission writer stopped".into()))?
     }
 
     fn routes(&self, alert: &Alert) -> Vec<Route> {
@@ -176,12 +183,12 @@ impl AdmissionParts {
         // answer is out, so the work must already be tracked by the runner.
         let mut opened: HashMap<String, Incident> = HashMap::new();
         for g in &groups {
-            for (arrival, admitted) in g.arrivals.iter().zip(&g.admitted) {
+            for (a, (arrival, admitted)) in g.arrivals.iter().zip(&g.admitted).enumerate() {
                 match (admitted, &arrival.candidate) {
                     (Admitted::Counted { opened: true, limit_reached, .. }, Some(candidate)) => {
                         let mut incident = candidate.opening(limit_reached.as_deref());
                         incident.tally.count(arrival.alerts - 1, arrival.last_at);
-                        self.start(&incident);
+                        self.start(&incident, &batch[g.openers[a].0].span);
                         opened.insert(incident.id.clone(), incident);
                     }
                     (Admitted::Resolved { incident_id: Some(id) }, _) => self.journal_resolution(id, arrival),
@@ -326,8 +333,9 @@ impl AdmissionParts {
         }
     }
 
-    /// Signs the links of a new incident, tells the notifiers and starts its steps.
-    fn start(&self, incident: &Incident) {
+    /// Signs the links of a new incident, tells the notifiers and starts its steps in the trace
+    /// of `opener`, the span of the request whose alert opened it.
+    fn start(&self, incident: &Incident, opener: &tracing::Span) {
         let parts = self;
         log_opened(incident);
         parts.runner.metrics().incident_opened(&incident.policy);
@@ -340,7 +348,7 @@ impl AdmissionParts {
             None => Vec::new(),
         };
         parts.runner.announce(Event::Opened, incident.clone(), links);
-        parts.runner.start(incident.id.clone());
+        parts.runner.start(incident.id.clone(), opener);
     }
 
     /// What became of `request`'s alerts, or the first error that kept one of them out.

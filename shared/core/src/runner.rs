@@ -8,6 +8,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tokio::task::JoinSet;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::approval::ApprovalLink;
 use crate::executor::{ExecError, Executor, for_incident};
@@ -121,14 +122,19 @@ impl Runner {
         self.spawn(async move { notifiers.send(event, &incident, &links, &metrics).await });
     }
 
-    /// Runs incident `id` in the background; what fails there is resumed by the sweep.
-    pub fn start(&self, id: String) {
+    /// Runs incident `id` in the background, in a `contain` span under `parent` (the trace of the
+    /// alert that opened it, or of the approval); what fails there is resumed by the sweep.
+    pub fn start(&self, id: String, parent: &tracing::Span) {
         let runner = self.clone();
-        self.spawn(async move {
-            if let Err(e) = runner.run(&id).await {
-                tracing::error!(incident = %id, error = %e, "runner failed; the sweep will resume it");
+        let span = tracing::info_span!(parent: parent, "contain", incident = %id);
+        self.spawn(
+            async move {
+                if let Err(e) = runner.run(&id).await {
+                    tracing::error!(incident = %id, error = %e, "runner failed; the sweep will resume it");
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     /// Applies an approver's decision on incident `id` (one decision per link, the first that
@@ -143,7 +149,7 @@ impl Runner {
         let decided_at = decision.at;
         let outcome = Ops(self.store.as_ref()).decide(id, plan_hash, decision).await?;
         if outcome == Some(DecisionOutcome::Approved) {
-            self.start(id.to_string());
+            self.start(id.to_string(), &tracing::Span::current());
         }
         let ended = match outcome {
             Some(DecisionOutcome::Approved) => Some("approved"),
@@ -210,7 +216,8 @@ impl Runner {
         let approved = self.scope != StepScope::Automatic;
         for step in incident.steps.iter().filter(|s| automatic && !s.gated && incident.claimable(s.index, now)) {
             let (runner, incident, executor, index) = (self.clone(), incident.clone(), executor.clone(), step.index);
-            set.spawn(async move { runner.run_step(&incident, index, executor.as_ref()).await });
+            // In the incident's span (`contain`): its steps belong to the alert's trace.
+            set.spawn(async move { runner.run_step(&incident, index, executor.as_ref()).await }.in_current_span());
         }
         // Wait for every step even if one fails to record: dropping the set would cancel the others.
         while let Some(result) = set.join_next().await {
@@ -312,8 +319,16 @@ impl Runner {
                 }
             }))
         };
+        let span = tracing::info_span!(
+            "step",
+            incident = %incident.id,
+            index,
+            action = step.action.name(),
+            attempt = step.attempts,
+            outcome = tracing::field::Empty,
+        );
         let result = tokio::select! {
-            result = executor.execute(incident, &step) => result,
+            result = executor.execute(incident, &step).instrument(span.clone()) => result,
             Ok(()) = &mut lost_rx => {
                 self.metrics.step(step.action.name(), "lease_lost", None);
                 tracing::warn!(incident = %incident.id, step = index, "lease lost while executing; stopped, the new owner carries on with the same idempotency key");
@@ -332,6 +347,7 @@ impl Runner {
             Err(ExecError::Skip(reason)) => (StepStatus::Skipped { reason }, None, "skipped"),
             Err(e) => (StepStatus::Failed { error: e.to_string() }, None, "failed"),
         };
+        span.record("outcome", outcome);
         let now = Timestamp::now();
         let finished = ops.finish_step(&incident.id, index, &self.owner, status, report, now).await?;
         crate::crash::point("step-recorded").await;
