@@ -41,11 +41,12 @@ module "riposte" {
   # The policy file goes into its secret from here; null leaves that to gcloud.
   policy_yaml = var.policy_file == null ? null : file(var.policy_file)
 
-  notifier_secrets  = var.notifier_secrets
-  target_projects   = var.target_projects
-  forensics_project = var.forensics_project
-  evidence_bucket   = var.evidence_bucket
-  responders        = var.responders
+  notifier_secrets      = var.notifier_secrets
+  target_projects       = var.target_projects
+  forensics_project     = var.forensics_project
+  evidence_bucket       = var.evidence_bucket
+  metrics_sidecar_image = var.metrics_sidecar_image
+  responders            = var.responders
 
   create_example_alert_policy = var.create_example_alert_policy
 

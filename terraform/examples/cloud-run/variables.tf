@@ -62,6 +62,12 @@ variable "evidence_bucket" {
   default     = null
 }
 
+variable "metrics_sidecar_image" {
+  description = "Managed Service for Prometheus sidecar image for Cloud Run: riposte's metrics go to Cloud Monitoring. Null: none."
+  type        = string
+  default     = null
+}
+
 variable "responders" {
   description = "Members allowed to run riposte incident release (user:…, group:…)."
   type        = list(string)

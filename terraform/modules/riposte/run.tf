@@ -17,6 +17,7 @@ locals {
       RIPOSTE_GKE_PRIVATE_ENDPOINT = tostring(var.gke_private_endpoint)
     },
     length(var.verify_keys) > 0 ? { RIPOSTE_VERIFY_KEYS = join(",", var.verify_keys) } : {},
+    local.metrics_env,
   )
 
   # extra_env comes first: it cannot override what the module sets.
@@ -78,6 +79,22 @@ resource "google_cloud_run_v2_service" "ingest" {
           network    = vpc_access.value.network
           subnetwork = vpc_access.value.subnetwork
           tags       = vpc_access.value.tags
+        }
+      }
+    }
+
+    dynamic "volumes" {
+      for_each = local.metrics_enabled ? [1] : []
+      content {
+        name = "metrics-scrape"
+        secret {
+          secret       = google_secret_manager_secret.metrics_config[0].secret_id
+          default_mode = 292
+          items {
+            version = google_secret_manager_secret_version.metrics_config[0].version
+            path    = "config.yaml"
+            mode    = 292
+          }
         }
       }
     }
@@ -161,6 +178,20 @@ resource "google_cloud_run_v2_service" "ingest" {
         }
       }
     }
+
+    # Scrapes riposte's loopback metrics port into Cloud Monitoring (prometheus.tf).
+    dynamic "containers" {
+      for_each = local.metrics_enabled ? [1] : []
+      content {
+        name       = "metrics"
+        image      = var.metrics_sidecar_image
+        depends_on = ["riposte"]
+        volume_mounts {
+          name       = "metrics-scrape"
+          mount_path = "/etc/rungmp"
+        }
+      }
+    }
   }
 
   traffic {
@@ -210,6 +241,22 @@ resource "google_cloud_run_v2_service" "approve" {
           network    = vpc_access.value.network
           subnetwork = vpc_access.value.subnetwork
           tags       = vpc_access.value.tags
+        }
+      }
+    }
+
+    dynamic "volumes" {
+      for_each = local.metrics_enabled ? [1] : []
+      content {
+        name = "metrics-scrape"
+        secret {
+          secret       = google_secret_manager_secret.metrics_config[0].secret_id
+          default_mode = 292
+          items {
+            version = google_secret_manager_secret_version.metrics_config[0].version
+            path    = "config.yaml"
+            mode    = 292
+          }
         }
       }
     }
@@ -289,6 +336,20 @@ resource "google_cloud_run_v2_service" "approve" {
         http_get {
           path = "/healthz"
           port = 8080
+        }
+      }
+    }
+
+    # Scrapes riposte's loopback metrics port into Cloud Monitoring (prometheus.tf).
+    dynamic "containers" {
+      for_each = local.metrics_enabled ? [1] : []
+      content {
+        name       = "metrics"
+        image      = var.metrics_sidecar_image
+        depends_on = ["riposte"]
+        volume_mounts {
+          name       = "metrics-scrape"
+          mount_path = "/etc/rungmp"
         }
       }
     }

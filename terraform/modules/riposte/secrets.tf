@@ -30,8 +30,8 @@ locals {
   )
 
   # Secret ids each service may read (the policy file is a volume, not an env var).
-  ingest_secrets  = toset(concat(values(local.ingest_secret_env), [google_secret_manager_secret.policy.secret_id]))
-  approve_secrets = toset(concat(values(local.approve_secret_env), [google_secret_manager_secret.policy.secret_id]))
+  ingest_secrets  = toset(concat(values(local.ingest_secret_env), [google_secret_manager_secret.policy.secret_id], local.metrics_secrets))
+  approve_secrets = toset(concat(values(local.approve_secret_env), [google_secret_manager_secret.policy.secret_id], local.metrics_secrets))
 }
 
 resource "google_secret_manager_secret" "signing_key" {

@@ -337,3 +337,9 @@ variable "scheduler_region" {
   type        = string
   default     = null
 }
+
+variable "metrics_sidecar_image" {
+  description = "Google Cloud Managed Service for Prometheus sidecar for Cloud Run (us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:VERSION, preferably pinned by digest). When set, both services serve GET /metrics on 127.0.0.1:9464 and the sidecar writes the series to Cloud Monitoring every 30 s (their accounts gain roles/monitoring.metricWriter). Null: no metrics are collected."
+  type        = string
+  default     = null
+}
