@@ -97,12 +97,21 @@ async fn serve_with(store: Arc<dyn Store>, metrics: Metrics) -> String {
     riposte_e2e::intake::serve_on_loopback(app(intake_state_with_metrics(store, policies, metrics))).await
 }
 
-/// Switches the exported traces on and off under the logs every row writes (as `riposte serve`
-/// does, at info, here into a sink).
-type TraceSwitch = Box<dyn Fn(bool)>;
+/// How the traces of the next load are exported.
+#[derive(Clone, Copy, PartialEq)]
+enum Tracing {
+    Off,
+    /// Every alert's trace.
+    Every,
+    /// One trace in a hundred (as `OTEL_TRACES_SAMPLER`, or Cloud Run's sampled header, would).
+    Sampled,
+}
 
-/// Installs the process's subscriber: logs always, traces exported to a local collector that
-/// takes and drops them (a fake: no OpenTelemetry Collector here) while switched on.
+type TraceSwitch = Box<dyn Fn(Tracing)>;
+
+/// Installs the process's subscriber: logs always (as `riposte serve` does, at info, here into a
+/// sink), and traces exported to a local collector that takes and drops them (a fake: no
+/// OpenTelemetry Collector here) as switched.
 async fn install_tracing() -> TraceSwitch {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::filter::LevelFilter;
@@ -112,46 +121,59 @@ async fn install_tracing() -> TraceSwitch {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, collector).await });
-    let traces = riposte::traces::Traces::exporting_to(&endpoint).expect("exporter");
-    let (otel, handle) = tracing_subscriber::reload::Layer::new(Some(traces.layer().with_filter(LevelFilter::INFO)));
+    let every = riposte::traces::Traces::exporting_to(&endpoint, 1.0).expect("exporter");
+    let sampled = riposte::traces::Traces::exporting_to(&endpoint, 0.01).expect("exporter");
+    let (otel, handle) = tracing_subscriber::reload::Layer::new(Some(every.layer().with_filter(LevelFilter::INFO)));
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::sink).with_filter(LevelFilter::INFO);
     tracing_subscriber::registry().with(otel).with(logs).init();
     handle.reload(None).expect("traces off");
-    Box::new(move |on: bool| {
-        let layer = on.then(|| traces.layer().with_filter(LevelFilter::INFO));
+    Box::new(move |tracing: Tracing| {
+        let layer = match tracing {
+            Tracing::Off => None,
+            Tracing::Every => Some(every.layer().with_filter(LevelFilter::INFO)),
+            Tracing::Sampled => Some(sampled.layer().with_filter(LevelFilter::INFO)),
+        };
         handle.reload(layer).expect("reload");
     })
 }
 
-/// What metrics and traces cost: duplicates on two embedded servers, one recording metrics and
-/// exporting traces, one doing neither, loaded in turn `ROUNDS` times each so that the machine's
-/// drift falls on both alike.
+/// What metrics and traces cost: duplicates on three embedded servers, one with neither, two
+/// recording metrics and exporting every trace or one in a hundred, loaded in turn `ROUNDS` times
+/// each so that the machine's drift falls on all alike. Throughput and CPU per alert (senders and
+/// server) as ratios to "off".
 async fn instrumentation_cost(ceiling: f64, traces: &TraceSwitch) {
-    const ROUNDS: usize = 3;
+    const ROUNDS: usize = 4;
+    let configs =
+        [(Tracing::Off, "off"), (Tracing::Every, "on, every trace"), (Tracing::Sampled, "on, 1 trace in 100")];
     let mut servers = Vec::new();
-    for metrics in [Metrics::off(), Metrics::new()] {
+    for (tracing, _) in configs {
+        let metrics = if tracing == Tracing::Off { Metrics::off() } else { Metrics::new() };
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
         let url = serve_with(store.clone(), metrics).await;
         open_and_contain(&url, &store).await;
         servers.push((url, dir));
     }
-    let mut answered = [0.0; 2];
+    let (mut rate, mut cpu) = ([0.0; 3], [0.0; 3]);
     for _ in 0..ROUNDS {
         for (i, (url, _)) in servers.iter().enumerate() {
-            traces(i == 1);
+            traces(configs[i].0);
             let run = load(std::slice::from_ref(url), "/v1/falco", Some(fixture(FIXTURE))).await;
-            answered[i] += run.per_second / ROUNDS as f64;
+            rate[i] += run.per_second / ROUNDS as f64;
+            cpu[i] += run.cpu_us / ROUNDS as f64;
         }
     }
-    traces(false);
-    let [off, on] = answered;
-    println!(
-        "| embedded duplicates, metrics and traces off / on ({ROUNDS} alternating runs each) | {off:.0} / {on:.0} | {:.3}× / {:.3}× | | | | | on = {:.3}× off |",
-        off / ceiling,
-        on / ceiling,
-        on / off
-    );
+    traces(Tracing::Off);
+    for (i, (_, name)) in configs.iter().enumerate() {
+        println!(
+            "| embedded duplicates, metrics and traces {name} ({ROUNDS} alternating runs) | {:.0} | {:.3}× | | | | {:.0} µs | {:.3}× the alerts/s, {:.3}× the CPU per alert of off |",
+            rate[i],
+            rate[i] / ceiling,
+            cpu[i],
+            rate[i] / rate[0],
+            cpu[i] / cpu[0]
+        );
+    }
 }
 
 /// When (after `since`) every automatic step of `id` had finished, polled every 5 ms during the storm.
