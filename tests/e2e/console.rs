@@ -132,7 +132,8 @@ async fn off_the_loopback_interface_the_console_needs_identity_aware_proxy() {
     let closed = spawn_app_reachable_from_others(&[]).await;
     assert_eq!(client.get(format!("{}/console", closed.url)).send().await.expect("get").status(), 404);
     // Behind IAP (a fake: its assertions signed by a fake Google key): a request without IAP's
-    // signed assertion, or with one for another audience, is refused; a signed-in person reads.
+    // signed assertion, or with one for another audience, is refused as on the approval pages; a
+    // signed-in person reads.
     const AUDIENCE: &str = "/projects/481516234/global/backendServices/42";
     let google = FakeGoogleKeys::start("iap-console").await;
     let iap = spawn_app_reachable_from_others(&[
@@ -151,7 +152,7 @@ async fn off_the_loopback_interface_the_console_needs_identity_aware_proxy() {
     let url = format!("{}/console", iap.url);
     assert_eq!(client.get(&url).send().await.expect("get").status(), 401);
     let other = client.get(&url).header("x-goog-iap-jwt-assertion", assertion("/projects/1/other")).send().await;
-    assert_eq!(other.expect("get").status(), 403);
+    assert_eq!(other.expect("get").status(), 401);
     let signed_in = client.get(&url).header("x-goog-iap-jwt-assertion", assertion(AUDIENCE)).send().await;
     assert_eq!(signed_in.expect("get").status(), 200);
 }

@@ -55,6 +55,17 @@ impl Scrape {
             .collect()
     }
 
+    /// Every series of counter `name`, by the values of its two labels `a` and `b`.
+    pub fn by_two(&self, name: &str, a: &str, b: &str) -> BTreeMap<(String, String), f64> {
+        self.counters(name)
+            .into_iter()
+            .map(|(labels, v)| {
+                let l: BTreeMap<_, _> = labels.into_iter().collect();
+                ((l[a].clone(), l[b].clone()), v)
+            })
+            .collect()
+    }
+
     /// Observations and their sum in histogram `name` with `labels` (besides `le`).
     pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Option<(u64, f64)> {
         self.0.samples.iter().filter(|s| s.metric == name).find_map(|s| {
@@ -148,23 +159,8 @@ async fn metrics_count_exactly_what_the_fixtures_were_answered_with() {
     }
 
     let scrape = scrape(&app.url, None).await;
-    let counted: BTreeMap<(String, String), f64> = scrape
-        .counters("riposte_alerts_total")
-        .into_iter()
-        .map(|(labels, v)| {
-            let l: BTreeMap<_, _> = labels.into_iter().collect();
-            ((l["source"].clone(), l["outcome"].clone()), v)
-        })
-        .collect();
-    assert_eq!(counted, alerts, "alerts by source and outcome");
-    let counted: BTreeMap<(String, String), f64> = scrape
-        .counters("riposte_intake_requests_total")
-        .into_iter()
-        .map(|(labels, v)| {
-            let l: BTreeMap<_, _> = labels.into_iter().collect();
-            ((l["endpoint"].clone(), l["outcome"].clone()), v)
-        })
-        .collect();
+    assert_eq!(scrape.by_two("riposte_alerts_total", "source", "outcome"), alerts, "alerts by source and outcome");
+    let counted = scrape.by_two("riposte_intake_requests_total", "endpoint", "outcome");
     assert_eq!(counted, requests, "intake requests by endpoint and outcome");
     for (policy, n) in &opened_by_policy {
         assert_eq!(scrape.counter("riposte_incidents_opened_total", &[("policy", policy)]), *n, "{policy}");

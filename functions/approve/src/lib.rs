@@ -157,16 +157,21 @@ fn page(incident: &Incident, slot: &str, notice: Option<&str>, status: StatusCod
     response
 }
 
+/// The email of the person Identity-Aware Proxy signed in: only its signed assertion counts (the
+/// plain email header is anyone's to set). A missing or invalid assertion is a 401.
+async fn signed_in(verifier: &IapVerifier, headers: &HeaderMap) -> Result<String, Refusal> {
+    let assertion = headers.get("x-goog-iap-jwt-assertion").and_then(|v| v.to_str().ok()).ok_or_else(|| {
+        refuse(StatusCode::UNAUTHORIZED, "Sign-in required", "Identity-Aware Proxy did not identify you.")
+    })?;
+    verifier.email(assertion).await.map_err(|e| refuse(StatusCode::UNAUTHORIZED, "Sign-in required", e))
+}
+
 /// Lets the request through to the console, or refuses it before anything is read.
 async fn console_access(state: &ApproveState, headers: &HeaderMap) -> Result<(), Refusal> {
     match (state.console, &state.iap) {
         (ConsoleAccess::Loopback, _) => Ok(()),
         (ConsoleAccess::Iap, Some(verifier)) => {
-            let assertion = headers.get("x-goog-iap-jwt-assertion").and_then(|v| v.to_str().ok()).ok_or_else(|| {
-                refuse(StatusCode::UNAUTHORIZED, "Sign-in required", "Identity-Aware Proxy did not identify you.")
-            })?;
-            let email =
-                verifier.email(assertion).await.map_err(|e| refuse(StatusCode::FORBIDDEN, "Sign-in refused", e))?;
+            let email = signed_in(verifier, headers).await?;
             tracing::debug!(%email, "console read");
             Ok(())
         }
@@ -273,11 +278,7 @@ async fn decide(
     let listed = incident.approval.as_ref().is_some_and(|a| !a.approvers.is_empty());
     let by = match &state.iap {
         Some(verifier) => {
-            let assertion = headers.get("x-goog-iap-jwt-assertion").and_then(|v| v.to_str().ok()).ok_or_else(|| {
-                refuse(StatusCode::UNAUTHORIZED, "Sign-in required", "Identity-Aware Proxy did not identify you.")
-            })?;
-            let email =
-                verifier.email(assertion).await.map_err(|e| refuse(StatusCode::UNAUTHORIZED, "Sign-in required", e))?;
+            let email = signed_in(verifier, &headers).await?;
             if listed && !email.eq_ignore_ascii_case(&claims.sub) {
                 return Err(refuse(
                     StatusCode::FORBIDDEN,
