@@ -48,8 +48,12 @@ fn cpu_time() -> Duration {
 /// `SENDERS` senders, each on its own connection, send requests to `urls` (round robin by sender)
 /// for `SCENARIO`; a POST when `body` is given, else a GET. Every answer must be 200.
 async fn load(urls: &[String], path: &str, body: Option<Vec<u8>>) -> Load {
+    load_for(SCENARIO, urls, path, body).await
+}
+
+async fn load_for(duration: Duration, urls: &[String], path: &str, body: Option<Vec<u8>>) -> Load {
     let (started, cpu) = (Instant::now(), cpu_time());
-    let deadline = started + SCENARIO;
+    let deadline = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
     for s in 0..SENDERS {
         let (url, body) = (format!("{}{path}", urls[s % urls.len()]), body.clone());
@@ -97,82 +101,129 @@ async fn serve_with(store: Arc<dyn Store>, metrics: Metrics) -> String {
     riposte_e2e::intake::serve_on_loopback(app(intake_state_with_metrics(store, policies, metrics))).await
 }
 
-/// How the traces of the next load are exported.
+/// How a server's spans are exported.
 #[derive(Clone, Copy, PartialEq)]
 enum Tracing {
     Off,
     /// Every alert's trace.
     Every,
-    /// One trace in a hundred (as `OTEL_TRACES_SAMPLER`, or Cloud Run's sampled header, would).
+    /// One trace in a hundred (as `OTEL_TRACES_SAMPLER=parentbased_traceidratio` with
+    /// `OTEL_TRACES_SAMPLER_ARG=0.01` does; on Cloud Run, `X-Cloud-Trace-Context`'s `o=0` takes
+    /// the path of the 99 others).
     Sampled,
 }
 
-type TraceSwitch = Box<dyn Fn(Tracing)>;
-
-/// Installs the process's subscriber: logs always (as `riposte serve` does, at info, here into a
-/// sink), and traces exported to a local collector that takes and drops them (a fake: no
-/// OpenTelemetry Collector here) as switched.
-async fn install_tracing() -> TraceSwitch {
+/// Logs as `riposte serve` does (at info), here into a sink.
+fn logs<S>() -> impl tracing_subscriber::Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
     use tracing_subscriber::Layer as _;
-    use tracing_subscriber::filter::LevelFilter;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let collector = axum::Router::new().route("/v1/traces", axum::routing::post(|| async { "" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, collector).await });
-    let every = riposte::traces::Traces::exporting_to(&endpoint, 1.0).expect("exporter");
-    let sampled = riposte::traces::Traces::exporting_to(&endpoint, 0.01).expect("exporter");
-    let (otel, handle) = tracing_subscriber::reload::Layer::new(Some(every.layer().with_filter(LevelFilter::INFO)));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::sink).with_filter(LevelFilter::INFO);
-    tracing_subscriber::registry().with(otel).with(logs).init();
-    handle.reload(None).expect("traces off");
-    Box::new(move |tracing: Tracing| {
-        let layer = match tracing {
-            Tracing::Off => None,
-            Tracing::Every => Some(every.layer().with_filter(LevelFilter::INFO)),
-            Tracing::Sampled => Some(sampled.layer().with_filter(LevelFilter::INFO)),
-        };
-        handle.reload(layer).expect("reload");
-    })
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::sink)
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
 }
 
-/// What metrics and traces cost: duplicates on three embedded servers, one with neither, two
-/// recording metrics and exporting every trace or one in a hundred, loaded in turn `ROUNDS` times
-/// each so that the machine's drift falls on all alike. Throughput and CPU per alert (senders and
-/// server) as ratios to "off".
-async fn instrumentation_cost(ceiling: f64, traces: &TraceSwitch) {
-    const ROUNDS: usize = 4;
-    let configs =
-        [(Tracing::Off, "off"), (Tracing::Every, "on, every trace"), (Tracing::Sampled, "on, 1 trace in 100")];
+/// A subscriber as `riposte serve` builds it (logging::init): logs, and traces exported over
+/// OTLP/HTTP to a local collector that takes and drops them (a fake: no OpenTelemetry Collector
+/// here) as `tracing` says.
+async fn subscriber(tracing: Tracing) -> tracing::Dispatch {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let sampling = |ratio| riposte::traces::Sampling { ratio, follow_sender: true };
+    let traces = match tracing {
+        Tracing::Off => None,
+        Tracing::Every => Some(sampling(1.0)),
+        Tracing::Sampled => Some(sampling(0.01)),
+    };
+    let otel = match traces {
+        Some(sampling) => {
+            let collector = axum::Router::new().route("/v1/traces", axum::routing::post(|| async { "" }));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+            tokio::spawn(async move { axum::serve(listener, collector).await });
+            let traces = riposte::traces::Traces::exporting_to(&endpoint, sampling).expect("exporter");
+            Some(traces.layer())
+        }
+        None => None,
+    };
+    tracing::Dispatch::new(tracing_subscriber::registry().with(otel).with(logs()))
+}
+
+/// A runtime of two workers whose threads all use `dispatch`: a server in it is traced as if it
+/// were alone in its process (the subscriber of a process is installed once; per-layer filters
+/// cannot be swapped in afterwards).
+fn runtime_with(dispatch: tracing::Dispatch) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || {
+            // For the thread's whole life.
+            std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+        })
+        .build()
+        .expect("runtime")
+}
+
+/// The median of `values`.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+}
+
+/// What metrics and traces cost: duplicates on four embedded servers, each in its own runtime
+/// with its own subscriber: one with neither, one recording metrics only, two recording metrics
+/// and exporting every trace or one in a hundred. They are loaded in turn for `RUN` each,
+/// `ROUNDS` times, so that the machine's drift falls on all alike; a run's CPU includes the
+/// `SETTLE` after it, while its spans are exported. The ratios to "off" are the
+/// medians of each round's ratio (a neighbour's burst then moves one round, not the figure);
+/// alerts/s and CPU per alert (senders and server) are the means.
+async fn instrumentation_cost(ceiling: f64) {
+    const ROUNDS: usize = 12;
+    const RUN: Duration = Duration::from_secs(3);
+    const SETTLE: Duration = Duration::from_secs(1);
+    let configs = [
+        (false, Tracing::Off, "off"),
+        (true, Tracing::Off, "metrics on, traces off"),
+        (true, Tracing::Every, "metrics on, every trace"),
+        (true, Tracing::Sampled, "metrics on, 1 trace in 100"),
+    ];
     let mut servers = Vec::new();
-    for (tracing, _) in configs {
-        let metrics = if tracing == Tracing::Off { Metrics::off() } else { Metrics::new() };
+    for (metrics, tracing, _) in configs {
+        let metrics = if metrics { Metrics::new() } else { Metrics::off() };
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-        let url = serve_with(store.clone(), metrics).await;
+        let runtime = runtime_with(subscriber(tracing).await);
+        let url = runtime.spawn(serve_with(store.clone(), metrics)).await.expect("server");
         open_and_contain(&url, &store).await;
-        servers.push((url, dir));
+        servers.push((url, dir, runtime));
     }
-    let (mut rate, mut cpu) = ([0.0; 3], [0.0; 3]);
-    for _ in 0..ROUNDS {
-        for (i, (url, _)) in servers.iter().enumerate() {
-            traces(configs[i].0);
-            let run = load(std::slice::from_ref(url), "/v1/falco", Some(fixture(FIXTURE))).await;
-            rate[i] += run.per_second / ROUNDS as f64;
-            cpu[i] += run.cpu_us / ROUNDS as f64;
+    let mut runs: Vec<Vec<Load>> = configs.iter().map(|_| Vec::new()).collect();
+    for round in 0..ROUNDS {
+        // Each round starts with the next server, so none always follows the same one.
+        for i in (0..servers.len()).map(|k| (round + k) % servers.len()) {
+            let cpu = cpu_time();
+            let mut run = load_for(RUN, std::slice::from_ref(&servers[i].0), "/v1/falco", Some(fixture(FIXTURE))).await;
+            // Spans still queued are exported after the load: their CPU is this run's.
+            tokio::time::sleep(SETTLE).await;
+            run.cpu_us = (cpu_time() - cpu).as_secs_f64() * 1e6 / run.answered as f64;
+            runs[i].push(run);
         }
     }
-    traces(Tracing::Off);
-    for (i, (_, name)) in configs.iter().enumerate() {
+    let mean = |loads: &[Load], f: fn(&Load) -> f64| loads.iter().map(f).sum::<f64>() / loads.len() as f64;
+    for (i, (_, _, name)) in configs.iter().enumerate() {
+        let rate = median(runs[i].iter().zip(&runs[0]).map(|(a, off)| a.per_second / off.per_second).collect());
+        let cpu = median(runs[i].iter().zip(&runs[0]).map(|(a, off)| a.cpu_us / off.cpu_us).collect());
         println!(
-            "| embedded duplicates, metrics and traces {name} ({ROUNDS} alternating runs) | {:.0} | {:.3}× | | | | {:.0} µs | {:.3}× the alerts/s, {:.3}× the CPU per alert of off |",
-            rate[i],
-            rate[i] / ceiling,
-            cpu[i],
-            rate[i] / rate[0],
-            cpu[i] / cpu[0]
+            "| embedded duplicates, {name} ({ROUNDS} alternating runs of {} s) | {:.0} | {:.3}× | | | | {:.0} µs | {rate:.3}× the alerts/s, {cpu:.3}× the CPU per alert of off (medians of the rounds) |",
+            RUN.as_secs(),
+            mean(&runs[i], |l| l.per_second),
+            mean(&runs[i], |l| l.per_second) / ceiling,
+            mean(&runs[i], |l| l.cpu_us),
         );
+    }
+    for (_, _, runtime) in servers {
+        runtime.shutdown_background();
     }
 }
 
@@ -242,7 +293,11 @@ fn row(name: &str, load: &Load, ceiling: f64, contained: Option<Duration>) {
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let traces = install_tracing().await;
+        {
+            use tracing_subscriber::layer::SubscriberExt as _;
+            use tracing_subscriber::util::SubscriberInitExt as _;
+            tracing_subscriber::registry().with(logs()).init();
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let embedded: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
         let url = serve(embedded.clone()).await;
@@ -266,7 +321,7 @@ fn main() {
         open_and_contain(&url, &embedded).await;
         let duplicates = load(std::slice::from_ref(&url), "/v1/falco", Some(fixture(FIXTURE))).await;
         row("embedded: duplicates of an open incident", &duplicates, c, None);
-        instrumentation_cost(c, &traces).await;
+        instrumentation_cost(c).await;
         // `cargo bench -p riposte-e2e --bench storm -- embedded`: the embedded rows only.
         if std::env::args().any(|a| a == "embedded") {
             return;

@@ -266,6 +266,28 @@ fn a_two_person_policy_without_iap_stops_startup() {
 }
 
 #[test]
+fn a_trace_sampler_riposte_cannot_apply_stops_startup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    for (sampler, arg, says) in [
+        ("jaeger_remote", "", "OTEL_TRACES_SAMPLER=\"jaeger_remote\""),
+        ("parentbased_traceidratio", "2", "OTEL_TRACES_SAMPLER_ARG=\"2\": expected a ratio from 0 to 1"),
+    ] {
+        let (code, _, err) = riposte(
+            &["serve", "--state-dir", state.to_str().expect("utf8")],
+            &[
+                ("PORT", "0"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                ("OTEL_TRACES_SAMPLER", sampler),
+                ("OTEL_TRACES_SAMPLER_ARG", arg),
+            ],
+        );
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+}
+
+#[test]
 fn on_cloud_run_a_missing_credential_stops_startup() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().to_str().expect("utf8");

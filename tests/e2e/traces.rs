@@ -152,3 +152,79 @@ async fn one_trace_per_alert_from_the_request_to_each_steps_calls_against_fake_c
     }
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_sampled_traces_are_exported_as_the_sender_and_the_ratio_decide() {
+    let collector = Collector::default();
+    let endpoint = collector.start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = spawn_binary(
+        &dir.path().join("state"),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let post = |trace: Option<String>| {
+        let mut request = client.post(format!("{}/v1/falco", server.url));
+        if let Some(t) = trace {
+            request = request.header("x-cloud-trace-context", t);
+        }
+        async move {
+            let r = request.body(fixture("falco/drop-exec-sidekick-customfields.json")).send().await.expect("post");
+            assert_eq!(r.status(), 200);
+        }
+    };
+    // Cloud Run did not sample these: whatever the ratio, nothing of them is exported.
+    let unsampled: Vec<String> = (0..4u64).map(|i| format!("{:032x}", 0xaaaa_0000 + i)).collect();
+    for trace in &unsampled {
+        post(Some(format!("{trace}/{PARENT_SPAN};o=0"))).await;
+    }
+    // No sender decision: one trace in four, exactly (40 roots in a row).
+    for _ in 0..40 {
+        post(None).await;
+    }
+    // Cloud Run sampled this one: exported whatever the ratio.
+    post(Some(format!("{TRACE_ID}/{PARENT_SPAN};o=1"))).await;
+
+    let falco_requests = |spans: &[Span]| {
+        spans
+            .iter()
+            .filter(|s| s.name == "request" && attribute(s, "http.route").as_deref() == Some("/v1/falco"))
+            .count()
+    };
+    let spans = eventually(|| {
+        let collector = collector.clone();
+        async move {
+            let spans = collector.spans();
+            (falco_requests(&spans) >= 11).then_some(spans)
+        }
+    })
+    .await;
+    // What else was queued has been exported by now (batches every 100 ms).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let spans = [spans, collector.spans()].into_iter().max_by_key(Vec::len).expect("spans");
+    // A span inside a trace that was not taken is not taken either (never an orphan root).
+    let roots: Vec<&str> = spans.iter().filter(|s| s.parent_span_id.is_empty()).map(|s| s.name.as_str()).collect();
+    assert!(roots.iter().all(|r| *r == "request"), "only requests start traces: {roots:?}");
+    assert_eq!(falco_requests(&spans), 11, "10 of the 40 undecided and the one Cloud Run sampled");
+    assert!(spans.iter().any(|s| s.name == "request" && hex(&s.trace_id) == TRACE_ID), "the sampled one");
+    for trace in &unsampled {
+        assert!(!spans.iter().any(|s| &hex(&s.trace_id) == trace), "nothing of the unsampled trace {trace}");
+    }
+    // An exported trace is whole: each exported request has its parse, match and admit.
+    for request in
+        spans.iter().filter(|s| s.name == "request" && attribute(s, "http.route").as_deref() == Some("/v1/falco"))
+    {
+        for child in ["parse", "match", "admit"] {
+            assert!(
+                spans.iter().any(|s| s.name == child && s.parent_span_id == request.span_id),
+                "{child} under an exported request"
+            );
+        }
+    }
+    server.stop();
+}

@@ -197,7 +197,17 @@ pub async fn log_internal_errors(request: Request, next: Next) -> Response {
         .unwrap_or_default()
         .to_string();
     let cloud_trace = header.and_then(CloudTrace::parse);
-    let span = tracing::info_span!("request", trace = %trace, http.method = %method, http.route = %path);
+    // The sender's sampling decision, for the exporter (riposte_core::sampling).
+    macro_rules! request_span {
+        ($($target:expr)?) => {
+            tracing::info_span!($(target: $target,)? "request", trace = %trace, http.method = %method, http.route = %path)
+        };
+    }
+    let span = match cloud_trace.as_ref().map(|t| t.sampled) {
+        Some(true) => request_span!(riposte_core::sampling::SAMPLED),
+        Some(false) => request_span!(riposte_core::sampling::UNSAMPLED),
+        None => request_span!(),
+    };
     if let Some(parent) = cloud_trace {
         // Exported spans continue Cloud Run's trace: one trace id in Cloud Trace and in the logs.
         let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent.context());

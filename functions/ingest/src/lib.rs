@@ -26,7 +26,7 @@ use axum::{Json, Router, middleware};
 use jiff::Timestamp;
 use riposte_core::admission::Admission;
 use riposte_core::incident::{Incident, is_incident_id};
-use riposte_core::intake::AlertOutcome;
+use riposte_core::intake::{AlertOutcome, StepView};
 use riposte_core::metrics::Metrics;
 use riposte_core::release::{ReleaseError, ReleaseOutcome, release};
 use riposte_core::runner::Runner;
@@ -160,7 +160,7 @@ fn finish(routes: Router<IngestState>, state: IngestState) -> Router {
 }
 
 /// The answer to an intake request.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 pub struct IntakeResponse {
     /// The incident of the first alert's first matching policy (null when nothing matched).
     pub incident_id: Option<String>,
@@ -168,24 +168,24 @@ pub struct IntakeResponse {
     pub duplicate: bool,
     /// Policies that matched, over all alerts in the body.
     pub matched_policies: Vec<String>,
-    /// Steps the first incident started (empty for duplicates).
-    pub steps: Value,
+    /// Steps the first incident started (empty for duplicates; null when nothing matched).
+    pub steps: Option<Vec<StepView>>,
     /// Per alert: matched policies and incidents.
-    pub alerts: Value,
+    pub alerts: Vec<AlertOutcome>,
     /// Set when a Pub/Sub message was acknowledged without processing (it never can be).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected: Option<String>,
 }
 
 impl IntakeResponse {
-    fn from_outcomes(outcomes: &[AlertOutcome]) -> IntakeResponse {
+    fn from_outcomes(outcomes: Vec<AlertOutcome>) -> IntakeResponse {
         let first = outcomes.iter().flat_map(|o| &o.incidents).next();
         IntakeResponse {
             incident_id: first.and_then(|i| i.incident_id.clone()),
             duplicate: first.is_some_and(|i| i.duplicate),
-            matched_policies: outcomes.iter().flat_map(|o| o.matched_policies.clone()).collect(),
-            steps: serde_json::to_value(first.map(|i| &i.steps)).unwrap_or(Value::Null),
-            alerts: serde_json::to_value(outcomes).unwrap_or(Value::Null),
+            steps: first.map(|i| i.steps.clone()),
+            matched_policies: outcomes.iter().flat_map(|o| o.matched_policies.iter().cloned()).collect(),
+            alerts: outcomes,
             rejected: None,
         }
     }
@@ -243,7 +243,7 @@ async fn take_in(
         .to_string();
     // Durable when this returns; incidents it opened are already being contained.
     match state.admission.admit(alerts, now).await {
-        Ok(outcomes) => Ok(Json(IntakeResponse::from_outcomes(&outcomes))),
+        Ok(outcomes) => Ok(Json(IntakeResponse::from_outcomes(outcomes))),
         // The database refused what these alerts would store (an incident too large for a
         // Firestore document): this payload can never be recorded. A Pub/Sub message is then
         // acknowledged and kept, or it would be redelivered forever; other senders get a 422.
@@ -293,8 +293,8 @@ async fn acknowledge_rejected(
         incident_id: None,
         duplicate: false,
         matched_policies: Vec::new(),
-        steps: json!([]),
-        alerts: json!([]),
+        steps: Some(Vec::new()),
+        alerts: Vec::new(),
         rejected: Some(reason),
     }))
 }

@@ -8,7 +8,6 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
@@ -29,8 +28,8 @@ pub fn init(json: bool, traces: Option<&Traces>) {
         }
     }
     // RIPOSTE_LOG says what is logged, not what is traced: exported spans are riposte's own
-    // (info) whatever the log level.
-    let otel = traces.map(|t| t.layer().with_filter(LevelFilter::INFO));
+    // (info) of the sampled traces, whatever the log level.
+    let otel = traces.map(Traces::layer);
     let result = if json {
         let project = std::env::var("GOOGLE_CLOUD_PROJECT").ok().filter(|p| !p.is_empty());
         let logs = cloud_logging(project, std::io::stderr).with_filter(filter);

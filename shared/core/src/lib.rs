@@ -22,6 +22,7 @@ pub mod policy;
 pub mod release;
 pub mod requests;
 pub mod runner;
+pub mod sampling;
 pub mod severity;
 pub mod sources;
 pub mod store;

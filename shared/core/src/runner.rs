@@ -126,7 +126,9 @@ impl Runner {
     /// alert that opened it, or of the approval); what fails there is resumed by the sweep.
     pub fn start(&self, id: String, parent: &tracing::Span) {
         let runner = self.clone();
-        let span = tracing::info_span!(parent: parent, "contain", incident = %id);
+        // Made inside `parent` rather than naming it: a trace filter (riposte's exporter) sees
+        // only the current span when it decides whether this one is exported with its trace.
+        let span = parent.in_scope(|| tracing::info_span!("contain", incident = %id));
         self.spawn(
             async move {
                 if let Err(e) = runner.run(&id).await {
