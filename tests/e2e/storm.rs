@@ -209,3 +209,37 @@ async fn kill_9_during_a_storm_loses_no_acknowledged_alert_on_the_real_firestore
     let (acked, sent, counted) = kill_9_during_a_storm(&env).await;
     println!("firestore: {acked} acknowledged, {sent} sent, {counted} counted after the restart");
 }
+
+/// Panics on its first lookup, then knows nothing.
+#[derive(Default)]
+struct PanicsOnce(AtomicBool);
+
+#[async_trait::async_trait]
+impl riposte_core::locate::Locator for PanicsOnce {
+    async fn locate(&self, _: &riposte_core::alert::ResourceHints) -> riposte_core::locate::Placement {
+        assert!(self.0.swap(true, Ordering::SeqCst), "a bug while planning the first incident");
+        riposte_core::locate::Placement::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_panics_fails_its_own_senders_and_admission_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+    let mut state = intake_state(store.clone(), example_policies());
+    state.admission = riposte_core::admission::Admission::new(riposte_core::admission::AdmissionParts {
+        policies: Arc::new(example_policies()),
+        store: store.clone(),
+        locator: Arc::new(PanicsOnce::default()),
+        runner: state.runner.clone(),
+        approval_links: None,
+    });
+    let alerts =
+        || riposte_core::sources::SourceKind::Falco.parse(&fixture(FIXTURE), &http::HeaderMap::new()).expect("parse");
+    let now = jiff::Timestamp::now();
+    assert!(state.admission.admit(alerts(), now).await.is_err(), "the sender of the batch that panicked");
+    assert!(store.list(10).await.expect("list").is_empty(), "nothing of it was recorded");
+    let outcomes = state.admission.admit(alerts(), now).await.expect("the next batch is admitted");
+    assert!(!outcomes[0].incidents[0].duplicate, "it opened the incident");
+    assert_eq!(store.list(10).await.expect("list").len(), 1);
+}

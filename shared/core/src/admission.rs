@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt as _;
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
@@ -163,11 +164,14 @@ impl Writer {
                 routed += weight(&next);
                 batch.push(next);
             }
-            // Its own task: a panic in one batch (a parser, a policy, a locator) fails its senders
-            // (their replies are dropped) and the writer goes on with the next one.
-            let parts = self.parts.clone();
-            if let Err(e) = tokio::spawn(async move { parts.admit_batch(batch).await }).await {
-                tracing::error!(error = %e, "a batch of alerts panicked; its senders got an error");
+            // A panic in one batch (a parser, a policy, a locator) fails its senders (their
+            // replies are dropped) and the writer goes on with the next one. Caught here rather
+            // than by running the batch as a task of its own: a task per batch was an allocation
+            // of several KiB per commit, which made glibc consolidate its free lists each time.
+            let batch = std::panic::AssertUnwindSafe(self.parts.admit_batch(batch));
+            if let Err(panic) = batch.catch_unwind().await {
+                let what = panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
+                tracing::error!(panic = what.unwrap_or("?"), "a batch of alerts panicked; its senders got an error");
             }
         }
     }
