@@ -150,6 +150,7 @@ impl<'tx> Tables<'tx> {
             Err(e) => return Ok(Err(e)),
         };
         let before = quotas.clone();
+        let current_id = current.as_ref().map(|c| c.incident_id.clone());
         let writes = admit_key(current, &key.arrivals, quotas);
         for incident in &writes.opened {
             if self.incidents.get(incident.id.as_str()).map_err(backend)?.is_some() {
@@ -164,7 +165,9 @@ impl<'tx> Tables<'tx> {
         for (id, tally) in &writes.tallies {
             self.put_tally(id, tally)?;
         }
-        if let Some(current) = &writes.current {
+        // The key's record changes only when another incident becomes current: a storm of
+        // duplicates then touches two tables per commit (tally, log), not three.
+        if let Some(current) = writes.current.as_ref().filter(|c| Some(&c.incident_id) != current_id.as_ref()) {
             self.keys.insert(key.key.as_str(), current.incident_id.as_str()).map_err(backend)?;
         }
         for line in &writes.log {
