@@ -174,8 +174,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// What metrics and traces cost: duplicates on four embedded servers, each in its own runtime
 /// with its own subscriber: one with neither, one recording metrics only, two recording metrics
 /// and exporting every trace or one in a hundred. They are loaded in turn for `RUN` each,
-/// `ROUNDS` times (a multiple of 4), so that the machine's drift falls on all alike; a run's CPU includes the
-/// `SETTLE` after it, while its spans are exported. The ratios to "off" are the
+/// `ROUNDS` times (a multiple of 4), so that the machine's drift falls on all alike; a run's CPU
+/// includes the `SETTLE` after it, while its spans are exported. The ratios to "off" are the
 /// medians of each round's ratio (a neighbour's burst then moves one round, not the figure);
 /// alerts/s and CPU per alert (senders and server) are the means.
 async fn instrumentation_cost(ceiling: f64) {
@@ -204,6 +204,7 @@ async fn instrumentation_cost(ceiling: f64) {
     // plain rotation put "metrics" right after "off" in 3 rounds of 4.
     const WILLIAMS: [usize; 4] = [0, 1, 3, 2];
     assert_eq!(configs.len(), WILLIAMS.len(), "a Williams square of another size is needed");
+    assert_eq!(ROUNDS % WILLIAMS.len(), 0, "whole squares only, or the order is not balanced");
     for round in 0..ROUNDS {
         for i in WILLIAMS.map(|k| (k + round) % configs.len()) {
             let cpu = cpu_time();

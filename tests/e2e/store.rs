@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use riposte_core::incident::{ApprovalState, Decision, DecisionOutcome, Incident, StepStatus};
+use riposte_core::incident::{
+    ApprovalState, Containment, ContainmentEnd, Decision, DecisionOutcome, Incident, StepStatus,
+};
 use riposte_core::plan::plan_incident;
 use riposte_core::sources::SourceKind;
 use riposte_core::store::{AlertRecord, EmbeddedStore, Ops, Store};
@@ -259,7 +261,15 @@ async fn work_is_found_until_done(store: Arc<dyn Store>) {
         assert!(
             ops.claim_step(&id, i, "r", now, now + SignedDuration::from_secs(60), MAX).await.expect("claim").is_some()
         );
-        assert!(ops.finish_step(&id, i, "r", StepStatus::Done, None, now).await.expect("finish").recorded);
+    }
+    // Steps run concurrently: here each one recorded ended earlier than the one before it, so
+    // the last recorded is not the last to end. Containment ended with the latest end, once.
+    let ended = |i: usize| now + SignedDuration::from_secs(6 - i as i64);
+    for i in 0..6 {
+        let finished = ops.finish_step(&id, i, "r", StepStatus::Done, None, ended(i)).await.expect("finish");
+        assert!(finished.recorded);
+        let expected = (i == 5).then_some(ContainmentEnd { how: Containment::Contained, at: ended(0) });
+        assert_eq!(finished.contained, expected, "step {i}");
     }
     assert!(store.with_work(now).await.expect("work").is_empty(), "only approval-gated steps remain");
 }

@@ -83,6 +83,15 @@ pub enum Containment {
     Failed,
 }
 
+/// How and when an incident's automatic steps had all ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainmentEnd {
+    /// Contained, or a step failed.
+    pub how: Containment,
+    /// The latest end among them.
+    pub at: Timestamp,
+}
+
 /// A runner's claim on a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
@@ -159,6 +168,10 @@ pub struct Step {
     /// How `riposte incident release` undid the step, once it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released: Option<Release>,
+    /// When a runner recorded its end (done, failed or skipped while running). Steps run
+    /// concurrently, so the last one recorded need not be the last one to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
 }
 
 /// How a step was undone by `riposte incident release`.
@@ -373,6 +386,7 @@ impl Incident {
         if step.attempts >= max_attempts {
             let line = format!("{} failed: gave up after {} attempts", step.action.name(), step.attempts);
             step.status = StepStatus::Failed { error: format!("gave up after {} attempts", step.attempts) };
+            step.ended_at = Some(now);
             step.lease = None;
             self.note(now, line);
             return false;
@@ -467,6 +481,9 @@ impl Incident {
             StepStatus::Pending => format!("{} will be retried", step.action.name()),
             other => format!("{} {other:?}", step.action.name()),
         };
+        if !matches!(status, StepStatus::Pending) {
+            step.ended_at = Some(now);
+        }
         step.status = status;
         step.lease = None;
         let evidence: Vec<String> = report.iter().flat_map(|r| &r.evidence).map(EvidenceRecord::journal_line).collect();
@@ -499,22 +516,26 @@ impl Incident {
 
     /// How the automatic steps ended, once every one has (none while one is still to run, nor
     /// for an incident without automatic steps).
-    pub fn containment(&self) -> Option<Containment> {
+    pub fn containment(&self) -> Option<ContainmentEnd> {
         let mut failed = false;
         let mut automatic = 0;
+        let mut at = None;
         for step in self.steps.iter().filter(|s| !s.gated) {
             automatic += 1;
+            at = at.max(step.ended_at);
             match step.status {
                 StepStatus::Done | StepStatus::Skipped { .. } => {}
                 StepStatus::Failed { .. } => failed = true,
                 _ => return None,
             }
         }
-        match (automatic, failed) {
-            (0, _) => None,
-            (_, false) => Some(Containment::Contained),
-            (_, true) => Some(Containment::Failed),
-        }
+        let how = match (automatic, failed) {
+            (0, _) => return None,
+            (_, false) => Containment::Contained,
+            (_, true) => Containment::Failed,
+        };
+        // Steps skipped when planned never ran: containment then ended when it began.
+        Some(ContainmentEnd { how, at: at.unwrap_or(self.created_at) })
     }
 
     /// The hash binding an approval to the gated steps and their targets.

@@ -85,6 +85,7 @@ pub fn plan_located(
                 requests,
                 report: None,
                 released: None,
+                ended_at: None,
             }
         })
         .collect();

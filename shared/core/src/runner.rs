@@ -361,8 +361,8 @@ impl Runner {
         }
         self.metrics.step(action, outcome, error.filter(|_| outcome != "skipped"));
         if let Some(ended) = finished.contained {
-            let failed = ended == Containment::Failed;
-            self.metrics.contained(&incident.policy, failed, incident.created_at, now);
+            let failed = ended.how == Containment::Failed;
+            self.metrics.contained(&incident.policy, failed, incident.created_at, ended.at);
         }
         Ok(true)
     }

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Source;
-use crate::incident::{Containment, Decision, DecisionOutcome, Incident, Step, StepReport, StepStatus};
+use crate::incident::{ContainmentEnd, Decision, DecisionOutcome, Incident, Step, StepReport, StepStatus};
 use crate::severity::Severity;
 use admit::{KeyAdmitted, KeyArrivals};
 
@@ -221,8 +221,9 @@ pub trait Store: Send + Sync {
 pub struct Finished {
     /// Whether it was recorded (the runner still held the step).
     pub recorded: bool,
-    /// Set when this step was the incident's last automatic step to end: how they ended.
-    pub contained: Option<Containment>,
+    /// Set when this step was the incident's last automatic step to be recorded: how they
+    /// ended, and when the latest of them did.
+    pub contained: Option<ContainmentEnd>,
 }
 
 /// Typed operations built on [`Store::update`], so every store shares one implementation of the
