@@ -65,12 +65,12 @@ fn main() {
         // What a duplicate costs before the store: it is matched and keyed, never planned.
         bench(&format!("match + key {rel}"), budget, || {
             for m in policies.matches(&alert) {
-                std::hint::black_box(incident_key(m.policy, &alert));
+                std::hint::black_box(incident_key(m, &alert));
             }
         });
         bench(&format!("match + plan {rel}"), budget, || {
             for m in policies.matches(&alert) {
-                std::hint::black_box(plan_incident(m.policy, &policies.defaults, &alert, Timestamp::now()));
+                std::hint::black_box(plan_incident(m, &policies.defaults, &alert, Timestamp::now()));
             }
         });
     }
@@ -81,7 +81,7 @@ fn main() {
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
         let body = fixture("falco/drop-exec-sidekick-customfields.json");
         let alert = SourceKind::Falco.parse(&body, &headers).expect("parse").remove(0);
-        let policy = policies.matches(&alert)[0].policy;
+        let policy = policies.matches(&alert)[0];
 
         // An alert storm: every alert joins one open incident (the common case under attack).
         let n = 2000;

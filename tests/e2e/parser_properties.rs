@@ -97,7 +97,7 @@ fn check(kind: SourceKind, body: &[u8]) -> Result<(), TestCaseError> {
                 }
                 // Matching and planning any parsed alert must not panic either.
                 for m in policies.matches(&a) {
-                    let _ = riposte_core::plan::plan_incident(m.policy, &policies.defaults, &a, jiff::Timestamp::now());
+                    let _ = riposte_core::plan::plan_incident(m, &policies.defaults, &a, jiff::Timestamp::now());
                 }
             }
         }

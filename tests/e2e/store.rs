@@ -22,7 +22,7 @@ fn candidate(rel: &str, kind: SourceKind, now: Timestamp) -> Incident {
     let policies = example_policies();
     let alert = kind.parse(&fixture(rel), &http::HeaderMap::new()).expect("fixture").remove(0);
     let m = policies.matches(&alert);
-    plan_incident(m[0].policy, &policies.defaults, &alert, now)
+    plan_incident(m[0], &policies.defaults, &alert, now)
 }
 
 fn crypto(now: Timestamp) -> Incident {

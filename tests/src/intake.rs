@@ -112,12 +112,8 @@ pub async fn record_incident(
 ) -> (String, Incident) {
     let alert = kind.parse(body, &http::HeaderMap::new()).expect("parse").remove(0);
     let now = Timestamp::now();
-    let incident = plan_incident(
-        policies.matches(&alert).first().expect("a policy matches").policy,
-        &policies.defaults,
-        &alert,
-        now,
-    );
+    let incident =
+        plan_incident(policies.matches(&alert).first().expect("a policy matches"), &policies.defaults, &alert, now);
     let id = store.record_alert(incident.clone(), now).await.expect("record").incident_id;
     (id, incident)
 }

@@ -67,9 +67,9 @@ fn report_json(policies: &PolicySet, alerts: &[Alert]) -> String {
             let plans: Vec<_> = matched
                 .iter()
                 .filter(|_| alert.status == AlertStatus::Firing)
-                .map(|m| plan_incident(m.policy, &policies.defaults, alert, now))
+                .map(|m| plan_incident(m, &policies.defaults, alert, now))
                 .collect();
-            let names: Vec<&str> = matched.iter().map(|m| m.policy.name.as_str()).collect();
+            let names: Vec<&str> = matched.iter().map(|m| m.name.as_str()).collect();
             json!({"alert": alert, "policies": verdicts, "matched": names, "plans": plans})
         })
         .collect();
@@ -100,7 +100,7 @@ fn report_text(policies: &PolicySet, origin: &str, kind: SourceKind, alerts: &[A
         let matched = policies.matches(alert);
         let _ = writeln!(out, "policies:");
         for (policy, verdict) in policies.explain(alert) {
-            let taken = matched.iter().any(|m| m.policy.name == policy.name);
+            let taken = matched.iter().any(|m| m.name == policy.name);
             match verdict {
                 Ok(reasons) if taken => {
                     let _ = writeln!(out, "  MATCH    {}: {}", policy.name, reasons.join("; "));
@@ -123,8 +123,8 @@ fn report_text(policies: &PolicySet, origin: &str, kind: SourceKind, alerts: &[A
             continue;
         }
         for m in matched {
-            let incident = plan_incident(m.policy, &policies.defaults, alert, now);
-            let _ = writeln!(out, "\nplan under {:?} (dry run: these requests would be sent):", m.policy.name);
+            let incident = plan_incident(m, &policies.defaults, alert, now);
+            let _ = writeln!(out, "\nplan under {:?} (dry run: these requests would be sent):", m.name);
             out.push_str(&describe_incident(&incident, true));
         }
     }

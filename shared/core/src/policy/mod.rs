@@ -284,15 +284,6 @@ pub struct PolicySet {
     pub limits: Limits,
 }
 
-/// A policy that matched an alert, with the reasons.
-#[derive(Debug, Clone)]
-pub struct PolicyMatch<'a> {
-    /// The policy.
-    pub policy: &'a Policy,
-    /// Why it matched, one reason per criterion.
-    pub reasons: Vec<String>,
-}
-
 impl PolicySet {
     /// Parses and validates a YAML policy file, reporting every error at once.
     pub fn from_yaml(text: &str) -> Result<PolicySet, PolicyErrors> {
@@ -316,11 +307,11 @@ impl PolicySet {
     }
 
     /// The policies that take `alert`, in order (stopping after the first unless it continues).
-    pub fn matches(&self, alert: &Alert) -> Vec<PolicyMatch<'_>> {
+    pub fn matches(&self, alert: &Alert) -> Vec<&Policy> {
         let mut out = Vec::new();
         for policy in &self.policies {
-            if let Ok(reasons) = policy.matcher.explain(alert) {
-                out.push(PolicyMatch { policy, reasons });
+            if policy.matcher.accepts(alert) {
+                out.push(policy);
                 if !policy.continue_matching {
                     break;
                 }
