@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use riposte_core::executor::{ExecError, Executor};
 use riposte_core::incident::{Incident, Step, StepReport, StepStatus};
+use riposte_core::metrics::Metrics;
 use riposte_core::notify::Notifiers;
 use riposte_core::runner::Runner;
 use riposte_core::sources::SourceKind;
@@ -123,6 +124,36 @@ async fn against_a_fake_approved_steps_run_in_order_and_stop_at_the_first_failur
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_a_fake_a_step_whose_runners_kept_dying_is_given_up_and_ends_the_containment_as_failed() {
+    let s = setup().await;
+    let ops = Ops(s.store.as_ref());
+    // Five runners claimed step 2 and died, each lease long lapsed.
+    let past = Timestamp::now() - SignedDuration::from_secs(600);
+    for _ in 0..5 {
+        ops.claim_step(&s.id, 2, "dead", past, past, 5).await.expect("claim").held().expect("claimed");
+    }
+    let fake = ScriptedFakeExecutor::new(Script::default());
+    let metrics = Metrics::new();
+    let r = runner(&s.store, &fake, "r1").with_metrics(metrics.clone());
+    r.sweep().await.expect("sweep");
+    let after = statuses(&s.store, &s.id).await;
+    assert_eq!(after[2].1, StepStatus::Failed { error: "gave up after 5 attempts".into() });
+    assert!(!fake.executed().contains(&"quarantine_instance"), "a sixth attempt was never made");
+    assert_eq!(fake.executed().len(), 5, "the other automatic steps ran");
+
+    let scrape = crate::metrics::Scrape::parse(&metrics.render());
+    let gave_up = [("action", "quarantine_instance"), ("outcome", "failed"), ("error", "gave_up")];
+    assert_eq!(scrape.counter("riposte_steps_total", &gave_up), 1.0);
+    let policy = s.store.get(&s.id).await.expect("get").expect("incident").policy;
+    let failed = [("policy", policy.as_str()), ("outcome", "failed")];
+    assert_eq!(
+        scrape.histogram("riposte_containment_seconds", &failed).map(|(n, _)| n),
+        Some(1),
+        "timed once, as failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_a_fake_retryable_errors_are_retried_then_capped() {
     let s = setup().await;
     let script = Script {
@@ -179,6 +210,7 @@ async fn against_a_fake_a_dead_runners_step_is_resumed_by_the_sweep() {
     ops.claim_step(&s.id, 2, "dead", past, past + SignedDuration::from_secs(60), 5)
         .await
         .expect("claim")
+        .held()
         .expect("claimed");
     let fake = ScriptedFakeExecutor::new(Script::default());
     runner(&s.store, &fake, "rescuer").sweep().await.expect("sweep");

@@ -9,7 +9,7 @@ use riposte_core::incident::{
 };
 use riposte_core::plan::plan_incident;
 use riposte_core::sources::SourceKind;
-use riposte_core::store::{AlertRecord, EmbeddedStore, Ops, Store};
+use riposte_core::store::{AlertRecord, Claim, EmbeddedStore, Ops, Store};
 
 use riposte_e2e::intake::RecordOne;
 
@@ -68,7 +68,7 @@ async fn claims_are_exclusive_and_leases_expire(store: Arc<dyn Store>) {
     for i in 0..50 {
         let (store, id) = (store.clone(), id.clone());
         tasks.spawn(async move {
-            Ops(store.as_ref()).claim_step(&id, 0, &format!("runner-{i}"), now, until, MAX).await.expect("claim")
+            Ops(store.as_ref()).claim_step(&id, 0, &format!("runner-{i}"), now, until, MAX).await.expect("claim").held()
         });
     }
     let mut winners = 0;
@@ -79,11 +79,18 @@ async fn claims_are_exclusive_and_leases_expire(store: Arc<dyn Store>) {
     let ops = Ops(store.as_ref());
     // Nobody else may claim it before the lease lapses; after, another runner takes it over.
     assert!(
-        ops.claim_step(&id, 0, "late", now + SignedDuration::from_secs(30), until, MAX).await.expect("claim").is_none()
+        ops.claim_step(&id, 0, "late", now + SignedDuration::from_secs(30), until, MAX)
+            .await
+            .expect("claim")
+            .held()
+            .is_none()
     );
     let later = now + SignedDuration::from_secs(61);
-    let taken =
-        ops.claim_step(&id, 0, "rescuer", later, later + SignedDuration::from_secs(60), MAX).await.expect("claim");
+    let taken = ops
+        .claim_step(&id, 0, "rescuer", later, later + SignedDuration::from_secs(60), MAX)
+        .await
+        .expect("claim")
+        .held();
     assert_eq!(taken.expect("claimed after expiry").attempts, 2, "same step, second attempt, same idempotency key");
     // The first owner lost the lease and cannot record a result any more.
     let original = store.get(&id).await.expect("get").expect("incident").steps[0].lease.clone().expect("lease").owner;
@@ -92,28 +99,38 @@ async fn claims_are_exclusive_and_leases_expire(store: Arc<dyn Store>) {
     assert!(ops.finish_step(&id, 0, "rescuer", StepStatus::Done, None, later).await.expect("finish").recorded);
     assert_eq!(store.get(&id).await.expect("get").expect("incident").steps[0].status, StepStatus::Done);
     // Steps that wait for approval can never be claimed.
-    assert!(ops.claim_step(&id, 6, "runner", later, later, MAX).await.expect("claim").is_none());
+    assert!(ops.claim_step(&id, 6, "runner", later, later, MAX).await.expect("claim").held().is_none());
 
     // A holder renews its lease; nobody else can.
     let t = later + SignedDuration::from_secs(1);
     assert!(
-        ops.claim_step(&id, 1, "holder", t, t + SignedDuration::from_secs(10), MAX).await.expect("claim").is_some()
+        ops.claim_step(&id, 1, "holder", t, t + SignedDuration::from_secs(10), MAX)
+            .await
+            .expect("claim")
+            .held()
+            .is_some()
     );
     assert!(!ops.renew_lease(&id, 1, "intruder", t + SignedDuration::from_secs(99)).await.expect("renew"));
     assert!(ops.renew_lease(&id, 1, "holder", t + SignedDuration::from_secs(60)).await.expect("renew"));
     let probe = t + SignedDuration::from_secs(30);
-    assert!(ops.claim_step(&id, 1, "other", probe, probe, MAX).await.expect("claim").is_none(), "renewed lease holds");
+    assert!(
+        ops.claim_step(&id, 1, "other", probe, probe, MAX).await.expect("claim").held().is_none(),
+        "renewed lease holds"
+    );
 
     // A step whose runners keep dying is failed after MAX claims instead of retried forever.
     let mut at = t + SignedDuration::from_secs(61);
     for attempt in 2..=MAX {
-        let claimed = ops.claim_step(&id, 1, "crashy", at, at, MAX).await.expect("claim");
+        let claimed = ops.claim_step(&id, 1, "crashy", at, at, MAX).await.expect("claim").held();
         assert_eq!(claimed.map(|s| s.attempts), Some(attempt));
         at += SignedDuration::from_secs(1);
     }
-    assert!(ops.claim_step(&id, 1, "crashy", at, at, MAX).await.expect("claim").is_none());
+    let gave_up = ops.claim_step(&id, 1, "crashy", at, at, MAX).await.expect("claim");
     let step = &store.get(&id).await.expect("get").expect("incident").steps[1];
     assert_eq!(step.status, StepStatus::Failed { error: format!("gave up after {MAX} attempts") });
+    // Other automatic steps are still to run: this ends the step, not the containment.
+    assert_eq!(gave_up, Claim::GaveUp { step: step.clone(), contained: None });
+    assert_eq!(ops.claim_step(&id, 1, "crashy", at, at, MAX).await.expect("claim"), Claim::NotClaimable);
 }
 
 async fn one_decision_wins_under_contention(store: Arc<dyn Store>) {
@@ -259,7 +276,11 @@ async fn work_is_found_until_done(store: Arc<dyn Store>) {
     let ops = Ops(store.as_ref());
     for i in 0..6 {
         assert!(
-            ops.claim_step(&id, i, "r", now, now + SignedDuration::from_secs(60), MAX).await.expect("claim").is_some()
+            ops.claim_step(&id, i, "r", now, now + SignedDuration::from_secs(60), MAX)
+                .await
+                .expect("claim")
+                .held()
+                .is_some()
         );
     }
     // Steps run concurrently: here each one recorded ended earlier than the one before it, so
@@ -272,6 +293,32 @@ async fn work_is_found_until_done(store: Arc<dyn Store>) {
         assert_eq!(finished.contained, expected, "step {i}");
     }
     assert!(store.with_work(now).await.expect("work").is_empty(), "only approval-gated steps remain");
+}
+
+/// A step whose runners kept dying is failed by the claim that finds it at its maximum attempts;
+/// when it was the last automatic step, that claim ends the containment (and its time is the
+/// failure's, the latest end).
+async fn giving_up_on_the_last_step_ends_the_containment(store: Arc<dyn Store>) {
+    let now = Timestamp::now();
+    let id = store.record_alert(crypto(now), now).await.expect("record").incident_id;
+    let ops = Ops(store.as_ref());
+    let lease = now + SignedDuration::from_secs(60);
+    for i in 0..5 {
+        assert!(ops.claim_step(&id, i, "r", now, lease, MAX).await.expect("claim").held().is_some());
+        let at = now + SignedDuration::from_secs(1);
+        assert_eq!(ops.finish_step(&id, i, "r", StepStatus::Done, None, at).await.expect("finish").contained, None);
+    }
+    // Step 5's runners die MAX times: each claim's lease lapses at once.
+    let mut at = now;
+    for _ in 0..MAX {
+        assert!(ops.claim_step(&id, 5, "crashy", at, at, MAX).await.expect("claim").held().is_some());
+        at += SignedDuration::from_secs(1);
+    }
+    let Claim::GaveUp { contained, .. } = ops.claim_step(&id, 5, "crashy", at, at, MAX).await.expect("claim") else {
+        panic!("the claim past the maximum attempts fails the step");
+    };
+    assert_eq!(contained, Some(ContainmentEnd { how: Containment::Failed, at }));
+    assert!(store.with_work(at).await.expect("work").is_empty(), "only approval-gated steps remain");
 }
 
 /// Runs every store guarantee on fresh stores from `make` (which may keep a temp dir alive),
@@ -289,6 +336,8 @@ async fn store_contract(make: impl Fn() -> (Option<tempfile::TempDir>, Arc<dyn S
     dedup_window_and_resolution(s).await;
     let (_d, s) = make();
     work_is_found_until_done(s).await;
+    let (_d, s) = make();
+    giving_up_on_the_last_step_ends_the_containment(s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -147,7 +147,7 @@ impl Metrics {
         registry.register("incidents_opened", "Incidents opened, by policy", incidents_opened.clone());
         registry.register(
             "steps",
-            "Step executions by action and outcome (done, skipped, failed, retry, lease_lost), with the executor's error kind",
+            "Step executions by action and outcome (done, skipped, failed, retry, lease_lost), with the executor's error kind (gave_up: failed after its maximum attempts)",
             steps.clone(),
         );
         registry.register(

@@ -12,10 +12,10 @@ use tracing::Instrument as _;
 
 use crate::approval::ApprovalLink;
 use crate::executor::{ExecError, Executor, for_incident};
-use crate::incident::{Containment, Decision, DecisionOutcome, Incident, StepStatus};
+use crate::incident::{Containment, ContainmentEnd, Decision, DecisionOutcome, Incident, StepStatus};
 use crate::metrics::Metrics;
 use crate::notify::{Event, Notifiers};
-use crate::store::{Ops, Store, StoreError};
+use crate::store::{Claim, Ops, Store, StoreError};
 
 /// Aborts the task when dropped: if a step's future is cancelled, its lease stops being renewed
 /// and lapses, so another runner can take the step over (as after a crash).
@@ -283,10 +283,18 @@ impl Runner {
     async fn run_step(&self, incident: &Incident, index: usize, executor: &dyn Executor) -> Result<bool, StoreError> {
         let ops = Ops(self.store.as_ref());
         let now = Timestamp::now();
-        let Some(step) =
-            ops.claim_step(&incident.id, index, &self.owner, now, self.lease_until(now), self.max_attempts).await?
-        else {
-            return Ok(false);
+        let step = match ops
+            .claim_step(&incident.id, index, &self.owner, now, self.lease_until(now), self.max_attempts)
+            .await?
+        {
+            Claim::Held(step) => step,
+            Claim::NotClaimable => return Ok(false),
+            Claim::GaveUp { step, contained } => {
+                tracing::warn!(incident = %incident.id, step = index, attempts = step.attempts, "step failed: gave up after its maximum attempts");
+                self.metrics.step(step.action.name(), "failed", Some("gave_up"));
+                self.observe_containment(incident, contained);
+                return Ok(true);
+            }
         };
         crate::crash::point("step-claimed").await;
         // The renewer says when the lease is lost (another runner took the step over after a
@@ -360,11 +368,16 @@ impl Runner {
             return Ok(false);
         }
         self.metrics.step(action, outcome, error.filter(|_| outcome != "skipped"));
-        if let Some(ended) = finished.contained {
+        self.observe_containment(incident, finished.contained);
+        Ok(true)
+    }
+
+    /// Times the containment `ended` (set by the one store write that ended it).
+    fn observe_containment(&self, incident: &Incident, ended: Option<ContainmentEnd>) {
+        if let Some(ended) = ended {
             let failed = ended.how == Containment::Failed;
             self.metrics.contained(&incident.policy, failed, incident.created_at, ended.at);
         }
-        Ok(true)
     }
 
     /// Runs every incident that has work (startup, periodic sweep). One incident's failure does not

@@ -226,6 +226,33 @@ pub struct Finished {
     pub contained: Option<ContainmentEnd>,
 }
 
+/// What claiming a step did ([`Ops::claim_step`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The step is the claimant's until its lease lapses.
+    Held(Step),
+    /// Not claimable: ended, waiting for approval, or leased to another runner.
+    NotClaimable,
+    /// Claimed its maximum number of times already: this claim marked it failed. `contained` as
+    /// in [`Finished`]: giving up on the last automatic step ends the containment too.
+    GaveUp {
+        /// The step as failed.
+        step: Step,
+        /// Set when this was the incident's last automatic step to end.
+        contained: Option<ContainmentEnd>,
+    },
+}
+
+impl Claim {
+    /// The step, when the claimant holds it.
+    pub fn held(self) -> Option<Step> {
+        match self {
+            Claim::Held(step) => Some(step),
+            _ => None,
+        }
+    }
+}
+
 /// Typed operations built on [`Store::update`], so every store shares one implementation of the
 /// rules in [`Incident`].
 pub struct Ops<'a>(pub &'a dyn Store);
@@ -252,8 +279,8 @@ impl Ops<'_> {
         Ok(r)
     }
 
-    /// Claims step `index` for `owner` until `until`; returns the step when claimed. A step
-    /// claimed `max_attempts` times already is marked failed instead.
+    /// Claims step `index` for `owner` until `until`. A step claimed `max_attempts` times
+    /// already is marked failed instead ([`Claim::GaveUp`]).
     pub async fn claim_step(
         &self,
         id: &str,
@@ -262,17 +289,23 @@ impl Ops<'_> {
         now: Timestamp,
         until: Timestamp,
         max_attempts: u32,
-    ) -> Result<Option<Step>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         let owner = owner.to_string();
         let claimed = self
             .apply(id, move |inc| {
-                let before = inc.steps.get(index).map(|s| s.status.clone());
-                let ok = inc.claim(index, &owner, now, until, max_attempts);
-                let changed = ok || inc.steps.get(index).map(|s| s.status.clone()) != before;
-                (changed, ok.then(|| inc.steps[index].clone()))
+                let (status, contained) = (inc.steps.get(index).map(|s| s.status.clone()), inc.containment());
+                if inc.claim(index, &owner, now, until, max_attempts) {
+                    return (true, Claim::Held(inc.steps[index].clone()));
+                }
+                if inc.steps.get(index).map(|s| s.status.clone()) == status {
+                    return (false, Claim::NotClaimable);
+                }
+                // Decided in the commit that fails the step, as in `finish_step`.
+                let ended = if contained.is_none() { inc.containment() } else { None };
+                (true, Claim::GaveUp { step: inc.steps[index].clone(), contained: ended })
             })
             .await?;
-        Ok(claimed.flatten())
+        Ok(claimed.unwrap_or(Claim::NotClaimable))
     }
 
     /// Extends `owner`'s lease on step `index`; returns whether it still held it.
