@@ -232,7 +232,7 @@ impl ResourceScope {
 
 /// What a check of an alert against a `match` block keeps. `riposte replay` keeps every reason
 /// (`Vec<String>`); admission keeps only the verdict ([`Verdict`]): nothing reads its reasons,
-/// and formatting them was ~4 % of an alert's CPU in a storm. One check serves both, so the
+/// and formatting them was ~1 % of an alert's CPU in a storm. One check serves both, so the
 /// verdict and its explanation cannot disagree.
 pub(super) trait Witness {
     /// What a failed criterion leaves.
