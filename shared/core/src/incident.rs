@@ -538,6 +538,16 @@ impl Incident {
         Some(ContainmentEnd { how, at: at.unwrap_or(self.created_at) })
     }
 
+    /// Applies `change`, and returns with its result the containment it ended: set only when the
+    /// automatic steps had not all ended before it and have after. Decided inside the store's
+    /// commit (a step's finish, or the claim that gives up on it), so exactly one write, over every
+    /// runner and retry of the commit, ends the containment.
+    pub fn ending_containment<R>(&mut self, change: impl FnOnce(&mut Incident) -> R) -> (R, Option<ContainmentEnd>) {
+        let before = self.containment();
+        let result = change(self);
+        (result, if before.is_none() { self.containment() } else { None })
+    }
+
     /// The hash binding an approval to the gated steps and their targets.
     pub fn plan_hash(steps: &[Step]) -> String {
         let destructive: Vec<_> = steps.iter().filter(|s| s.gated).map(|s| (s.index, &s.action, &s.target)).collect();

@@ -293,15 +293,14 @@ impl Ops<'_> {
         let owner = owner.to_string();
         let claimed = self
             .apply(id, move |inc| {
-                let (status, contained) = (inc.steps.get(index).map(|s| s.status.clone()), inc.containment());
-                if inc.claim(index, &owner, now, until, max_attempts) {
+                let status = inc.steps.get(index).map(|s| s.status.clone());
+                let (held, ended) = inc.ending_containment(|inc| inc.claim(index, &owner, now, until, max_attempts));
+                if held {
                     return (true, Claim::Held(inc.steps[index].clone()));
                 }
                 if inc.steps.get(index).map(|s| s.status.clone()) == status {
                     return (false, Claim::NotClaimable);
                 }
-                // Decided in the commit that fails the step, as in `finish_step`.
-                let ended = if contained.is_none() { inc.containment() } else { None };
                 (true, Claim::GaveUp { step: inc.steps[index].clone(), contained: ended })
             })
             .await?;
@@ -344,11 +343,8 @@ impl Ops<'_> {
         let owner = owner.to_string();
         let finished = self
             .apply(id, move |inc| {
-                let before = inc.containment();
-                let recorded = inc.finish(index, &owner, status.clone(), report.clone(), now);
-                // Decided in the commit that records the step: exactly one finish, over every
-                // runner and retry of the commit, ends the containment.
-                let contained = if before.is_none() { inc.containment() } else { None };
+                let (recorded, contained) =
+                    inc.ending_containment(|inc| inc.finish(index, &owner, status.clone(), report.clone(), now));
                 (recorded, Finished { recorded, contained: contained.filter(|_| recorded) })
             })
             .await?;
