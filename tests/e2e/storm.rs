@@ -243,3 +243,41 @@ async fn a_batch_that_panics_fails_its_own_senders_and_admission_goes_on() {
     assert!(!outcomes[0].incidents[0].duplicate, "it opened the incident");
     assert_eq!(store.list(10).await.expect("list").len(), 1);
 }
+
+/// Log lines written into memory.
+#[derive(Clone, Default)]
+struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_admission_writer_logs_to_the_subscriber_of_whoever_started_it() {
+    // This thread's subscriber, not the process's: the writer runs on a thread of its own, and
+    // must still log where its caller does, and drop its caller's spans there.
+    let lines = Lines::default();
+    let subscriber = tracing_subscriber::fmt().with_writer({
+        let lines = lines.clone();
+        move || lines.clone()
+    });
+    let _default = tracing::subscriber::set_default(subscriber.with_ansi(false).finish());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
+    let state = intake_state(store.clone(), example_policies());
+    let alerts =
+        riposte_core::sources::SourceKind::Falco.parse(&fixture(FIXTURE), &http::HeaderMap::new()).expect("parse");
+    let outcomes = state.admission.admit(alerts, jiff::Timestamp::now()).await.expect("admitted");
+    let id = outcomes[0].incidents[0].incident_id.clone().expect("an incident opened");
+    let logged = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(
+        logged.lines().any(|l| l.contains("incident opened") && l.contains(&id)),
+        "the writer's \"incident opened\" line, in:\n{logged}"
+    );
+}

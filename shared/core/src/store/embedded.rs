@@ -205,11 +205,15 @@ impl EmbeddedStore {
         &self.path
     }
 
-    /// Runs blocking redb work off the async runtime.
+    /// Runs blocking redb work off the async runtime's workers: in place on the admission
+    /// writer's own thread, elsewhere on the blocking pool.
     async fn blocking<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
+        if crate::admission::may_block_in_place() {
+            return f(&self.db);
+        }
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || f(&db)).await.map_err(backend)?
     }
