@@ -363,7 +363,13 @@ async fn embedded_rounds() -> f64 {
             "embedded: a storm that opens a new incident",
             &openings,
             spread(ratios(&openings)),
-            format!("{:.0} ms", median(steps_done.iter().map(|d| d.as_secs_f64() * 1e3).collect())),
+            match steps_done.len() {
+                0 => "not within 30 s".to_string(),
+                n => format!(
+                    "{:.0} ms ({n} of {rounds} rounds)",
+                    median(steps_done.iter().map(|d| d.as_secs_f64() * 1e3).collect())
+                ),
+            },
         ),
         ("embedded: duplicates of an open incident", &duplicates, spread(ratios(&duplicates)), "—".to_string()),
     ] {
