@@ -174,6 +174,11 @@ fn runtime_with(dispatch: tracing::Dispatch) -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// The mean of `f` over `loads`.
+fn mean(loads: &[Load], f: fn(&Load) -> f64) -> f64 {
+    loads.iter().map(f).sum::<f64>() / loads.len() as f64
+}
+
 /// The median of `values`.
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -225,7 +230,6 @@ async fn instrumentation_cost(ceiling: f64) {
             runs[i].push(run);
         }
     }
-    let mean = |loads: &[Load], f: fn(&Load) -> f64| loads.iter().map(f).sum::<f64>() / loads.len() as f64;
     for (i, (_, _, name)) in configs.iter().enumerate() {
         let rate = median(runs[i].iter().zip(&runs[0]).map(|(a, off)| a.per_second / off.per_second).collect());
         let cpu = median(runs[i].iter().zip(&runs[0]).map(|(a, off)| a.cpu_us / off.cpu_us).collect());
@@ -309,7 +313,7 @@ fn row(name: &str, load: &Load, ceiling: f64, contained: Option<Duration>) {
     );
 }
 
-/// The embedded rows: `ROUNDS` rounds of the ceiling, a storm that opens a new incident (each
+/// The embedded rows: 6 rounds (`ORDERS`) of the ceiling, a storm that opens a new incident (each
 /// round on a fresh store) and duplicates of an open incident, `RUN` each, in an order that
 /// changes every round (two Latin squares, the second the mirror of the first: over 6 rounds each
 /// scenario runs first, second and third twice, and right after each other one as often). The
@@ -343,7 +347,6 @@ async fn embedded_rounds() -> f64 {
             }
         }
     }
-    let mean = |loads: &[Load], f: fn(&Load) -> f64| loads.iter().map(f).sum::<f64>() / loads.len() as f64;
     let ratios = |loads: &[Load]| loads.iter().zip(&ceilings).map(|(l, c)| l.per_second / c.per_second).collect();
     let spread = |values: Vec<f64>| {
         let (lo, hi) = values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
