@@ -5,7 +5,7 @@ pub mod config;
 mod executor;
 mod incident_cmd;
 pub mod lambda;
-mod logging;
+pub mod logging;
 mod replay;
 mod serve;
 pub mod startup;
