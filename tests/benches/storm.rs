@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use riposte::logging::LogFormat;
 use riposte_core::incident::StepStatus;
 use riposte_core::metrics::Metrics;
 use riposte_core::policy::PolicySet;
@@ -123,21 +124,25 @@ enum Tracing {
     Sampled,
 }
 
-/// Logs as `riposte serve` does (at info), here into a sink.
-fn logs<S>() -> impl tracing_subscriber::Layer<S> + Send + Sync
+/// Logs as `riposte serve` does (at info) in `format`, here into a sink.
+fn logs<S>(format: LogFormat) -> impl tracing_subscriber::Layer<S> + Send + Sync
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     use tracing_subscriber::Layer as _;
-    tracing_subscriber::fmt::layer()
-        .with_writer(std::io::sink)
-        .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    riposte::logging::layer(format, std::io::sink).with_filter(tracing_subscriber::filter::LevelFilter::INFO)
 }
+
+/// `riposte serve`'s logs on a machine of one's own: text, and not to a terminal.
+const TEXT: LogFormat = LogFormat::Text { ansi: false };
+
+/// `riposte serve`'s logs on Cloud Run.
+const CLOUD_LOGGING: LogFormat = LogFormat::CloudLogging { project: None };
 
 /// A subscriber as `riposte serve` builds it (logging::init): logs, and traces exported over
 /// OTLP/HTTP to a local collector that takes and drops them (a fake: no OpenTelemetry Collector
 /// here) as `tracing` says.
-async fn subscriber(tracing: Tracing) -> tracing::Dispatch {
+async fn subscriber(tracing: Tracing, format: LogFormat) -> tracing::Dispatch {
     use tracing_subscriber::layer::SubscriberExt as _;
     let sampling = |ratio| riposte::traces::Sampling { ratio, follow_sender: true };
     let traces = match tracing {
@@ -156,7 +161,7 @@ async fn subscriber(tracing: Tracing) -> tracing::Dispatch {
         }
         None => None,
     };
-    tracing::Dispatch::new(tracing_subscriber::registry().with(otel).with(logs()))
+    tracing::Dispatch::new(tracing_subscriber::registry().with(otel).with(logs(format)))
 }
 
 /// A runtime of two workers whose threads all use `dispatch`: a server in it is traced as if it
@@ -186,42 +191,50 @@ fn median(mut values: Vec<f64>) -> f64 {
     if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
 }
 
-/// What metrics and traces cost: duplicates on four embedded servers, each in its own runtime
-/// with its own subscriber: one with neither, one recording metrics only, two recording metrics
-/// and exporting every trace or one in a hundred. They are loaded in turn for `RUN` each,
-/// `ROUNDS` times (a multiple of 4), so that the machine's drift falls on all alike; a run's CPU
-/// includes the `SETTLE` after it, while its spans are exported. The ratios to "off" are the
-/// medians of each round's ratio (a neighbour's burst then moves one round, not the figure);
-/// alerts/s and CPU per alert (senders and server) are the means.
+/// What metrics, traces and the log format cost: duplicates on five embedded servers, each in
+/// its own runtime with its own subscriber: one with neither metrics nor traces, one recording
+/// metrics only, two recording metrics and exporting every trace or one in a hundred (all four
+/// logging text, as `riposte serve` does on a machine of one's own), and one recording metrics
+/// and logging JSON, as on Cloud Run. They are loaded in turn for `RUN` each, `ROUNDS` times, so
+/// that the machine's drift falls on all alike; a run's CPU includes the `SETTLE` after it, while
+/// its spans are exported. The ratios to "off" are the medians of each round's ratio (a
+/// neighbour's burst then moves one round, not the figure); alerts/s and CPU per alert (senders
+/// and server) are the means.
 async fn instrumentation_cost(ceiling: f64) {
-    const ROUNDS: usize = 12;
     const RUN: Duration = Duration::from_secs(3);
     const SETTLE: Duration = Duration::from_secs(1);
     let configs = [
-        (false, Tracing::Off, "off"),
-        (true, Tracing::Off, "metrics on, traces off"),
-        (true, Tracing::Every, "metrics on, every trace"),
-        (true, Tracing::Sampled, "metrics on, 1 trace in 100"),
+        (false, Tracing::Off, TEXT, "off"),
+        (true, Tracing::Off, TEXT, "metrics on, traces off"),
+        (true, Tracing::Every, TEXT, "metrics on, every trace"),
+        (true, Tracing::Sampled, TEXT, "metrics on, 1 trace in 100"),
+        (true, Tracing::Off, CLOUD_LOGGING, "metrics on, traces off, JSON logs as on Cloud Run"),
     ];
     let mut servers = Vec::new();
-    for (metrics, tracing, _) in configs {
-        let metrics = if metrics { Metrics::new() } else { Metrics::off() };
+    for (metrics, tracing, format, _) in &configs {
+        let metrics = if *metrics { Metrics::new() } else { Metrics::off() };
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).expect("store"));
-        let runtime = runtime_with(subscriber(tracing).await);
+        let runtime = runtime_with(subscriber(*tracing, format.clone()).await);
         let url = runtime.spawn(serve_with(store.clone(), metrics)).await.expect("server");
         open_and_contain(&url, &store).await;
         servers.push((url, dir, runtime));
     }
     let mut runs: Vec<Vec<Load>> = configs.iter().map(|_| Vec::new()).collect();
-    // A Williams square: over 4 rounds every server runs right after every other exactly once, so
-    // what one leaves behind (exports, a warm cache, a neighbour's burst) falls on all alike. A
-    // plain rotation put "metrics" right after "off" in 3 rounds of 4.
-    const WILLIAMS: [usize; 4] = [0, 1, 3, 2];
-    assert_eq!(configs.len(), WILLIAMS.len(), "a Williams square of another size is needed");
-    assert_eq!(ROUNDS % WILLIAMS.len(), 0, "whole squares only, or the order is not balanced");
+    // A Williams design: over its 10 rounds every server runs right after every other exactly
+    // twice, and in every place twice, so what one leaves behind (exports, a warm cache, a
+    // neighbour's burst) falls on all alike. A plain rotation puts one server right after the
+    // same other one every round. For an odd number of servers the design is the rotations of
+    // `WILLIAMS` and then the same reversed.
+    const WILLIAMS: [usize; 5] = [0, 1, 4, 2, 3];
+    const ROUNDS: usize = 2 * WILLIAMS.len();
+    assert_eq!(configs.len(), WILLIAMS.len(), "a Williams design of another size is needed");
     for round in 0..ROUNDS {
-        for i in WILLIAMS.map(|k| (k + round) % configs.len()) {
+        let mut order = WILLIAMS.map(|k| (k + round) % configs.len());
+        if round >= WILLIAMS.len() {
+            order.reverse();
+        }
+        for i in order {
             let cpu = cpu_time();
             let mut run = load_for(RUN, std::slice::from_ref(&servers[i].0), "/v1/falco", Some(fixture(FIXTURE))).await;
             // Spans still queued are exported after the load: their CPU is this run's.
@@ -230,7 +243,7 @@ async fn instrumentation_cost(ceiling: f64) {
             runs[i].push(run);
         }
     }
-    for (i, (_, _, name)) in configs.iter().enumerate() {
+    for (i, (_, _, _, name)) in configs.iter().enumerate() {
         let rate = median(runs[i].iter().zip(&runs[0]).map(|(a, off)| a.per_second / off.per_second).collect());
         let cpu = median(runs[i].iter().zip(&runs[0]).map(|(a, off)| a.cpu_us / off.cpu_us).collect());
         println!(
@@ -394,7 +407,7 @@ fn main() {
         {
             use tracing_subscriber::layer::SubscriberExt as _;
             use tracing_subscriber::util::SubscriberInitExt as _;
-            tracing_subscriber::registry().with(logs()).init();
+            tracing_subscriber::registry().with(logs(TEXT)).init();
         }
         let c = embedded_rounds().await;
         instrumentation_cost(c).await;
