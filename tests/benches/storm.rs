@@ -6,8 +6,8 @@
 //! ratio against its own round's ceiling; the servers have a runtime of their own, apart from
 //! the senders', as `riposte serve` has its process.
 //!
-//! The servers record metrics and log as `riposte serve` does; one row measures what metrics and
-//! exported traces cost.
+//! The servers record metrics and log as `riposte serve` does; the last rows measure what metrics,
+//! exported traces and Cloud Run's JSON logs cost.
 //!
 //! Run: `cargo bench -p riposte-e2e --bench storm` (results go into BENCHMARKS.md; the Firestore
 //! rows need the google-cloud-cli emulator, as the tests do; `-- embedded` runs the embedded rows only).

@@ -30,7 +30,6 @@ pub fn init(json: bool, traces: Option<&Traces>) {
     let format = if json {
         LogFormat::CloudLogging { project: std::env::var("GOOGLE_CLOUD_PROJECT").ok().filter(|p| !p.is_empty()) }
     } else {
-        // Colours are for a person at a terminal; in a file or a journal they are noise.
         LogFormat::Text { ansi: std::io::stderr().is_terminal() }
     };
     // RIPOSTE_LOG says what is logged, not what is traced: exported spans are riposte's own
@@ -52,7 +51,7 @@ pub enum LogFormat {
     },
     /// Readable text, with the fields of the spans a line is in.
     Text {
-        /// With colours.
+        /// ANSI colours: for a person at a terminal, noise in a file or a journal.
         ansi: bool,
     },
 }
