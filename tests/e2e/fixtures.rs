@@ -4,7 +4,7 @@ use http::HeaderMap;
 use riposte_core::alert::{Alert, AlertStatus, Delivery, Source};
 use riposte_core::severity::Severity;
 use riposte_core::sources::SourceKind;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{ALL_FIXTURES, fixture};
 
@@ -39,6 +39,37 @@ fn every_fixture_is_detected_as_its_own_kind() {
     }
 }
 
+/// The payload kept for audit is the text that arrived (for Pub/Sub, the message's decoded data),
+/// not a re-serialisation of a parsed copy.
+#[test]
+fn every_fixture_keeps_the_text_it_arrived_as() {
+    use base64::Engine as _;
+    for (kind, rel) in ALL_FIXTURES {
+        let body = fixture(rel);
+        let envelope: Value = serde_json::from_slice(&body).expect(rel);
+        let expected = match envelope.pointer("/message/data").and_then(Value::as_str) {
+            Some(data) => base64::engine::general_purpose::STANDARD.decode(data).expect(rel),
+            None => body,
+        };
+        let expected = String::from_utf8(expected).expect(rel);
+        assert_eq!(parse(kind, rel).raw.get(), expected.trim(), "{rel}");
+    }
+}
+
+/// What a parsed copy would lose: the order of the keys, a repeated key (a parser keeps the last
+/// one) and how a number was written. Kept through storage too (an incident is stored as JSON).
+#[test]
+fn a_payloads_key_order_repeated_keys_and_number_spellings_are_kept() {
+    let body = br#"{"uuid": "u-1", "rule": "First", "priority": "Warning", "output": "o",
+        "output_fields": {"proc.name": "sh", "evt.rate": 1.50e0}, "rule": "Second"}"#;
+    let alert = SourceKind::Falco.parse(body, &HeaderMap::new()).expect("parsed").remove(0);
+    assert_eq!(alert.rule, "Second", "the parser takes the last of a repeated key");
+    assert_eq!(alert.raw.get().as_bytes(), body, "the audit copy shows both");
+    let stored: Alert = serde_json::from_str(&serde_json::to_string(&alert).expect("serialise")).expect("read back");
+    assert_eq!(stored.raw.get().as_bytes(), body);
+    assert_eq!(stored, alert);
+}
+
 #[test]
 fn falcosidekick_drop_exec_with_customfields() {
     let a = parse("falco", "falco/drop-exec-sidekick-customfields.json");
@@ -55,7 +86,8 @@ fn falcosidekick_drop_exec_with_customfields() {
     assert_eq!(a.fields["falco.uuid"], json!("5f0c6b6e-3f4e-4e0b-9a55-0d6b8c1f7a21"));
     assert_eq!(a.tags, ["container", "mitre_persistence", "process"]);
     assert!(a.summary.contains("/tmp/xmrig"));
-    assert_eq!(a.raw["uuid"], json!("5f0c6b6e-3f4e-4e0b-9a55-0d6b8c1f7a21"), "raw payload kept for audit");
+    let raw: Value = serde_json::from_str(a.raw.get()).expect("raw is JSON");
+    assert_eq!(raw["uuid"], json!("5f0c6b6e-3f4e-4e0b-9a55-0d6b8c1f7a21"), "raw payload kept for audit");
     assert!(a.notes.is_empty(), "{:?}", a.notes);
 }
 

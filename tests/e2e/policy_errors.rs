@@ -243,7 +243,7 @@ policies:
                 ..ResourceHints::default()
             },
             notes: vec![],
-            raw: serde_json::json!({}),
+            raw: Default::default(),
         };
         set.apply_defaults(std::slice::from_mut(&mut a));
         a

@@ -31,7 +31,7 @@ fn alert(source: Source, severity: Severity, rule: &str, tags: &[&str], ns: Opti
         tags: tags.iter().map(|t| t.to_string()).collect(),
         resource: ResourceHints { namespace: ns.map(|n| n.parse().expect("ns")), ..ResourceHints::default() },
         notes: vec![],
-        raw: json!({}),
+        raw: Default::default(),
     }
 }
 

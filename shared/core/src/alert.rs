@@ -6,6 +6,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::names::{ClusterName, InstanceId, InstanceName, K8sName, Location, Namespace, ProjectId, Zone};
 use crate::severity::Severity;
@@ -167,7 +168,50 @@ pub struct Alert {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// The payload exactly as received (decoded from Pub/Sub), kept for audit.
-    pub raw: Value,
+    pub raw: RawPayload,
+}
+
+/// A payload as it was received (for Pub/Sub, the message's decoded data): its JSON text, byte for
+/// byte but for the whitespace around it. A parsed `Value` in its place lost the order and the
+/// repeats of the keys and the spelling of the numbers, which an investigator may need to see,
+/// cost a deep copy per alert on the Monitoring and Pub/Sub paths, and held several times the
+/// text's size in memory.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawPayload(Box<RawValue>);
+
+impl RawPayload {
+    /// `text`, which a parser has just read as one JSON value.
+    pub fn new(text: &[u8]) -> Result<RawPayload, IngestError> {
+        let text = std::str::from_utf8(text).map_err(|e| IngestError::Malformed(format!("body is not UTF-8: {e}")))?;
+        RawValue::from_string(text.to_owned())
+            .map(RawPayload)
+            .map_err(|e| IngestError::Malformed(format!("body is not valid JSON: {e}")))
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+/// `null`: what a parser of a value leaves for the caller that holds the text to fill in.
+impl Default for RawPayload {
+    fn default() -> Self {
+        RawPayload(RawValue::NULL.to_owned())
+    }
+}
+
+impl PartialEq for RawPayload {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl fmt::Debug for RawPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.get())
+    }
 }
 
 impl Alert {

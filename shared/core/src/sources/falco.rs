@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::{IngestError, json_object, json_type_name, parse_time};
-use crate::alert::{Alert, AlertStatus, Delivery, FieldBudget, ResourceHints, Source, flatten_into};
+use crate::alert::{Alert, AlertStatus, Delivery, FieldBudget, RawPayload, ResourceHints, Source, flatten_into};
 use crate::severity::Severity;
 
 /// Parses a Falco alert body.
@@ -24,7 +24,7 @@ pub(super) fn parse(body: &[u8], delivery: Delivery) -> Result<Vec<Alert>, Inges
         ));
     }
     let mut alert = parse_falco_value(&value, delivery)?;
-    alert.raw = value;
+    alert.raw = RawPayload::new(body)?;
     Ok(vec![alert])
 }
 
@@ -53,9 +53,8 @@ pub(super) fn looks_like_falco(value: &Value) -> bool {
 }
 
 /// Parses one Falco alert from a JSON value (also used for Falco alerts inside LogEntries). Its
-/// `raw` is left null for the caller to move in what it received (the whole body, or the whole
-/// LogEntry): a copy here would be one more deep copy of every value per alert, thrown away by
-/// the LogEntry path.
+/// `raw` is left null for the caller, which holds the text it received (the whole body, or the
+/// whole LogEntry).
 pub fn parse_falco_value(value: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
     let obj = value.as_object().ok_or_else(|| {
         IngestError::UnknownFormat(format!("a Falco alert is an object, got {}", json_type_name(value)))
@@ -134,7 +133,7 @@ pub fn parse_falco_value(value: &Value, delivery: Delivery) -> Result<Alert, Ing
         tags,
         resource,
         notes,
-        raw: Value::Null,
+        raw: RawPayload::default(),
     })
 }
 

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::{IngestError, falco, json_type_name, opt_str, parse_time};
-use crate::alert::{Alert, AlertStatus, Delivery, FieldBudget, ResourceHints, Source, flatten_into};
+use crate::alert::{Alert, AlertStatus, Delivery, FieldBudget, RawPayload, ResourceHints, Source, flatten_into};
 use crate::severity::Severity;
 
 /// Whether `value` has the shape of a LogEntry.
@@ -25,7 +25,7 @@ pub(super) fn looks_like_log_entry(value: &Value) -> bool {
             && ["jsonPayload", "protoPayload", "textPayload"].iter().any(|k| value.get(k).is_some()))
 }
 
-/// Parses one LogEntry.
+/// Parses one LogEntry; its `raw` is left null for the caller, which holds the text.
 pub fn parse_log_entry(entry: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
     if !entry.is_object() || !looks_like_log_entry(entry) {
         return Err(IngestError::UnknownFormat("not a LogEntry: expected logName, resource and a payload".into()));
@@ -49,7 +49,6 @@ pub fn parse_log_entry(entry: &Value, delivery: Delivery) -> Result<Alert, Inges
         alert.resource.fill_from(cluster_and_node);
         alert.notes.extend(notes);
         flatten_into("log", &log_metadata(entry), &mut alert.fields, &mut FieldBudget::default())?;
-        alert.raw = entry.clone();
         return Ok(alert);
     }
 
@@ -111,7 +110,7 @@ pub fn parse_log_entry(entry: &Value, delivery: Delivery) -> Result<Alert, Inges
         tags: Vec::new(),
         resource: resource_hints,
         notes,
-        raw: entry.clone(),
+        raw: RawPayload::default(),
     })
 }
 

@@ -10,15 +10,18 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::{IngestError, json_object, json_type_name, opt_str};
-use crate::alert::{Alert, AlertStatus, Delivery, FieldBudget, ResourceHints, Source, flatten_into};
+use crate::alert::{Alert, AlertStatus, Delivery, FieldBudget, RawPayload, ResourceHints, Source, flatten_into};
 use crate::severity::Severity;
 
 /// Parses a Monitoring notification body.
 pub(super) fn parse(body: &[u8], delivery: Delivery) -> Result<Vec<Alert>, IngestError> {
-    parse_monitoring_value(&json_object(body)?, delivery).map(|a| vec![a])
+    let mut alert = parse_monitoring_value(&json_object(body)?, delivery)?;
+    alert.raw = RawPayload::new(body)?;
+    Ok(vec![alert])
 }
 
-/// Parses a Monitoring notification (`{"incident": {...}, "version": "1.2"}`) from a JSON value.
+/// Parses a Monitoring notification (`{"incident": {...}, "version": "1.2"}`) from a JSON value;
+/// its `raw` is left null for the caller, which holds the text.
 pub fn parse_monitoring_value(value: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
     let incident = match value.get("incident") {
         Some(i @ Value::Object(_)) => i,
@@ -111,7 +114,7 @@ pub fn parse_monitoring_value(value: &Value, delivery: Delivery) -> Result<Alert
         tags,
         resource,
         notes,
-        raw: value.clone(),
+        raw: RawPayload::default(),
     })
 }
 

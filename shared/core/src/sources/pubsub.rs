@@ -5,13 +5,15 @@
 //! processed is [`IngestError::UnprocessableMessage`]: the endpoint acknowledges and records it,
 //! because any other answer makes Pub/Sub redeliver it forever.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use http::HeaderMap;
 use serde_json::Value;
 
 use super::{IngestError, json, json_type_name, logentry, monitoring};
-use crate::alert::{Alert, Delivery};
+use crate::alert::{Alert, Delivery, RawPayload};
 
 /// Metadata of one Pub/Sub message.
 struct Message {
@@ -40,8 +42,9 @@ pub(super) fn parse(body: &[u8], headers: &HeaderMap) -> Result<Vec<Alert>, Inge
             });
         }
     };
-    let (message, data) = if value.get("message").is_some() {
-        envelope(&value)?
+    let (message, data, text) = if value.get("message").is_some() {
+        let (message, data, text) = envelope(&value)?;
+        (message, data, Cow::Owned(text))
     } else if let Some(id) = unwrapped_id {
         let message = Message {
             id,
@@ -49,12 +52,12 @@ pub(super) fn parse(body: &[u8], headers: &HeaderMap) -> Result<Vec<Alert>, Inge
             publish_time: header(headers, "x-goog-pubsub-publish-time"),
             attributes: serde_json::Map::new(),
         };
-        (message, value)
+        (message, value, Cow::Borrowed(body))
     } else if value.is_object() && (value.get("incident").is_some() || logentry::looks_like_log_entry(&value)) {
         // Unwrapped without metadata headers (write_metadata off).
         let message =
             Message { id: "unknown".into(), subscription: None, publish_time: None, attributes: Default::default() };
-        (message, value)
+        (message, value, Cow::Borrowed(body))
     } else {
         return Err(IngestError::UnknownFormat(
             "not a Pub/Sub push: expected {\"message\": {\"data\": …}} or an unwrapped LogEntry / Monitoring incident"
@@ -69,6 +72,7 @@ pub(super) fn parse(body: &[u8], headers: &HeaderMap) -> Result<Vec<Alert>, Inge
         logentry::parse_log_entry(&data, Delivery::PubSub)
     }
     .map_err(|e| unprocessable(e.to_string()))?;
+    alert.raw = RawPayload::new(&text).map_err(|e| unprocessable(e.to_string()))?;
 
     alert.fields.insert("pubsub.message_id".into(), Value::String(message.id.clone()));
     if let Some(s) = &message.subscription {
@@ -87,8 +91,8 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-/// Reads the wrapped envelope and decodes `message.data`.
-fn envelope(value: &Value) -> Result<(Message, Value), IngestError> {
+/// Reads the wrapped envelope and decodes `message.data`: the message, the data parsed and as text.
+fn envelope(value: &Value) -> Result<(Message, Value, Vec<u8>), IngestError> {
     let msg = match value.get("message") {
         Some(m @ Value::Object(_)) => m,
         Some(other) => {
@@ -138,5 +142,5 @@ fn envelope(value: &Value) -> Result<(Message, Value), IngestError> {
     if !decoded.is_object() {
         return Err(unprocessable(format!("message.data is {}, not a JSON object", json_type_name(&decoded))));
     }
-    Ok((message, decoded))
+    Ok((message, decoded, bytes))
 }
