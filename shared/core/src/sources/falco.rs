@@ -55,7 +55,7 @@ pub(super) fn looks_like_falco(value: &Value) -> bool {
 /// Parses one Falco alert from a JSON value (also used for Falco alerts inside LogEntries). Its
 /// `raw` is left null for the caller, which holds the text it received (the whole body, or the
 /// whole LogEntry).
-pub fn parse_falco_value(value: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
+pub(super) fn parse_falco_value(value: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
     let obj = value.as_object().ok_or_else(|| {
         IngestError::UnknownFormat(format!("a Falco alert is an object, got {}", json_type_name(value)))
     })?;

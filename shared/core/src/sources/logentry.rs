@@ -26,7 +26,7 @@ pub(super) fn looks_like_log_entry(value: &Value) -> bool {
 }
 
 /// Parses one LogEntry; its `raw` is left null for the caller, which holds the text.
-pub fn parse_log_entry(entry: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
+pub(super) fn parse_log_entry(entry: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
     if !entry.is_object() || !looks_like_log_entry(entry) {
         return Err(IngestError::UnknownFormat("not a LogEntry: expected logName, resource and a payload".into()));
     }

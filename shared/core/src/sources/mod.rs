@@ -14,10 +14,6 @@ use serde_json::Value;
 
 use crate::alert::{Alert, Delivery};
 
-pub use falco::parse_falco_value;
-pub use logentry::parse_log_entry;
-pub use monitoring::parse_monitoring_value;
-
 /// Why a body could not be turned into alerts. Every variant is the sender's problem, never ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IngestError {

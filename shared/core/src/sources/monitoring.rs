@@ -22,7 +22,7 @@ pub(super) fn parse(body: &[u8], delivery: Delivery) -> Result<Vec<Alert>, Inges
 
 /// Parses a Monitoring notification (`{"incident": {...}, "version": "1.2"}`) from a JSON value;
 /// its `raw` is left null for the caller, which holds the text.
-pub fn parse_monitoring_value(value: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
+pub(super) fn parse_monitoring_value(value: &Value, delivery: Delivery) -> Result<Alert, IngestError> {
     let incident = match value.get("incident") {
         Some(i @ Value::Object(_)) => i,
         Some(other) => {
