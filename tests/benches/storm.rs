@@ -10,7 +10,8 @@
 //! exported traces and Cloud Run's JSON logs cost.
 //!
 //! Run: `cargo bench -p riposte-e2e --bench storm` (results go into BENCHMARKS.md; the Firestore
-//! rows need the google-cloud-cli emulator, as the tests do; `-- embedded` runs the embedded rows only).
+//! rows need the google-cloud-cli emulator, as the tests do; `-- embedded` runs the embedded rows only;
+//! `RIPOSTE_STORM_SENDERS=32` changes the number of senders, 16 by default, as the targets say).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +25,18 @@ use riposte_e2e::emulator::Emulator;
 use riposte_e2e::intake::{fixture, intake_state_with_metrics};
 use riposte_ingest::app;
 
-const SENDERS: usize = 16;
+/// Concurrent senders: 16, or `RIPOSTE_STORM_SENDERS`. More senders than 16 show how far the
+/// embedded rate is held by the closed loop (each sender waits for its answer, and so for the
+/// commit, before it sends again) rather than by what the server can take.
+static SENDERS: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| match std::env::var("RIPOSTE_STORM_SENDERS") {
+        Err(_) => 16,
+        Ok(n) => n
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| panic!("RIPOSTE_STORM_SENDERS={n:?} is not a positive number")),
+    });
 const SCENARIO: Duration = Duration::from_secs(6);
 const FIXTURE: &str = "falco/drop-exec-sidekick-customfields.json";
 
@@ -58,7 +70,7 @@ async fn load_for(duration: Duration, urls: &[String], path: &str, body: Option<
     let (started, cpu) = (Instant::now(), cpu_time());
     let deadline = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
-    for s in 0..SENDERS {
+    for s in 0..*SENDERS {
         let (url, body) = (format!("{}{path}", urls[s % urls.len()]), body.clone());
         tasks.spawn(async move {
             let client = reqwest::Client::new();
@@ -367,7 +379,8 @@ async fn embedded_rounds() -> f64 {
     };
     let rounds = ORDERS.len();
     println!(
-        "| scenario ({SENDERS} senders; embedded: {rounds} interleaved rounds of {} s, others {} s) | alerts/s | × ceiling | p50 | p99 | answered | CPU per request (senders + server) | first alert → automatic steps done |",
+        "| scenario ({} senders; embedded: {rounds} interleaved rounds of {} s, others {} s) | alerts/s | × ceiling | p50 | p99 | answered | CPU per request (senders + server) | first alert → automatic steps done |",
+        *SENDERS,
         RUN.as_secs(),
         SCENARIO.as_secs()
     );
