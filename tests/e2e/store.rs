@@ -410,6 +410,43 @@ async fn two_instances_on_one_firestore_emulator_make_one_incident_and_one_decis
     assert_eq!(b.get(&id).await.expect("get").expect("incident").approval.expect("a").decisions.len(), 1);
 }
 
+/// An instance commits a storm's next batch against the key document it last wrote, without
+/// reading it again; another instance's writes to that key, or its closing the incident, must
+/// still be seen: the commit fails its precondition and the batch is read and decided again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firestore_instance_never_counts_from_a_key_document_another_instance_changed_on_the_real_emulator() {
+    let emulator = crate::helpers::FirestoreEmulator::start().await;
+    let t0 = Timestamp::now();
+    let at = |ms: i64| t0 + SignedDuration::from_millis(ms);
+
+    // Turns on one key: a's copy is outdated by b's write before each of a's turns.
+    let (a, b) = (emulator.store("riposte-turns"), emulator.store("riposte-turns"));
+    let opened = a.record_alert(crypto(at(0)), at(0)).await.expect("record");
+    assert!(!opened.duplicate);
+    for (i, store) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
+        let ms = i as i64 + 1;
+        let r = store.record_alert(crypto(at(ms)), at(ms)).await.expect("record");
+        assert_eq!(
+            (r.incident_id.as_str(), r.duplicate, r.alert_count),
+            (opened.incident_id.as_str(), true, i as u64 + 2),
+            "turn {i}"
+        );
+    }
+    assert_eq!(b.get(&opened.incident_id).await.expect("get").expect("incident").tally.alert_count, 6);
+
+    // Closed by the other instance while c's copy of the key still names the open incident.
+    let (c, d) = (emulator.store("riposte-closed"), emulator.store("riposte-closed"));
+    let opened = c.record_alert(crypto(at(0)), at(0)).await.expect("record");
+    assert!(c.record_alert(crypto(at(1)), at(1)).await.expect("record").duplicate);
+    assert!(d.close(&opened.incident_id, at(2)).await.expect("close"));
+    let after = c.record_alert(crypto(at(3)), at(3)).await.expect("record");
+    assert!(!after.duplicate, "a closed incident absorbs no alert, whichever instance closed it");
+    assert_ne!(after.incident_id, opened.incident_id);
+    assert_eq!(c.get(&opened.incident_id).await.expect("get").expect("incident").tally.alert_count, 2);
+    let again = d.record_alert(crypto(at(4)), at(4)).await.expect("record");
+    assert_eq!((again.incident_id.as_str(), again.alert_count), (after.incident_id.as_str(), 2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_the_firestore_store_shares_incidents_across_processes_on_the_real_emulator() {
     use std::process::Command;

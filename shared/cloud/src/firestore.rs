@@ -19,8 +19,9 @@
 //! and never abort each other. Every read-modify-write is optimistic: read the documents (their
 //! `updateTime`), then commit the writes with that `updateTime` (or `exists: false`) as a
 //! precondition; a writer that lost the race reads again. No transaction holds a lock, so a
-//! process killed mid-write leaves nothing for the next one to wait for. `FIRESTORE_EMULATOR_HOST`
-//! is honoured.
+//! process killed mid-write leaves nothing for the next one to wait for. Admission keeps the key
+//! and limit documents it last read or wrote ([`KnownDocuments`]), so that a storm's next batch
+//! is one `commit` rather than a `batchGet` and a `commit`. `FIRESTORE_EMULATOR_HOST` is honoured.
 
 use crate::backoff::Backoff;
 use std::time::Duration;
@@ -53,9 +54,55 @@ pub struct FirestoreStore {
     /// together are serialised here instead of racing each other in Firestore; only other
     /// instances contend.
     locks: std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
-    /// Admission (and closing) writes of this instance, one at a time: admission batches its
-    /// alerts already, so only other instances contend on a key's document.
-    admitting: tokio::sync::Mutex<()>,
+    /// Admission (and closing) writes of this instance, one at a time (admission batches its
+    /// alerts already, so only other instances contend on a key's document), with the documents
+    /// they last read or wrote.
+    admitting: tokio::sync::Mutex<KnownDocuments>,
+}
+
+/// The key and limit documents this instance last read or wrote in admission, each as Firestore
+/// holds it (with its `updateTime`), so that the next batch on the same keys commits against them
+/// without reading them again. Safe because every commit keeps its `updateTime` preconditions: a
+/// copy that another writer (another instance, a TTL deletion) has made outdated fails only
+/// that commit, and the batch is read and decided again.
+#[derive(Default)]
+struct KnownDocuments {
+    docs: std::collections::HashMap<String, Value>,
+    /// Once a copy has proved outdated, copies are not used until this instant: while instances
+    /// take turns on one key, each batch would otherwise pay a failed commit before its read.
+    distrusted_until: Option<std::time::Instant>,
+}
+
+impl KnownDocuments {
+    /// At most this many copies (a few hundred bytes each); past it they are all dropped, and
+    /// the keys of the storm in progress are read once more.
+    const MAX: usize = 1024;
+    /// How long copies are not used after one proved outdated.
+    const DISTRUST: Duration = Duration::from_secs(1);
+
+    fn get(&self, name: &str) -> Option<&Value> {
+        match self.distrusted_until {
+            Some(until) if std::time::Instant::now() < until => None,
+            _ => self.docs.get(name),
+        }
+    }
+
+    fn remember(&mut self, name: &str, doc: Value) {
+        if self.docs.len() >= Self::MAX && !self.docs.contains_key(name) {
+            self.docs.clear();
+        }
+        self.docs.insert(name.to_string(), doc);
+    }
+
+    fn forget(&mut self, name: &str) {
+        self.docs.remove(name);
+    }
+
+    /// Drops every copy after a commit that lost a race or whose outcome is unknown.
+    fn outdated(&mut self) {
+        self.docs.clear();
+        self.distrusted_until = Some(std::time::Instant::now() + Self::DISTRUST);
+    }
 }
 
 /// Firestore's documents may hold at most 1 MiB; an incident bigger than this is refused (with
@@ -76,6 +123,14 @@ fn contention() -> StoreError {
 /// A commit lost a race: a precondition failed (another writer changed or created a document
 /// since it was read) or Firestore aborted it. Read again and retry. Holds Firestore's message.
 struct Conflict(String);
+
+/// When an admission that lost a race tries again.
+enum Retry {
+    /// It committed against a copy another writer had outdated: read and try again at once.
+    Now,
+    /// It read every document and still lost: another writer is busy on them; wait first.
+    AfterBackoff,
+}
 
 fn text(fields: &Value, name: &str) -> Option<String> {
     fields.get(name)?.get("stringValue")?.as_str().map(String::from)
@@ -140,7 +195,7 @@ impl FirestoreStore {
             client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default(),
             retention: SignedDuration::from_hours(24 * 90),
             locks: std::sync::Mutex::new(std::collections::HashMap::new()),
-            admitting: tokio::sync::Mutex::new(()),
+            admitting: tokio::sync::Mutex::new(KnownDocuments::default()),
         }
     }
 
@@ -201,12 +256,18 @@ impl FirestoreStore {
         self.call(reqwest::Method::POST, format!("{}{suffix}", self.base), Some(body)).await
     }
 
-    /// Commits `writes` atomically; `Conflict` when a precondition failed.
-    async fn commit(&self, writes: Vec<Value>) -> Result<Result<(), Conflict>, StoreError> {
+    /// Commits `writes` atomically; each write's result (its document's new `updateTime`), or
+    /// `Conflict` when a precondition failed.
+    async fn commit(&self, writes: Vec<Value>) -> Result<Result<Vec<Value>, Conflict>, StoreError> {
         if writes.is_empty() {
-            return Ok(Ok(()));
+            return Ok(Ok(Vec::new()));
         }
-        Ok(self.post(":commit", json!({"writes": writes})).await?.map(|_| ()))
+        Ok(self.post(":commit", json!({"writes": writes})).await?.map(|mut answer| {
+            match answer["writeResults"].take() {
+                Value::Array(results) => results,
+                _ => Vec::new(),
+            }
+        }))
     }
 
     /// Reads documents by full name, each with its `updateTime`; missing ones are `None`.
@@ -339,17 +400,30 @@ impl FirestoreStore {
         Ok(out)
     }
 
-    /// One attempt at admitting a batch: read every key's document, decide, commit with the
-    /// documents' versions as preconditions.
+    /// One attempt at admitting a batch: read every key's document (those `known` holds
+    /// copies of are not read again), decide, commit with the documents' versions as
+    /// preconditions.
     async fn try_admit(
         &self,
         keys: &[KeyArrivals],
         log: &[AlertRecord],
-    ) -> Result<Result<Vec<Result<KeyAdmitted, StoreError>>, Conflict>, StoreError> {
+        known: &mut KnownDocuments,
+    ) -> Result<Result<Vec<Result<KeyAdmitted, StoreError>>, Retry>, StoreError> {
         let scopes: Vec<String> = claimed_scopes(keys).into_iter().collect();
         let mut names: Vec<String> = keys.iter().map(|k| self.name("incident_keys", &k.key)).collect();
         names.extend(scopes.iter().map(|scope| self.name("limits", scope)));
-        let mut docs = self.batch_get(&names).await?;
+        let copies: Vec<Option<Value>> = names.iter().map(|name| known.get(name).cloned()).collect();
+        let unknown: Vec<String> =
+            names.iter().zip(&copies).filter(|(_, copy)| copy.is_none()).map(|(name, _)| name.clone()).collect();
+        let from_copies = unknown.len() < names.len();
+        let mut read = self.batch_get(&unknown).await?.into_iter();
+        let mut docs: Vec<Option<Value>> =
+            copies.into_iter().map(|copy| copy.or_else(|| read.next().flatten())).collect();
+        for (name, doc) in names.iter().zip(&docs) {
+            if let Some(doc) = doc {
+                known.remember(name, doc.clone());
+            }
+        }
         let limit_docs = docs.split_off(keys.len());
         let mut quotas = Quotas::default();
         for (scope, doc) in scopes.iter().zip(&limit_docs) {
@@ -429,7 +503,29 @@ impl FirestoreStore {
         for line in log {
             writes.push(self.log_write("alert_log", line.received_at, line)?);
         }
-        Ok(self.commit(writes).await?.map(|()| results))
+        // The key and limit documents as this commit leaves them, less their new `updateTime`.
+        let written: Vec<(usize, Value)> = writes
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w["update"]["name"].as_str().is_some_and(|n| names.iter().any(|name| name == n)))
+            .map(|(i, w)| (i, w["update"].clone()))
+            .collect();
+        match self.commit(writes).await? {
+            Ok(times) => {
+                for (i, mut doc) in written {
+                    let time = times.get(i).and_then(|t| t["updateTime"].as_str());
+                    if let (Some(name), Some(time)) = (doc["name"].as_str().map(String::from), time) {
+                        doc["updateTime"] = time.into();
+                        known.remember(&name, doc);
+                    }
+                }
+                Ok(Ok(results))
+            }
+            Err(Conflict(_)) => {
+                known.outdated();
+                Ok(Err(if from_copies { Retry::Now } else { Retry::AfterBackoff }))
+            }
+        }
     }
 
     /// Documents of `collection`, ordered by the string field `order` (ids and sequences sort by time).
@@ -485,18 +581,24 @@ impl Store for FirestoreStore {
         keys: &[KeyArrivals],
         log: &[AlertRecord],
     ) -> Result<Vec<Result<KeyAdmitted, StoreError>>, StoreError> {
-        let _one_at_a_time = self.admitting.lock().await;
+        let mut known = self.admitting.lock().await;
         for attempt in 0..ATTEMPTS {
-            match self.try_admit(keys, log).await? {
-                Ok(results) => return Ok(results),
-                Err(Conflict(_)) => backoff(attempt).await,
+            match self.try_admit(keys, log, &mut known).await {
+                Ok(Ok(results)) => return Ok(results),
+                Ok(Err(Retry::Now)) => {}
+                Ok(Err(Retry::AfterBackoff)) => backoff(attempt).await,
+                // A commit whose answer was lost may have changed the documents.
+                Err(e) => {
+                    known.outdated();
+                    return Err(e);
+                }
             }
         }
         Err(contention())
     }
 
     async fn close(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let _one_at_a_time = self.admitting.lock().await;
+        let mut known = self.admitting.lock().await;
         for attempt in 0..ATTEMPTS {
             let mut docs = self.batch_get(&[self.name("incidents", id), self.name("tallies", id)]).await?;
             let (tally_doc, incident_doc) = (docs.pop().flatten(), docs.pop().flatten());
@@ -512,7 +614,9 @@ impl Store for FirestoreStore {
             let expire_at = self.expiry(incident.created_at);
             let mut writes = vec![self.tally_write(id, &tally, &expire_at, Some(unchanged(tally_doc.as_ref())))?];
             // The key's document holds a copy of its current incident's tally: keep it true.
-            let key_doc = self.batch_get(&[self.name("incident_keys", &incident.key)]).await?.pop().flatten();
+            let key_name = self.name("incident_keys", &incident.key);
+            known.forget(&key_name);
+            let key_doc = self.batch_get(&[key_name]).await?.pop().flatten();
             if let Some(doc) = &key_doc
                 && Self::key_document(&incident.key, doc)?.0 == id
             {
@@ -520,7 +624,7 @@ impl Store for FirestoreStore {
                 writes.push(self.key_write(&incident.key, &current, &expire_at, unchanged(Some(doc)))?);
             }
             match self.commit(writes).await? {
-                Ok(()) => return Ok(true),
+                Ok(_) => return Ok(true),
                 Err(Conflict(_)) => backoff(attempt).await,
             }
         }
@@ -542,7 +646,7 @@ impl Store for FirestoreStore {
             // The tally is admission's: what a change did to it is not kept.
             incident.tally = tally;
             match self.commit(vec![self.incident_write(&incident, unchanged(Some(&doc)))?]).await? {
-                Ok(()) => return Ok(true),
+                Ok(_) => return Ok(true),
                 Err(Conflict(_)) => backoff(attempt).await,
             }
         }
@@ -576,7 +680,7 @@ impl Store for FirestoreStore {
     async fn record_rejection(&self, rejection: Rejection) -> Result<(), StoreError> {
         let write = self.log_write("rejections", rejection.received_at, &rejection)?;
         match self.commit(vec![write]).await? {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             Err(Conflict(why)) => Err(backend(format!("a single-document commit failed: {why}"))),
         }
     }
